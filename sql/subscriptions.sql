@@ -1,0 +1,1 @@
+SELECT id AS "_id" FROM subscriptions

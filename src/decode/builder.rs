@@ -1,0 +1,337 @@
+//! Column builders that can roll back a half-appended record.
+//!
+//! Arrow's builders cannot truncate, but a record that fails halfway (a wrong type in its 30th
+//! field) must leave no trace in the batch. These builders keep plain vectors, remember nothing
+//! but their length, and can be truncated back to the length before the record began.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, MapArray, StringArray,
+    StructArray, TimestampSecondArray,
+};
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, Fields};
+
+use super::schema::{map_entries_field, struct_fields, Kind};
+
+/// A growable string column: UTF-8 bytes, offsets, validity.
+#[derive(Debug, Default)]
+pub(crate) struct StrCol {
+    pub data: Vec<u8>,
+    pub offsets: Vec<i32>,
+    pub valid: Vec<bool>,
+}
+
+impl StrCol {
+    fn new() -> Self {
+        StrCol {
+            data: Vec::new(),
+            offsets: vec![0],
+            valid: Vec::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.valid.len()
+    }
+    pub fn push(&mut self, s: &str) {
+        self.data.extend_from_slice(s.as_bytes());
+        self.offsets.push(self.data.len() as i32);
+        self.valid.push(true);
+    }
+    pub fn push_null(&mut self) {
+        self.offsets.push(self.data.len() as i32);
+        self.valid.push(false);
+    }
+    fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.valid.truncate(len);
+            self.offsets.truncate(len + 1);
+            self.data.truncate(self.offsets[len] as usize);
+        }
+    }
+    fn finish(&mut self) -> StringArray {
+        let data = std::mem::take(&mut self.data);
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let valid = std::mem::take(&mut self.valid);
+        // SAFETY-free: offsets are monotone and data is valid UTF-8 by construction (from &str).
+        StringArray::new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            data.into(),
+            nulls(valid),
+        )
+    }
+}
+
+fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
+    if valid.iter().all(|v| *v) {
+        None
+    } else {
+        Some(NullBuffer::new(BooleanBuffer::from(valid)))
+    }
+}
+
+/// A builder for one column, shaped by a [`Kind`].
+#[derive(Debug)]
+pub(crate) enum Col {
+    Int(Vec<i64>, Vec<bool>),
+    Float(Vec<f64>, Vec<bool>),
+    Bool(Vec<bool>, Vec<bool>),
+    Ts(Vec<i64>, Vec<bool>),
+    /// Str, Id and Json all build strings.
+    Str(StrCol),
+    Map {
+        offsets: Vec<i32>,
+        keys: StrCol,
+        values: StrCol,
+        valid: Vec<bool>,
+    },
+    Struct(Box<StructCol>),
+    List {
+        offsets: Vec<i32>,
+        child: Box<Col>,
+        child_field: Arc<Field>,
+        valid: Vec<bool>,
+    },
+}
+
+/// A struct column: its children and its own validity. Also the builder of a whole record.
+#[derive(Debug)]
+pub(crate) struct StructCol {
+    pub fields: Fields,
+    pub kinds: &'static [(&'static str, Kind)],
+    pub children: Vec<Col>,
+    pub valid: Vec<bool>,
+    /// Generation stamps: `seen[i] == stamp` when field `i` was set in the current object.
+    pub seen: Vec<u64>,
+    pub stamp: u64,
+}
+
+impl StructCol {
+    pub fn new(kinds: &'static [(&'static str, Kind)]) -> Self {
+        StructCol {
+            fields: struct_fields(kinds),
+            kinds,
+            children: kinds.iter().map(|(_, k)| Col::new(k)).collect(),
+            valid: Vec::new(),
+            seen: vec![0; kinds.len()],
+            stamp: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    /// The index of a field by name (linear: Stripe objects have tens of fields and the
+    /// comparison usually fails on the first byte).
+    #[inline]
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.kinds.iter().position(|(n, _)| *n == name)
+    }
+
+    pub fn push_null(&mut self) {
+        for c in &mut self.children {
+            c.push_null();
+        }
+        self.valid.push(false);
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.valid.truncate(len);
+        }
+        for c in &mut self.children {
+            c.truncate(len);
+        }
+    }
+
+    pub fn finish(&mut self) -> StructArray {
+        let arrays: Vec<ArrayRef> = self.children.iter_mut().map(|c| c.finish()).collect();
+        let valid = std::mem::take(&mut self.valid);
+        let len = valid.len();
+        if self.fields.is_empty() {
+            return StructArray::new_empty_fields(len, nulls(valid));
+        }
+        StructArray::new(self.fields.clone(), arrays, nulls(valid))
+    }
+}
+
+impl Col {
+    pub fn new(kind: &Kind) -> Col {
+        match kind {
+            Kind::Int => Col::Int(Vec::new(), Vec::new()),
+            Kind::Float => Col::Float(Vec::new(), Vec::new()),
+            Kind::Bool => Col::Bool(Vec::new(), Vec::new()),
+            Kind::Ts => Col::Ts(Vec::new(), Vec::new()),
+            Kind::Str | Kind::Id | Kind::Json => Col::Str(StrCol::new()),
+            Kind::Meta => Col::Map {
+                offsets: vec![0],
+                keys: StrCol::new(),
+                values: StrCol::new(),
+                valid: Vec::new(),
+            },
+            Kind::Obj(fields) => Col::Struct(Box::new(StructCol::new(fields))),
+            Kind::List(item) => Col::List {
+                offsets: vec![0],
+                child: Box::new(Col::new(item)),
+                child_field: Arc::new(Field::new("item", item.data_type(), true)),
+                valid: Vec::new(),
+            },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Col::Int(_, v) | Col::Float(_, v) | Col::Bool(_, v) | Col::Ts(_, v) => v.len(),
+            Col::Str(s) => s.len(),
+            Col::Map { valid, .. } | Col::List { valid, .. } => valid.len(),
+            Col::Struct(s) => s.len(),
+        }
+    }
+
+    pub fn push_null(&mut self) {
+        match self {
+            Col::Int(d, v) | Col::Ts(d, v) => {
+                d.push(0);
+                v.push(false)
+            }
+            Col::Float(d, v) => {
+                d.push(0.0);
+                v.push(false)
+            }
+            Col::Bool(d, v) => {
+                d.push(false);
+                v.push(false)
+            }
+            Col::Str(s) => s.push_null(),
+            Col::Map {
+                offsets,
+                keys,
+                valid,
+                ..
+            } => {
+                offsets.push(keys.len() as i32);
+                valid.push(false);
+            }
+            Col::List {
+                offsets,
+                child,
+                valid,
+                ..
+            } => {
+                offsets.push(child.len() as i32);
+                valid.push(false);
+            }
+            Col::Struct(s) => s.push_null(),
+        }
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        match self {
+            Col::Int(d, v) | Col::Ts(d, v) => {
+                d.truncate(len);
+                v.truncate(len)
+            }
+            Col::Float(d, v) => {
+                d.truncate(len);
+                v.truncate(len)
+            }
+            Col::Bool(d, v) => {
+                d.truncate(len);
+                v.truncate(len)
+            }
+            Col::Str(s) => s.truncate(len),
+            Col::Map {
+                offsets,
+                keys,
+                values,
+                valid,
+            } => {
+                valid.truncate(len);
+                offsets.truncate(len + 1);
+                let n = offsets[len] as usize;
+                keys.truncate(n);
+                values.truncate(n);
+            }
+            Col::List {
+                offsets,
+                child,
+                valid,
+                ..
+            } => {
+                valid.truncate(len);
+                offsets.truncate(len + 1);
+                child.truncate(offsets[len] as usize);
+            }
+            Col::Struct(s) => s.truncate(len),
+        }
+    }
+
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            Col::Int(d, v) => {
+                let a = Int64Array::new(std::mem::take(d).into(), nulls(std::mem::take(v)));
+                Arc::new(a)
+            }
+            Col::Ts(d, v) => {
+                let a =
+                    TimestampSecondArray::new(std::mem::take(d).into(), nulls(std::mem::take(v)))
+                        .with_timezone("UTC");
+                Arc::new(a)
+            }
+            Col::Float(d, v) => Arc::new(Float64Array::new(
+                std::mem::take(d).into(),
+                nulls(std::mem::take(v)),
+            )),
+            Col::Bool(d, v) => Arc::new(BooleanArray::new(
+                BooleanBuffer::from(std::mem::take(d)),
+                nulls(std::mem::take(v)),
+            )),
+            Col::Str(s) => Arc::new(s.finish()),
+            Col::Map {
+                offsets,
+                keys,
+                values,
+                valid,
+            } => {
+                let entries_field = map_entries_field();
+                let DataType::Struct(entry_fields) = entries_field.data_type().clone() else {
+                    unreachable!("map entries are a struct")
+                };
+                let entries = StructArray::new(
+                    entry_fields,
+                    vec![Arc::new(keys.finish()), Arc::new(values.finish())],
+                    None,
+                );
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(MapArray::new(
+                    Arc::new(entries_field),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    entries,
+                    nulls(std::mem::take(valid)),
+                    false,
+                ))
+            }
+            Col::List {
+                offsets,
+                child,
+                child_field,
+                valid,
+            } => {
+                let values = child.finish();
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(ListArray::new(
+                    child_field.clone(),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    values,
+                    nulls(std::mem::take(valid)),
+                ))
+            }
+            Col::Struct(s) => Arc::new(s.finish()),
+        }
+    }
+}

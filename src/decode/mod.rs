@@ -1,0 +1,179 @@
+//! Decode: Stripe records → Arrow record batches with an explicit schema per resource.
+//!
+//! Records are deserialized straight into column builders (no `serde_json::Value` trees).
+//! Unknown fields are skipped, so fields Stripe adds later never break decoding. A record that
+//! cannot be decoded (a wrong type, broken JSON) is rolled back out of the builders and becomes a
+//! [`RejectedRecord`] with its raw JSON and the reason; the rest of the page goes on.
+
+mod builder;
+pub mod schema;
+mod visit;
+
+use std::ops::Range;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use crate::Resource;
+use builder::StructCol;
+use visit::StructSeed;
+
+pub use schema::{arrow_schema, Kind};
+
+/// Platform's code for a row that cannot be read or parsed.
+pub const CODE_UNPARSABLE: &str = "INGEST-1401-400";
+
+/// A source record that could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The record's top-level `id`, when it could be found.
+    pub id: Option<String>,
+    /// The record's raw JSON (invalid UTF-8 replaced).
+    pub raw: String,
+    /// Why it failed, naming the field path (`billing_details.address.city: expected a string…`).
+    pub reason: String,
+}
+
+/// Decodes records of one resource into a growing batch.
+#[derive(Debug)]
+pub struct RecordDecoder {
+    resource: Resource,
+    schema: SchemaRef,
+    root: StructCol,
+}
+
+impl RecordDecoder {
+    /// A decoder for `resource`'s schema.
+    pub fn new(resource: Resource) -> Self {
+        RecordDecoder {
+            resource,
+            schema: arrow_schema(resource),
+            root: StructCol::new(schema::fields(resource)),
+        }
+    }
+
+    /// The resource this decoder reads.
+    pub fn resource(&self) -> Resource {
+        self.resource
+    }
+
+    /// The Arrow schema of the batches this decoder produces.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Records buffered so far.
+    pub fn len(&self) -> usize {
+        self.root.len()
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes one record. On error nothing of the record stays in the builders and the error
+    /// message names the field path and position.
+    pub fn push(&mut self, raw: &[u8]) -> Result<(), String> {
+        let before = self.root.len();
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let result = serde::de::DeserializeSeed::deserialize(
+            StructSeed {
+                col: &mut self.root,
+                nullable: false,
+            },
+            &mut de,
+        )
+        .and_then(|()| de.end());
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.root.truncate(before);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Takes the buffered records as a batch and starts a new one.
+    pub fn finish(&mut self) -> RecordBatch {
+        let columns = self.root.finish().into_parts().1;
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .expect("builders follow the schema they were made from")
+    }
+}
+
+/// The decoded form of some records: a batch plus, per row, its raw source record, and the
+/// records that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The decoded rows, in the resource's source schema.
+    pub batch: RecordBatch,
+    /// The raw JSON of each row of `batch` (cheap slices of the page bodies).
+    pub sources: Vec<Bytes>,
+    /// Records that could not be decoded.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+impl Decoded {
+    /// Records seen: decoded rows plus rejected records.
+    pub fn records(&self) -> usize {
+        self.batch.num_rows() + self.rejected.len()
+    }
+}
+
+/// Decodes the records of one page body (`records` are byte ranges of `body`).
+pub fn decode_records(resource: Resource, body: &Bytes, records: &[Range<usize>]) -> Decoded {
+    let mut decoder = RecordDecoder::new(resource);
+    let mut sources = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for range in records {
+        let raw = &body[range.clone()];
+        match decoder.push(raw) {
+            Ok(()) => sources.push(body.slice(range.clone())),
+            Err(reason) => rejected.push(RejectedRecord {
+                id: crate::source::envelope::record_id(raw),
+                raw: String::from_utf8_lossy(raw).into_owned(),
+                reason,
+            }),
+        }
+    }
+    Decoded {
+        batch: decoder.finish(),
+        sources,
+        rejected,
+    }
+}
+
+/// Decodes many pages on the rayon pool and concatenates them in page order.
+pub fn decode_pages<'a, I>(resource: Resource, pages: I) -> Decoded
+where
+    I: IntoParallelIterator<Item = (&'a Bytes, &'a [Range<usize>])>,
+    I::Iter: IndexedParallelIterator,
+{
+    let parts: Vec<Decoded> = pages
+        .into_par_iter()
+        .map(|(body, records)| decode_records(resource, body, records))
+        .collect();
+    concat(resource, parts)
+}
+
+/// Concatenates decoded parts in order.
+pub fn concat(resource: Resource, parts: Vec<Decoded>) -> Decoded {
+    let schema = arrow_schema(resource);
+    let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
+    let batch = arrow::compute::concat_batches(&schema, batches)
+        .expect("all parts share the resource schema");
+    let mut sources = Vec::with_capacity(batch.num_rows());
+    let mut rejected = Vec::new();
+    for p in parts {
+        sources.extend(p.sources);
+        rejected.extend(p.rejected);
+    }
+    Decoded {
+        batch,
+        sources,
+        rejected,
+    }
+}

@@ -1,0 +1,36 @@
+//! stripe-xdm: Stripe payments data into Adobe Experience Platform's XDM, locally.
+//!
+//! One run walks one way through the stages:
+//!
+//! ```text
+//! Stripe API (or the built-in simulator)
+//!    │  pages of JSON (list envelopes)
+//!    ▼
+//! source   — HTTP, auth, pagination, windows, retries, rate budget
+//!    │  Page { body, record ranges, request id, window, cursor }
+//!    ▼
+//! decode   — explicit Arrow schema per resource; records → RecordBatch; bad records → rejects
+//!    ▼
+//! map      — DataFusion: the resource is a table, the mapping SQL projects it to XDM
+//!    ▼
+//! xdm      — the XDM schema's rules row by row; Data Prep's null-the-field / reject-the-row rule
+//!    ▼
+//! sink     — Parquet batch (staging, rollover, atomic commit), rejected rows, diagnostics
+//! ```
+//!
+//! [`pipeline`] wires the stages for one run and returns a report; [`sim`] is a Stripe
+//! simulator that only speaks HTTP, like Stripe.
+
+pub mod decode;
+pub mod defaults;
+pub mod map;
+pub mod pipeline;
+pub mod resource;
+pub mod secret;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod xdm;
+
+pub use resource::Resource;
+pub use secret::Secret;

@@ -1,0 +1,284 @@
+//! Map: the resource's decoded records are a DataFusion table named after the resource
+//! (`charges`, `balance_transactions`, …) and a SQL file projects them into rows of the target
+//! XDM schema.
+//!
+//! A mapping must return exactly one row per source row, in order (a projection: use `CASE`,
+//! `TRY_CAST` and NULLs rather than `WHERE`, joins or aggregates), so every output row can be
+//! traced back to its Stripe record. A chunk whose mapping fails at run time (a `CAST` that
+//! cannot convert one value) is bisected so that only the failing records are rejected, with
+//! `MAPPER-3700-400`, and the rest of the chunk goes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::decode::arrow_schema;
+use crate::Resource;
+
+/// Platform's code for a mapping (Data Prep) transform error.
+pub const CODE_TRANSFORM: &str = "MAPPER-3700-400";
+
+/// The placeholder for the tenant id in mapping files and XDM schema files.
+pub const TENANT_PLACEHOLDER: &str = "${tenant}";
+
+/// The default tenant id (custom fields go under `_tenant`).
+pub const DEFAULT_TENANT: &str = "tenant";
+
+/// A mapping: SQL text over the resource table, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The SQL, with the tenant placeholder already substituted.
+    pub sql: String,
+    /// Where it came from: a file path or `built-in sql/<resource>.sql`.
+    pub origin: String,
+}
+
+/// Why a mapping could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// The mapping file could not be read.
+    #[error("cannot read mapping file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The SQL does not plan against the resource table.
+    #[error("mapping {origin} does not compile against table `{table}`: {reason}")]
+    Compile {
+        /// The mapping's origin.
+        origin: String,
+        /// The table name.
+        table: String,
+        /// DataFusion's message.
+        reason: String,
+    },
+    /// The SQL changes the number of rows.
+    #[error("mapping {origin} returned {got} rows for {expected} source rows: a mapping must be a projection (one row per record); use CASE/TRY_CAST/NULL instead of WHERE, joins or aggregates")]
+    RowCount {
+        /// The mapping's origin.
+        origin: String,
+        /// Rows in.
+        expected: usize,
+        /// Rows out.
+        got: usize,
+    },
+}
+
+impl Mapping {
+    /// The built-in default mapping of a resource (`sql/<resource>.sql`).
+    pub fn builtin(resource: Resource, tenant: &str) -> Mapping {
+        Mapping {
+            sql: substitute_tenant(crate::defaults::mapping_sql(resource), tenant),
+            origin: format!("built-in sql/{}.sql", resource.path()),
+        }
+    }
+
+    /// A mapping read from a file.
+    pub fn from_file(path: &Path, tenant: &str) -> Result<Mapping, MapError> {
+        let sql = std::fs::read_to_string(path).map_err(|e| MapError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Mapping {
+            sql: substitute_tenant(&sql, tenant),
+            origin: path.display().to_string(),
+        })
+    }
+}
+
+/// Replaces `${tenant}` with the tenant id.
+pub fn substitute_tenant(text: &str, tenant: &str) -> String {
+    text.replace(TENANT_PLACEHOLDER, tenant)
+}
+
+/// The outcome of mapping one chunk.
+#[derive(Debug)]
+pub struct Mapped {
+    /// The mapped rows, one per entry of `rows`.
+    pub batch: RecordBatch,
+    /// For each mapped row, its index in the input batch (ascending).
+    pub rows: Vec<u32>,
+    /// Input rows whose mapping failed, with DataFusion's message.
+    pub failed: Vec<(u32, String)>,
+}
+
+/// A compiled mapping bound to one resource table.
+pub struct Mapper {
+    ctx: SessionContext,
+    mapping: Mapping,
+    table: String,
+    source_schema: SchemaRef,
+    output_schema: SchemaRef,
+}
+
+impl std::fmt::Debug for Mapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapper")
+            .field("origin", &self.mapping.origin)
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+impl Mapper {
+    /// Compiles `mapping` against `resource`'s source table and records its output schema.
+    pub async fn new(resource: Resource, mapping: Mapping) -> Result<Mapper, MapError> {
+        Self::with_session(resource, mapping, new_session()).await
+    }
+
+    /// Like [`Mapper::new`] with a caller-provided session (e.g. one with extra UDFs).
+    pub async fn with_session(
+        resource: Resource,
+        mapping: Mapping,
+        ctx: SessionContext,
+    ) -> Result<Mapper, MapError> {
+        let table = resource.path().to_string();
+        let source_schema = arrow_schema(resource);
+        let compile = |e: DataFusionError| MapError::Compile {
+            origin: mapping.origin.clone(),
+            table: table.clone(),
+            reason: e.to_string(),
+        };
+        ctx.register_batch(&table, RecordBatch::new_empty(source_schema.clone()))
+            .map_err(compile)?;
+        let df = ctx.sql(&mapping.sql).await.map_err(compile)?;
+        let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        Ok(Mapper {
+            ctx,
+            mapping,
+            table,
+            source_schema,
+            output_schema,
+        })
+    }
+
+    /// The Arrow schema of the mapping's output.
+    pub fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    /// The source table's schema.
+    pub fn source_schema(&self) -> SchemaRef {
+        self.source_schema.clone()
+    }
+
+    /// The mapping this mapper runs.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// Runs the mapping over one chunk. Rows whose mapping fails are bisected out and reported
+    /// in [`Mapped::failed`]; a mapping that changes the row count is an error.
+    pub async fn map(&self, batch: RecordBatch) -> Result<Mapped, MapError> {
+        let n = batch.num_rows();
+        match self.run(batch.clone()).await {
+            Ok(out) => {
+                self.check_rows(n, out.num_rows())?;
+                Ok(Mapped {
+                    batch: out,
+                    rows: (0..n as u32).collect(),
+                    failed: Vec::new(),
+                })
+            }
+            Err(first) => {
+                let mut parts = Vec::new();
+                let mut rows = Vec::new();
+                let mut failed = Vec::new();
+                self.bisect(&batch, 0, n, first, &mut parts, &mut rows, &mut failed)
+                    .await?;
+                let batch =
+                    arrow::compute::concat_batches(&self.output_schema, &parts).map_err(|e| {
+                        MapError::Compile {
+                            origin: self.mapping.origin.clone(),
+                            table: self.table.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                Ok(Mapped {
+                    batch,
+                    rows,
+                    failed,
+                })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn bisect(
+        &self,
+        batch: &RecordBatch,
+        offset: usize,
+        len: usize,
+        known_error: String,
+        parts: &mut Vec<RecordBatch>,
+        rows: &mut Vec<u32>,
+        failed: &mut Vec<(u32, String)>,
+    ) -> Result<(), MapError> {
+        // Iterative halving with an explicit stack keeps rows in order.
+        let mut stack = vec![(offset, len, Some(known_error))];
+        while let Some((off, len, err)) = stack.pop() {
+            if len == 0 {
+                continue;
+            }
+            let result = match err {
+                Some(e) => Err(e),
+                None => self.run(batch.slice(off, len)).await,
+            };
+            match result {
+                Ok(out) => {
+                    self.check_rows(len, out.num_rows())?;
+                    rows.extend(off as u32..(off + len) as u32);
+                    parts.push(out);
+                }
+                Err(e) if len == 1 => failed.push((off as u32, e)),
+                Err(_) => {
+                    let half = len / 2;
+                    stack.push((off + half, len - half, None));
+                    stack.push((off, half, None));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_rows(&self, expected: usize, got: usize) -> Result<(), MapError> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(MapError::RowCount {
+                origin: self.mapping.origin.clone(),
+                expected,
+                got,
+            })
+        }
+    }
+
+    async fn run(&self, batch: RecordBatch) -> Result<RecordBatch, String> {
+        let _ = self.ctx.deregister_table(&self.table);
+        self.ctx
+            .register_batch(&self.table, batch)
+            .map_err(|e| e.to_string())?;
+        let df = self
+            .ctx
+            .sql(&self.mapping.sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        let parts = df.collect().await.map_err(|e| e.to_string())?;
+        arrow::compute::concat_batches(&self.output_schema, &parts).map_err(|e| e.to_string())
+    }
+}
+
+/// A DataFusion session for mappings: one partition (row order is preserved) and large batches.
+pub fn new_session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(1 << 16)
+        .with_information_schema(false);
+    SessionContext::new_with_config(config)
+}

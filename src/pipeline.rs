@@ -1,0 +1,1 @@
+//! One run: the stages wired together, and its report.

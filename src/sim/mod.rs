@@ -1,0 +1,362 @@
+//! The Stripe simulator: a deterministic, on-demand dataset behind an HTTP/1.1 server that
+//! speaks Stripe's list API (envelopes, cursors, `created` filters, auth, errors, faults).
+//!
+//! Object `i` of a resource is generated from `(seed, resource, i)` when it is served, so
+//! millions of objects cost no memory. Index order is creation order: `created` is
+//! non-decreasing in the index and lists are served from the highest index down (newest
+//! first; ties inside one second keep that fixed order). Ids encode the index reversibly,
+//! so a cursor maps back to its position in O(1), and `created` windows map to index ranges
+//! by binary search.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
+//! let handle = Simulator::new(SimConfig::default()).start().await?;
+//! let url = format!("{}/v1/charges?limit=100", handle.base_url());
+//! // GET `url` with `Authorization: Bearer {SIM_KEY}` …
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod billing;
+mod dataset;
+mod fake;
+mod json;
+mod list;
+mod payments;
+mod reply;
+mod server;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::Resource;
+use dataset::{hash, salt, unit, Rng, Timeline};
+
+pub use list::{CreatedFilter, ListError, ListParams};
+pub use server::{FaultAction, ScriptedFault, SimHandle, SimStats};
+
+/// The secret key the simulator accepts by default (and the README demo uses).
+pub const SIM_KEY: &str = "sk_test_simulator_4242424242424242";
+
+/// The `Stripe-Version` the simulator reports when the request does not pin one; the
+/// object shapes follow this version's schemas (plus a few widely-seen later additions).
+pub const SIM_API_VERSION: &str = "2023-08-16";
+
+/// Randomised faults, each a fraction of responses (or of records) in `0.0..=1.0`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Faults {
+    /// Fraction of requests answered `429` with Stripe's `rate_limit` error body.
+    pub rate_429: f64,
+    /// Fraction of requests answered `500`, `502` or `503` (`api_error`).
+    pub rate_5xx: f64,
+    /// Fraction of requests delayed by [`Faults::slow_ms`] before being answered.
+    pub slow_rate: f64,
+    /// The delay of a slow response, in milliseconds.
+    pub slow_ms: u64,
+    /// Fraction of records served corrupt inside otherwise good pages (see [`Corruption`]).
+    pub corrupt_rate: f64,
+    /// `Retry-After` seconds sent with injected 429s (none if `None`).
+    pub retry_after_secs: Option<u64>,
+    /// `Stripe-Should-Retry` value sent with injected 5xx (none if `None`).
+    pub should_retry: Option<bool>,
+}
+
+/// The simulator's configuration: the dataset, the accepted keys and the faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Seeds every generated value; the same seed gives the same bytes.
+    pub seed: u64,
+    /// Objects per resource; a resource missing from the map has none.
+    pub counts: BTreeMap<Resource, u64>,
+    /// First `created` second of the dataset (inclusive).
+    pub start: i64,
+    /// End of the `created` range (exclusive); also the dataset's "now".
+    pub end: i64,
+    /// How many consecutive objects share one `created` second (at least 1).
+    pub per_second: u64,
+    /// Accepted secret keys with access to everything (`sk_live_…` keys see `livemode:true`).
+    pub keys: Vec<String>,
+    /// Restricted keys (`rk_test_…`) and the resources each may read; other list
+    /// endpoints answer 403.
+    pub restricted: Vec<(String, Vec<Resource>)>,
+    /// Randomised fault injection.
+    pub faults: Faults,
+}
+
+/// 2025-01-01T00:00:00Z.
+const DEFAULT_START: i64 = 1_735_689_600;
+/// 2026-01-01T00:00:00Z.
+const DEFAULT_END: i64 = 1_767_225_600;
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let counts = Resource::ALL
+            .into_iter()
+            .map(|r| (r, if r == Resource::Prices { 200 } else { 1000 }))
+            .collect();
+        SimConfig {
+            seed: 42,
+            counts,
+            start: DEFAULT_START,
+            end: DEFAULT_END,
+            per_second: 3,
+            keys: vec![SIM_KEY.into()],
+            restricted: Vec::new(),
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The number of objects of `r`.
+    pub fn count(&self, r: Resource) -> u64 {
+        self.counts.get(&r).copied().unwrap_or(0)
+    }
+
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the number of objects of one resource.
+    pub fn with_count(mut self, r: Resource, n: u64) -> Self {
+        self.counts.insert(r, n);
+        self
+    }
+
+    /// Sets the number of objects of every resource.
+    pub fn with_counts(mut self, n: u64) -> Self {
+        self.counts = Resource::ALL.into_iter().map(|r| (r, n)).collect();
+        self
+    }
+
+    /// Sets the `created` range `[start, end)`.
+    pub fn with_window(mut self, start: i64, end: i64) -> Self {
+        self.start = start;
+        self.end = end;
+        self
+    }
+
+    /// Sets how many consecutive objects share one second.
+    pub fn with_per_second(mut self, n: u64) -> Self {
+        self.per_second = n.max(1);
+        self
+    }
+
+    /// Accepts one more secret key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.keys.push(key.into());
+        self
+    }
+
+    /// Accepts a restricted key that may read only `resources`.
+    pub fn with_restricted_key(mut self, key: impl Into<String>, resources: &[Resource]) -> Self {
+        self.restricted.push((key.into(), resources.to_vec()));
+        self
+    }
+
+    /// Sets the randomised faults.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// How a corrupt record is broken. Both kinds keep `"id"` intact and brackets balanced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Corruption {
+    /// Valid JSON with a wrongly typed value: `"created":"yesterday"` or an amount-like
+    /// field (`amount`, `balance`, `unit_amount`, `current_period_end`) set to `"oops"`.
+    WrongType,
+    /// Invalid JSON that is still bracket-balanced: a missing value (`"created": ,`) or an
+    /// unquoted string (`"currency":usd`).
+    BrokenJson,
+}
+
+/// The deterministic dataset; [`Simulator::start`] serves it over HTTP.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    config: SimConfig,
+    timelines: [Timeline; 6],
+}
+
+impl Simulator {
+    /// A dataset for `config`. Cheap: nothing is generated up front.
+    pub fn new(config: SimConfig) -> Self {
+        let timelines = Resource::ALL.map(|r| {
+            Timeline::new(
+                config.seed,
+                namespace(r),
+                config.start,
+                config.end,
+                config.count(r),
+                config.per_second,
+            )
+        });
+        Simulator { config, timelines }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn timeline(&self, r: Resource) -> &Timeline {
+        &self.timelines[r as usize]
+    }
+
+    /// Total number of objects of `r` (indices `0..len`).
+    pub fn len(&self, r: Resource) -> u64 {
+        self.timeline(r).count()
+    }
+
+    /// True if the simulator has no objects of `r`.
+    pub fn is_empty(&self, r: Resource) -> bool {
+        self.len(r) == 0
+    }
+
+    /// The `created` second of object `index`.
+    pub fn created(&self, r: Resource, index: u64) -> i64 {
+        self.timeline(r).created(index)
+    }
+
+    /// The id of object `index`, e.g. `ch_1…` (prefix + 24 base62 characters).
+    pub fn id(&self, r: Resource, index: u64) -> String {
+        let mut buf = Vec::with_capacity(32);
+        self.push_id(r, index, &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub(crate) fn push_id(&self, r: Resource, index: u64, buf: &mut Vec<u8>) {
+        self.push_ns_id(r.id_prefix(), namespace(r), index, buf);
+    }
+
+    pub(crate) fn push_ns_id(&self, prefix: &str, ns: u64, index: u64, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(prefix.as_bytes());
+        dataset::encode_id(self.config.seed, ns, index, buf);
+    }
+
+    /// The index of the object with this id, if it exists in the dataset.
+    pub fn index_of(&self, r: Resource, id: &str) -> Option<u64> {
+        let body = id.strip_prefix(r.id_prefix())?;
+        dataset::decode_id(self.config.seed, namespace(r), body).filter(|&i| i < self.len(r))
+    }
+
+    /// How many objects a full list of `r` with `created[gte]`/`created[lt]` returns
+    /// (for subscriptions: with `status=all`).
+    pub fn count(&self, r: Resource, gte: Option<i64>, lt: Option<i64>) -> u64 {
+        let w = self.timeline(r).window(gte, lt);
+        w.end - w.start
+    }
+
+    /// The ids of that window in list order (newest first), as a full pagination returns
+    /// them. Meant for test expectations on small datasets.
+    pub fn ids(&self, r: Resource, gte: Option<i64>, lt: Option<i64>) -> Vec<String> {
+        self.timeline(r)
+            .window(gte, lt)
+            .rev()
+            .map(|i| self.id(r, i))
+            .collect()
+    }
+
+    /// Whether (and how) object `index` is served corrupt; deterministic in
+    /// `(seed, resource, index)` and [`Faults::corrupt_rate`].
+    pub fn corruption(&self, r: Resource, index: u64) -> Option<Corruption> {
+        let rate = self.config.faults.corrupt_rate;
+        if rate <= 0.0 {
+            return None;
+        }
+        let h = hash(&[self.config.seed, namespace(r), index, salt::CORRUPT]);
+        (unit(h) < rate).then_some(if h & 1 == 0 {
+            Corruption::WrongType
+        } else {
+            Corruption::BrokenJson
+        })
+    }
+
+    /// The number of corrupt records in a window (linear in the window's size).
+    pub fn corrupt_count(&self, r: Resource, gte: Option<i64>, lt: Option<i64>) -> u64 {
+        self.timeline(r)
+            .window(gte, lt)
+            .filter(|&i| self.corruption(r, i).is_some())
+            .count() as u64
+    }
+
+    /// The `status` of subscription `index` (`active`, `canceled`, `trialing`, …).
+    pub fn subscription_status(&self, index: u64) -> &'static str {
+        billing::subscription_status(self.config.seed, index)
+    }
+
+    /// One object as served to a test-mode key (corruption included).
+    pub fn object_json(&self, r: Resource, index: u64) -> String {
+        let mut buf = Vec::with_capacity(3072);
+        self.write_object(r, index, false, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Appends object `index` of `r` to `buf`, corrupt if [`Simulator::corruption`] says so.
+    pub fn write_object(&self, r: Resource, index: u64, livemode: bool, buf: &mut Vec<u8>) {
+        let from = buf.len();
+        self.write_clean(r, index, livemode, buf);
+        if let Some(kind) = self.corruption(r, index) {
+            let h = hash(&[self.config.seed, namespace(r), index, salt::CORRUPT, 1]);
+            let type_field = match r {
+                Resource::Charges | Resource::Refunds | Resource::BalanceTransactions => "amount",
+                Resource::Customers => "balance",
+                Resource::Prices => "unit_amount",
+                Resource::Subscriptions => "current_period_end",
+            };
+            let (key, value): (&str, &[u8]) = match (kind, h & 1 == 0) {
+                (Corruption::WrongType, true) => ("created", b"\"yesterday\""),
+                (Corruption::WrongType, false) => (type_field, b"\"oops\""),
+                (Corruption::BrokenJson, true) => ("created", b" "),
+                (Corruption::BrokenJson, false) => ("currency", b"usd"),
+            };
+            json::splice_value(buf, from, key, value);
+        }
+    }
+
+    /// Appends object `index` without corruption (also used for nested copies).
+    pub(crate) fn write_clean(&self, r: Resource, index: u64, live: bool, buf: &mut Vec<u8>) {
+        match r {
+            Resource::Charges => payments::charge(self, index, live, buf),
+            Resource::Refunds => payments::refund(self, index, buf),
+            Resource::BalanceTransactions => payments::balance_transaction(self, index, buf),
+            Resource::Customers => billing::customer(self, index, live, buf),
+            Resource::Prices => billing::price(self, index, live, buf),
+            Resource::Subscriptions => billing::subscription(self, index, live, buf),
+        }
+    }
+
+    /// One object's private random stream.
+    pub(crate) fn rng(&self, r: Resource, index: u64) -> Rng {
+        Rng::new(hash(&[self.config.seed, namespace(r), index, salt::OBJECT]))
+    }
+
+    /// A deterministic index of an existing object of `r` created no later than `t`
+    /// (any index if there is none), for references between resources.
+    pub(crate) fn pick_before(&self, r: Resource, t: i64, rng: &mut Rng) -> u64 {
+        let upto = self.timeline(r).lower_bound(t.saturating_add(1));
+        match upto {
+            0 => rng.below(self.len(r).max(1)),
+            n => rng.below(n),
+        }
+    }
+
+    /// Serves the dataset on `127.0.0.1` on a free port.
+    pub async fn start(self) -> std::io::Result<SimHandle> {
+        self.start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves the dataset on `addr`, on the caller's tokio runtime.
+    pub async fn start_on(self, addr: SocketAddr) -> std::io::Result<SimHandle> {
+        server::start(self, addr).await
+    }
+}
+
+/// The id namespace of a listed resource.
+fn namespace(r: Resource) -> u64 {
+    1 + r as u64
+}

@@ -1,0 +1,1 @@
+//! Sink: Parquet batches, rejected rows, diagnostics, manifests.

@@ -1,0 +1,697 @@
+//! The Stripe list client: one page per request, retries, rate budgets, pagination.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::Url;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::envelope::{self, record_id};
+use super::error::{truncate_chars, SourceError};
+use super::rate::RateBudget;
+use super::retry::{self, RetryPolicy};
+use crate::{Resource, Secret};
+
+/// The Stripe API version pinned on every request: the spec our Arrow schemas are written from.
+pub const DEFAULT_STRIPE_VERSION: &str = "2023-08-16";
+
+/// The default Stripe API origin.
+pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
+
+/// How a [`StripeClient`] talks to Stripe.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// API origin, `https://api.stripe.com` (a simulator or stub in tests).
+    pub base_url: String,
+    /// The secret (`sk_`) or restricted (`rk_`) key.
+    pub key: Secret,
+    /// The `Stripe-Version` header; [`DEFAULT_STRIPE_VERSION`] by default.
+    pub stripe_version: String,
+    /// The `Stripe-Account` header (Connect), sent on every request when set.
+    pub stripe_account: Option<String>,
+    /// Records per page (`limit`, 1..=100); 100 by default.
+    pub page_limit: u32,
+    /// Retries after the first attempt of a request; 8 by default.
+    pub max_retries: u32,
+    /// First backoff and floor of every backoff; 500 ms by default.
+    pub backoff_base: Duration,
+    /// Cap of the exponential backoff; 20 s by default.
+    pub backoff_max: Duration,
+    /// Whole-request timeout (connect, headers and body); 80 s by default, like Stripe's SDKs.
+    pub timeout: Duration,
+    /// Global request budget; `None` means 25/s for test keys and 100/s for live keys.
+    pub requests_per_sec: Option<f64>,
+    /// Per-endpoint request budget; `None` means 25/s.
+    pub endpoint_requests_per_sec: Option<f64>,
+    /// Requests that may go out at once after an idle period; 3 by default.
+    pub burst: u32,
+    /// The `User-Agent` header; `stripe-xdm/<version>` by default.
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults for `base_url` and `key`.
+    pub fn new(base_url: impl Into<String>, key: Secret) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            key,
+            stripe_version: DEFAULT_STRIPE_VERSION.to_string(),
+            stripe_account: None,
+            page_limit: 100,
+            max_retries: 8,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(20),
+            timeout: Duration::from_secs(80),
+            requests_per_sec: None,
+            endpoint_requests_per_sec: None,
+            burst: 3,
+            user_agent: format!("stripe-xdm/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The global budget in effect: the configured one, or Stripe's mode default.
+    pub fn effective_requests_per_sec(&self) -> f64 {
+        self.requests_per_sec
+            .unwrap_or(if self.key.is_live() { 100.0 } else { 25.0 })
+    }
+
+    /// The per-endpoint budget in effect.
+    pub fn effective_endpoint_requests_per_sec(&self) -> f64 {
+        self.endpoint_requests_per_sec.unwrap_or(25.0)
+    }
+}
+
+/// A half-open `created` window, `[gte, lt)`, in unix seconds; `None` bounds are open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Sent as `created[gte]`.
+    pub gte: Option<i64>,
+    /// Sent as `created[lt]`.
+    pub lt: Option<i64>,
+}
+
+/// One page of a list: the raw body and where each record is in it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The resource listed.
+    pub resource: Resource,
+    /// The response body, unparsed.
+    pub body: Bytes,
+    /// Byte ranges of the records in `body`.
+    pub records: Vec<Range<usize>>,
+    /// The envelope's `has_more`.
+    pub has_more: bool,
+    /// The `Request-Id` response header.
+    pub request_id: Option<String>,
+    /// The `created` window requested.
+    pub window: Window,
+    /// The `starting_after` cursor requested (`None` for a window's first page).
+    pub starting_after: Option<String>,
+    /// The id of the last record: the cursor for the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl Page {
+    /// The raw bytes of record `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn record(&self, i: usize) -> &[u8] {
+        &self.body[self.records[i].clone()]
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when the page has no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The raw records in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.records.iter().map(|r| &self.body[r.clone()])
+    }
+}
+
+/// Counters shared by all clones of a client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// HTTP attempts sent (retries included).
+    pub requests: u64,
+    /// List pages received successfully.
+    pub pages: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// 429 responses seen.
+    pub throttled: u64,
+    /// 5xx responses seen.
+    pub server_errors: u64,
+    /// Response body bytes received (all responses).
+    pub bytes_in: u64,
+    /// Records received in successful pages.
+    pub records: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    pages: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    server_errors: AtomicU64,
+    bytes_in: AtomicU64,
+    records: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A Stripe API client. Cheap to clone; clones share one HTTP pool, rate budget and stats.
+#[derive(Clone, Debug)]
+pub struct StripeClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    cfg: ClientConfig,
+    policy: RetryPolicy,
+    budget: RateBudget,
+    counters: Counters,
+}
+
+/// A successful (2xx) response.
+struct Fetched {
+    body: Bytes,
+    request_id: Option<String>,
+}
+
+/// A failed attempt, with what the retry loop needs to decide.
+struct Failure {
+    error: SourceError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+    status: Option<u16>,
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ApiError,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(rename = "type")]
+    error_type: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    param: Option<String>,
+}
+
+fn config_err(msg: impl Into<String>) -> SourceError {
+    SourceError::Config(msg.into())
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, SourceError> {
+    HeaderValue::from_str(value).map_err(|_| {
+        config_err(format!(
+            "{name} contains characters not allowed in an HTTP header"
+        ))
+    })
+}
+
+impl StripeClient {
+    /// Validates the configuration and builds the client.
+    ///
+    /// Refuses publishable (`pk_`) keys, empty keys, unparsable or non-HTTP(S) base URLs, a page
+    /// limit outside 1..=100, non-positive rates, and header values that are not valid headers.
+    pub fn new(cfg: ClientConfig) -> Result<Self, SourceError> {
+        let key = cfg.key.expose();
+        if key.is_empty() {
+            return Err(config_err("the Stripe API key is empty"));
+        }
+        if key.starts_with("pk_") {
+            return Err(config_err(format!(
+                "{} is a publishable key: publishable keys cannot read lists; use a secret key (sk_…) or a restricted key (rk_…) with read access",
+                cfg.key.masked()
+            )));
+        }
+        let base = cfg.base_url.trim().trim_end_matches('/').to_string();
+        let url = Url::parse(&base)
+            .map_err(|e| config_err(format!("base URL '{base}' is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(config_err(format!(
+                "base URL '{base}' must be an http(s) URL with a host"
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(config_err(format!(
+                "base URL '{base}' must not have a query or fragment"
+            )));
+        }
+        if !(1..=100).contains(&cfg.page_limit) {
+            return Err(config_err(format!(
+                "page limit {} is outside Stripe's 1..=100",
+                cfg.page_limit
+            )));
+        }
+        for (name, rate) in [
+            ("requests per second", cfg.requests_per_sec),
+            (
+                "endpoint requests per second",
+                cfg.endpoint_requests_per_sec,
+            ),
+        ] {
+            if let Some(r) = rate {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(config_err(format!("{name} must be positive, got {r}")));
+                }
+            }
+        }
+
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            config_err("the Stripe API key contains characters not allowed in an HTTP header")
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(
+            "Stripe-Version",
+            header_value("Stripe-Version", &cfg.stripe_version)?,
+        );
+        if let Some(acct) = &cfg.stripe_account {
+            headers.insert("Stripe-Account", header_value("Stripe-Account", acct)?);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(header_value("User-Agent", &cfg.user_agent)?)
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| config_err(format!("cannot build the HTTP client: {e}")))?;
+
+        let policy = RetryPolicy {
+            max_retries: cfg.max_retries,
+            base: cfg.backoff_base,
+            max: cfg.backoff_max.max(cfg.backoff_base),
+        };
+        let budget = RateBudget::new(
+            cfg.effective_requests_per_sec(),
+            cfg.effective_endpoint_requests_per_sec(),
+            cfg.burst,
+        );
+        Ok(StripeClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                cfg,
+                policy,
+                budget,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    /// A snapshot of the counters shared by all clones.
+    pub fn stats(&self) -> FetchStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FetchStats {
+            requests: get(&c.requests),
+            pages: get(&c.pages),
+            retries: get(&c.retries),
+            throttled: get(&c.throttled),
+            server_errors: get(&c.server_errors),
+            bytes_in: get(&c.bytes_in),
+            records: get(&c.records),
+        }
+    }
+
+    /// The endpoint name used in errors, logs and per-endpoint budgets: `GET /v1/charges`.
+    pub fn endpoint(resource: Resource) -> String {
+        format!("GET /v1/{}", resource.path())
+    }
+
+    fn list_url(&self, resource: Resource, window: Window, starting_after: Option<&str>) -> Url {
+        let mut url = Url::parse(&format!("{}/v1/{}", self.inner.base, resource.path()))
+            .expect("base URL validated in StripeClient::new");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &self.inner.cfg.page_limit.to_string());
+            if let Some(c) = starting_after {
+                q.append_pair("starting_after", c);
+            }
+            if let Some(gte) = window.gte {
+                q.append_pair("created[gte]", &gte.to_string());
+            }
+            if let Some(lt) = window.lt {
+                q.append_pair("created[lt]", &lt.to_string());
+            }
+            for (k, v) in resource.fixed_params() {
+                q.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Fetches one page of `resource` in `window` after `starting_after`, with retries.
+    ///
+    /// Fails with [`SourceError::StuckCursor`] when `has_more` is true but the page cannot
+    /// advance the cursor (no records, no readable id on the last record, or the same cursor).
+    pub async fn list_page(
+        &self,
+        resource: Resource,
+        window: Window,
+        starting_after: Option<&str>,
+    ) -> Result<Page, SourceError> {
+        let endpoint = Self::endpoint(resource);
+        let url = self.list_url(resource, window, starting_after);
+        let Fetched { body, request_id } = self.execute(&endpoint, url).await?;
+        let env = envelope::scan(&body).map_err(|source| SourceError::Envelope {
+            endpoint: endpoint.clone(),
+            request_id: request_id.clone(),
+            source,
+        })?;
+        let next_cursor = env.records.last().and_then(|r| record_id(&body[r.clone()]));
+        if env.has_more {
+            let reason = if env.records.is_empty() {
+                Some("has_more is true but the page has no records".to_string())
+            } else if next_cursor.is_none() {
+                Some("has_more is true but the last record has no readable id".to_string())
+            } else if next_cursor.as_deref() == starting_after {
+                Some("the last record's id equals the cursor".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(SourceError::StuckCursor {
+                    endpoint,
+                    cursor: starting_after.map(str::to_string),
+                    window,
+                    reason: format!(
+                        "{reason}{}",
+                        request_id
+                            .as_deref()
+                            .map(|r| format!(" [request-id {r}]"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let c = &self.inner.counters;
+        bump(&c.pages, 1);
+        bump(&c.records, env.records.len() as u64);
+        tracing::debug!(
+            endpoint = %endpoint,
+            records = env.records.len(),
+            has_more = env.has_more,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "page"
+        );
+        Ok(Page {
+            resource,
+            body,
+            records: env.records,
+            has_more: env.has_more,
+            request_id,
+            window,
+            starting_after: starting_after.map(str::to_string),
+            next_cursor,
+        })
+    }
+
+    /// Lists every page of `resource` in `window`, sending each to `tx` in order.
+    ///
+    /// Follows `starting_after` = last id until `has_more` is false. `send` applies backpressure;
+    /// if the receiver is dropped the walk stops quietly with `Ok(())`. A cursor seen twice is a
+    /// [`SourceError::StuckCursor`].
+    pub async fn fetch_all(
+        &self,
+        resource: Resource,
+        window: Window,
+        tx: mpsc::Sender<Page>,
+    ) -> Result<(), SourceError> {
+        let mut cursor: Option<String> = None;
+        let mut seen: HashSet<String> = HashSet::new();
+        loop {
+            if tx.is_closed() {
+                return Ok(());
+            }
+            let page = self.list_page(resource, window, cursor.as_deref()).await?;
+            let has_more = page.has_more;
+            let next = page.next_cursor.clone();
+            if tx.send(page).await.is_err() {
+                return Ok(());
+            }
+            if !has_more {
+                return Ok(());
+            }
+            // list_page guarantees a cursor when has_more is true.
+            let Some(next) = next else { return Ok(()) };
+            if !seen.insert(next.clone()) {
+                return Err(SourceError::StuckCursor {
+                    endpoint: Self::endpoint(resource),
+                    cursor: Some(next),
+                    window,
+                    reason: "the cursor was already visited (pagination loops)".to_string(),
+                });
+            }
+            cursor = Some(next);
+        }
+    }
+
+    /// `GET /v1/account`: the account behind the key, to test a connection.
+    pub async fn get_account(&self) -> Result<serde_json::Value, SourceError> {
+        let endpoint = "GET /v1/account";
+        let url = Url::parse(&format!("{}/v1/account", self.inner.base))
+            .expect("base URL validated in StripeClient::new");
+        let Fetched { body, request_id } = self.execute(endpoint, url).await?;
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(SourceError::InvalidResponse {
+                endpoint: endpoint.to_string(),
+                request_id,
+                message: "the body is not a JSON object".to_string(),
+            }),
+            Err(e) => Err(SourceError::InvalidResponse {
+                endpoint: endpoint.to_string(),
+                request_id,
+                message: format!("not JSON ({e}): {}", excerpt(&body)),
+            }),
+        }
+    }
+
+    /// Sends GET `url` until it succeeds, fails for good, or runs out of retries.
+    async fn execute(&self, endpoint: &str, url: Url) -> Result<Fetched, SourceError> {
+        let policy = self.inner.policy;
+        let mut retry = 0u32;
+        loop {
+            self.inner.budget.acquire(endpoint).await;
+            bump(&self.inner.counters.requests, 1);
+            let failure = match self.attempt(endpoint, &url).await {
+                Ok(f) => return Ok(f),
+                Err(f) => f,
+            };
+            if !failure.retryable {
+                return Err(failure.error);
+            }
+            if retry >= policy.max_retries {
+                return Err(SourceError::RetriesExhausted {
+                    endpoint: endpoint.to_string(),
+                    attempts: retry + 1,
+                    last_status: failure.status,
+                    request_id: failure.request_id,
+                    last_error: failure.error.to_string(),
+                });
+            }
+            retry += 1;
+            bump(&self.inner.counters.retries, 1);
+            let wait = policy.delay(retry, failure.retry_after);
+            tracing::warn!(
+                endpoint,
+                retry,
+                wait_ms = wait.as_millis() as u64,
+                error = %failure.error,
+                "retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: send, read the body, classify.
+    async fn attempt(&self, endpoint: &str, url: &Url) -> Result<Fetched, Failure> {
+        let network = |e: reqwest::Error, retryable: bool| Failure {
+            error: SourceError::Network {
+                endpoint: endpoint.to_string(),
+                message: describe(&e),
+            },
+            retryable,
+            retry_after: None,
+            status: None,
+            request_id: None,
+        };
+        let resp = match self.inner.http.get(url.clone()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let retryable = !e.is_builder();
+                return Err(network(e, retryable));
+            }
+        };
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let request_id = header("request-id");
+        let should_retry =
+            header("stripe-should-retry").and_then(|v| retry::parse_should_retry(&v));
+        let retry_after = header("retry-after").and_then(|v| retry::parse_retry_after(&v));
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let mut f = network(e, true);
+                f.status = Some(status);
+                f.request_id = request_id;
+                return Err(f);
+            }
+        };
+        let c = &self.inner.counters;
+        bump(&c.bytes_in, body.len() as u64);
+        tracing::debug!(
+            endpoint,
+            status,
+            bytes = body.len(),
+            request_id = request_id.as_deref().unwrap_or(""),
+            "response"
+        );
+        if (200..300).contains(&status) {
+            return Ok(Fetched { body, request_id });
+        }
+        if status == 429 {
+            bump(&c.throttled, 1);
+        }
+        if status >= 500 {
+            bump(&c.server_errors, 1);
+        }
+        Err(Failure {
+            error: self.stripe_error(status, endpoint, &body, request_id.clone()),
+            retryable: retry::status_is_retryable(status, should_retry),
+            retry_after,
+            status: Some(status),
+            request_id,
+        })
+    }
+
+    /// Builds the error for a non-2xx response, with a hint for the usual causes.
+    fn stripe_error(
+        &self,
+        status: u16,
+        endpoint: &str,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> SourceError {
+        let (error_type, code, message, param) = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(ErrorBody { error: e }) => (
+                e.error_type,
+                e.code,
+                e.message.unwrap_or_else(|| "(no message)".to_string()),
+                e.param,
+            ),
+            Err(_) if body.iter().all(u8::is_ascii_whitespace) => {
+                (None, None, "empty response body".to_string(), None)
+            }
+            Err(_) => (
+                None,
+                None,
+                format!("non-JSON response body: {}", excerpt(body)),
+                None,
+            ),
+        };
+        let cfg = &self.inner.cfg;
+        // Stripe masks keys in its messages; make sure ours is never echoed in full regardless.
+        let message = message.replace(cfg.key.expose(), &cfg.key.masked());
+        let key = cfg.key.expose();
+        let mode = if cfg.key.is_live() { "live" } else { "test" };
+        let hint = match status {
+            401 => Some(format!(
+                "check the API key ({}, a {mode}-mode key): it may be wrong, for the other mode (test vs live), or revoked/rolled",
+                cfg.key.masked()
+            )),
+            403 if key.starts_with("rk_") => Some(format!(
+                "the restricted key {} lacks read permission on this resource ({endpoint}): grant it 'Read' in the Dashboard under Developers → API keys",
+                cfg.key.masked()
+            )),
+            403 => Some(format!(
+                "the key {} lacks permission for {endpoint}{}",
+                cfg.key.masked(),
+                cfg.stripe_account
+                    .as_deref()
+                    .map(|a| format!(" or for the connected account {a}"))
+                    .unwrap_or_default()
+            )),
+            404 => Some(match &cfg.stripe_account {
+                Some(a) => format!("check the Stripe-Account {a} and the base URL {}", self.inner.base),
+                None => format!("check the base URL {}", self.inner.base),
+            }),
+            _ => None,
+        };
+        SourceError::Stripe {
+            status,
+            endpoint: endpoint.to_string(),
+            error_type,
+            code,
+            message,
+            param,
+            request_id,
+            hint,
+        }
+    }
+}
+
+/// The first 200 characters of a body, lossily decoded.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
+    truncate_chars(text.trim(), 200)
+}
+
+/// A reqwest error described with its cause chain but without the URL.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the response body failed"
+    } else {
+        "request failed"
+    };
+    let mut out = kind.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}

@@ -1,0 +1,20 @@
+//! Source: the Stripe list API client.
+//!
+//! HTTP, auth, pagination, `created` windows, retries and rate budgets. The output is
+//! [`Page`]s: raw bodies plus the byte range of each record, found by a byte scanner
+//! ([`envelope::scan`]) without parsing the records. This module knows nothing of Arrow or SQL,
+//! and no HTTP-library type leaves it.
+
+pub mod client;
+pub mod envelope;
+pub mod error;
+pub mod rate;
+pub mod retry;
+
+pub use client::{
+    ClientConfig, FetchStats, Page, StripeClient, Window, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION,
+};
+pub use envelope::{record_id, scan, Envelope, EnvelopeError};
+pub use error::SourceError;
+pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
+pub use retry::RetryPolicy;

@@ -1,0 +1,10 @@
+//! The one integration-test binary. Everything is network-free: Stripe is the built-in
+//! simulator or a stub on loopback that the tests start themselves.
+
+mod decode;
+mod defaults;
+mod pipeline;
+mod sim;
+mod source;
+mod support;
+mod xdm;
