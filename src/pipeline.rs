@@ -1,1 +1,516 @@
-//! One run: the stages wired together, and its report.
+//! One run: fetch → decode → map → validate → sink, wired with bounded channels, and its report.
+//!
+//! The fetcher runs as its own task and hands pages over a bounded channel (backpressure: the
+//! API is never read faster than the engine writes). Pages are grouped into chunks; a chunk is
+//! decoded on the rayon pool, mapped with DataFusion and validated; accepted rows go to a writer
+//! thread over another bounded channel, so Parquet encoding overlaps the next chunk's decoding.
+//! Memory is bounded by the channel capacities and the chunk size, not by the run's size.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::decode::{self, Decoded, CODE_UNPARSABLE};
+use crate::map::{MapError, Mapper, Mapping, CODE_TRANSFORM};
+use crate::sink::{
+    self, BatchError, BatchStatus, BatchWriter, DatasetDir, ErrorEntry, Manifest, Metrics, Rejection, SinkError,
+    SinkOptions, Stage,
+};
+
+use crate::source::{Page, SourceError, StripeClient, Window};
+use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
+use crate::Resource;
+
+/// Records per chunk handed to DataFusion: large enough to amortise planning, small enough to
+/// keep memory flat.
+pub const DEFAULT_CHUNK_RECORDS: usize = 8192;
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The resource path to fetch.
+    pub resource: Resource,
+    /// The mapping SQL.
+    pub mapping: Mapping,
+    /// The target XDM schema.
+    pub schema: XdmSchema,
+    /// Output folder; the batch goes to `<out>/<dataset>/batches/<batch id>/`.
+    pub out_dir: PathBuf,
+    /// Dataset name (defaults to the resource path).
+    pub dataset: String,
+    /// The `created` window.
+    pub window: Window,
+    /// Write Platform-style diagnostics for rejected rows.
+    pub error_diagnostics: bool,
+    /// Partial ingestion threshold in percent; `None` means partial ingestion is off and any
+    /// rejected row fails the run.
+    pub partial_ingestion: Option<f64>,
+    /// Records per processing chunk.
+    pub chunk_records: usize,
+    /// File size settings.
+    pub sink: SinkOptions,
+    /// A batch id to use (a fresh one when `None`).
+    pub batch_id: Option<String>,
+}
+
+impl RunConfig {
+    /// A run of `resource` with its built-in mapping and schema, partial ingestion at 5%.
+    pub fn builtin(resource: Resource, tenant: &str, out_dir: PathBuf) -> Result<Self, XdmError> {
+        let schema_text = crate::map::substitute_tenant(
+            crate::defaults::xdm_schema_json(resource),
+            tenant,
+        );
+        Ok(RunConfig {
+            resource,
+            mapping: Mapping::builtin(resource, tenant),
+            schema: XdmSchema::from_json_str(&schema_text)?,
+            out_dir,
+            dataset: resource.path().to_string(),
+            window: Window::default(),
+            error_diagnostics: true,
+            partial_ingestion: Some(5.0),
+            chunk_records: DEFAULT_CHUNK_RECORDS,
+            sink: SinkOptions::default(),
+            batch_id: None,
+        })
+    }
+}
+
+/// Why a run could not complete (data problems are not errors: they are rejected rows).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Fetching from Stripe failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The mapping cannot be used.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// The schema or validation failed.
+    #[error(transparent)]
+    Xdm(#[from] XdmError),
+    /// Writing the batch failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The mapping's output does not fit the XDM schema.
+    #[error("mapping {mapping} does not fit XDM schema {schema}:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Mismatch {
+        /// The mapping's origin.
+        mapping: String,
+        /// The schema's name.
+        schema: String,
+        /// Every problem found.
+        problems: Vec<SchemaProblem>,
+    },
+    /// A processing task died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PipelineError {
+    /// True for errors caused by configuration or credentials (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            PipelineError::Source(e) => e.status().is_none_or(|s| (400..500).contains(&s) && s != 429) || e.is_auth(),
+            PipelineError::Map(_) | PipelineError::Xdm(_) | PipelineError::Mismatch { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The batch id.
+    pub batch_id: String,
+    /// The resource path.
+    pub resource: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Success or failed.
+    pub status: BatchStatus,
+    /// Why the run failed.
+    pub failure_reason: Option<String>,
+    /// Records received from Stripe.
+    pub fetched: u64,
+    /// Records written to the batch.
+    pub ingested: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Rejected records by error code (a row counts once, under its first code).
+    pub rejected_by_code: BTreeMap<String, u64>,
+    /// Fields nulled by failed conversions in accepted rows.
+    pub warnings: u64,
+    /// Pages received.
+    pub pages: u64,
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Retries.
+    pub retries: u64,
+    /// 429 responses seen.
+    pub throttled: u64,
+    /// Response bytes read.
+    pub bytes_in: u64,
+    /// Parquet bytes written (accepted files).
+    pub bytes_out: u64,
+    /// Accepted files written.
+    pub files: usize,
+    /// Wall time.
+    pub duration: Duration,
+    /// Where the batch (or the failed run's rejects) went.
+    pub batch_dir: PathBuf,
+}
+
+impl RunReport {
+    /// Ingested records per second of wall time.
+    pub fn records_per_sec(&self) -> f64 {
+        self.fetched as f64 / self.duration.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A chunk's outcome on its way to the writer.
+struct Processed {
+    accepted: RecordBatch,
+    rejected: Vec<Rejection>,
+}
+
+/// Runs one resource through the whole pipeline.
+pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
+    let problems = cfg.schema.check_output(&mapper.output_schema());
+    if !problems.is_empty() {
+        return Err(PipelineError::Mismatch {
+            mapping: cfg.mapping.origin.clone(),
+            schema: schema_name(&cfg.schema),
+            problems,
+        });
+    }
+    let before = client.stats();
+    let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
+    let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);
+    let writer = BatchWriter::create(dirs, &batch_id, cfg.schema.arrow_schema(), cfg.sink)?;
+    let staging = writer.staging_dir().to_path_buf();
+
+    let result = drive(client, &cfg, &mapper, writer).await;
+    let (writer, totals) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            // No batch from a run that did not finish: drop its staging area.
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let stats = client.stats();
+    let fetched = totals.fetched;
+    let rejected: u64 = totals.rejected_by_code.values().sum();
+    let ingested = totals.ingested;
+    if fetched != ingested + rejected {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(PipelineError::Internal(format!(
+            "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}"
+        )));
+    }
+    let failure_reason = threshold_failure(fetched, rejected, cfg.partial_ingestion);
+    let status = if failure_reason.is_some() {
+        BatchStatus::Failed
+    } else {
+        BatchStatus::Success
+    };
+    let manifest = Manifest {
+        batch_id: batch_id.clone(),
+        dataset: cfg.dataset.clone(),
+        resource: cfg.resource.path().to_string(),
+        schema: schema_name(&cfg.schema),
+        mapping: cfg.mapping.origin.clone(),
+        status,
+        failure_reason: failure_reason.clone(),
+        started_at: started_at.to_rfc3339(),
+        completed_at: chrono::Utc::now().to_rfc3339(),
+        window: (cfg.window.gte, cfg.window.lt),
+        error_diagnostics: cfg.error_diagnostics || cfg.partial_ingestion.is_some(),
+        partial_ingestion_percent: cfg.partial_ingestion,
+        metrics: Metrics {
+            input_record_count: fetched,
+            output_record_count: ingested,
+            failed_record_count: rejected,
+            warning_count: totals.warnings,
+            input_byte_size: stats.bytes_in - before.bytes_in,
+        },
+        errors: error_summary(
+            ingested,
+            &totals.rejected_by_code,
+            cfg.error_diagnostics || cfg.partial_ingestion.is_some(),
+        ),
+        files: Vec::new(),
+        output_bytes: 0,
+        rejected_file: None,
+        diagnostics: Vec::new(),
+    };
+    let diagnostics = manifest.error_diagnostics;
+    let (batch_dir, manifest) =
+        tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    Ok(RunReport {
+        batch_id,
+        resource: cfg.resource.path().to_string(),
+        dataset: cfg.dataset.clone(),
+        status,
+        failure_reason,
+        fetched,
+        ingested,
+        rejected,
+        rejected_by_code: totals.rejected_by_code,
+        warnings: totals.warnings,
+        pages: stats.pages - before.pages,
+        requests: stats.requests - before.requests,
+        retries: stats.retries - before.retries,
+        throttled: stats.throttled - before.throttled,
+        bytes_in: stats.bytes_in - before.bytes_in,
+        bytes_out: manifest.output_bytes,
+        files: manifest.files.len(),
+        duration: started.elapsed(),
+        batch_dir,
+    })
+}
+
+fn schema_name(schema: &XdmSchema) -> String {
+    schema
+        .id()
+        .or(schema.title())
+        .unwrap_or("(untitled XDM schema)")
+        .to_string()
+}
+
+/// The run's failure under Platform's rule: without partial ingestion any rejected row fails
+/// it; with it, the run fails only when rejected/fetched exceeds the threshold.
+pub fn threshold_failure(fetched: u64, rejected: u64, partial: Option<f64>) -> Option<String> {
+    match partial {
+        _ if rejected == 0 => None,
+        None => Some(format!(
+            "{rejected} of {fetched} records were rejected and partial ingestion is off"
+        )),
+        Some(pct) if (rejected as f64) * 100.0 > pct * fetched as f64 => Some(format!(
+            "{rejected} of {fetched} records rejected ({:.2}%), above the partial ingestion threshold of {pct}%",
+            rejected as f64 * 100.0 / fetched.max(1) as f64
+        )),
+        Some(_) => None,
+    }
+}
+
+fn error_summary(
+    ingested: u64,
+    by_code: &BTreeMap<String, u64>,
+    diagnostics: bool,
+) -> Vec<BatchError> {
+    let total: u64 = by_code.values().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut out = vec![if diagnostics {
+        BatchError {
+            code: "INGEST-1212-400".into(),
+            message: format!("Encountered {total} errors in the data. Successfully ingested {ingested} rows. Review the associated diagnostic files for additional details."),
+            record_count: None,
+        }
+    } else {
+        BatchError {
+            code: "INGEST-1211-400".into(),
+            message: "Encountered errors while parsing, converting or otherwise validating the data. Please resend the data with error diagnostics enabled to collect additional information on failure types".into(),
+            record_count: None,
+        }
+    }];
+    for (code, n) in by_code {
+        out.push(BatchError {
+            code: code.clone(),
+            message: code_message(code).to_string(),
+            record_count: Some(*n),
+        });
+    }
+    out
+}
+
+/// Platform's message for a code (ours for the local `XDM-*` codes).
+pub fn code_message(code: &str) -> &'static str {
+    match code {
+        CODE_UNPARSABLE => "The row has corrupted data and cannot be read or parsed. Fix the corrupted data and try again.",
+        "INGEST-1555-400" => "A required field is either missing or has a value of null. Add the required field to the input row and try again.",
+        CODE_TRANSFORM => "Mapper Transform Error",
+        "XDM-ENUM" => "A value is not one of the field's enum values.",
+        "XDM-PATTERN" => "A value does not match the field's pattern.",
+        "XDM-MINLENGTH" | "XDM-MAXLENGTH" => "A value's length is outside the field's minLength/maxLength.",
+        "XDM-MINIMUM" | "XDM-MAXIMUM" => "A value is outside the field's minimum/maximum.",
+        "XDM-FORMAT" => "A value does not match the field's format.",
+        _ => "Validation error.",
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    fetched: u64,
+    ingested: u64,
+    warnings: u64,
+    rejected_by_code: BTreeMap<String, u64>,
+}
+
+async fn drive(
+    client: &StripeClient,
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    mut writer: BatchWriter,
+) -> Result<(BatchWriter, Totals), PipelineError> {
+    let (page_tx, mut page_rx) = mpsc::channel::<Page>(16);
+    let fetcher = {
+        let client = client.clone();
+        let (resource, window) = (cfg.resource, cfg.window);
+        tokio::spawn(async move { client.fetch_all(resource, window, page_tx).await })
+    };
+
+    // The writer thread: Parquet encoding overlaps the next chunk's decode/map/validate.
+    let (out_tx, out_rx) = std_mpsc::sync_channel::<Processed>(2);
+    let writer_thread = std::thread::spawn(move || -> Result<BatchWriter, SinkError> {
+        for p in out_rx {
+            writer.write(&p.accepted)?;
+            writer.reject(&p.rejected)?;
+        }
+        Ok(writer)
+    });
+
+    let mut totals = Totals::default();
+    let mut pending: Vec<Page> = Vec::new();
+    let mut pending_records = 0usize;
+    let mut send_error: Option<PipelineError> = None;
+    loop {
+        let next = page_rx.recv().await;
+        let done = next.is_none();
+        if let Some(page) = next {
+            pending_records += page.len();
+            pending.push(page);
+        }
+        if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
+            let pages = std::mem::take(&mut pending);
+            pending_records = 0;
+            let processed = process_chunk(cfg, mapper, pages, &mut totals).await?;
+            if out_tx.send(processed).is_err() {
+                send_error = Some(PipelineError::Internal("writer stopped".into()));
+                break;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    drop(out_tx);
+    let writer_result = writer_thread
+        .join()
+        .map_err(|_| PipelineError::Internal("writer thread panicked".into()))?;
+    fetcher
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let writer = writer_result?;
+    if let Some(e) = send_error {
+        return Err(e);
+    }
+    Ok((writer, totals))
+}
+
+/// Decodes, maps and validates one chunk of pages.
+async fn process_chunk(
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    pages: Vec<Page>,
+    totals: &mut Totals,
+) -> Result<Processed, PipelineError> {
+    let resource = cfg.resource;
+    let decoded: Decoded = tokio::task::spawn_blocking(move || {
+        decode::decode_pages(
+            resource,
+            pages
+                .iter()
+                .map(|p| (&p.body, p.records.as_slice()))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    totals.fetched += decoded.records() as u64;
+
+    let mut rejected: Vec<Rejection> = decoded
+        .rejected
+        .iter()
+        .map(|r| Rejection {
+            object_id: r.id.clone(),
+            stage: Stage::Decode,
+            errors: vec![ErrorEntry {
+                column: String::new(),
+                code: CODE_UNPARSABLE.to_string(),
+                message: r.reason.clone(),
+                value: None,
+            }],
+            source: r.raw.clone(),
+        })
+        .collect();
+
+    let ids = decoded.batch.column(0).as_string::<i32>().clone();
+    let source_of = |row: usize| String::from_utf8_lossy(&decoded.sources[row]).into_owned();
+    let id_of = |row: usize| (!ids.is_null(row)).then(|| ids.value(row).to_string());
+
+    let mapped = mapper.map(decoded.batch.clone()).await?;
+    for (row, message) in &mapped.failed {
+        let row = *row as usize;
+        rejected.push(Rejection {
+            object_id: id_of(row),
+            stage: Stage::Map,
+            errors: vec![ErrorEntry {
+                column: String::new(),
+                code: CODE_TRANSFORM.to_string(),
+                message: message.clone(),
+                value: None,
+            }],
+            source: source_of(row),
+        });
+    }
+
+    let schema = cfg.schema.clone();
+    let batch = mapped.batch;
+    let validated = tokio::task::spawn_blocking(move || xdm::validate(&batch, &schema))
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    totals.warnings += validated.warnings.len() as u64;
+    for r in &validated.rejected {
+        let row = mapped.rows[r.row as usize] as usize;
+        rejected.push(Rejection {
+            object_id: id_of(row),
+            stage: Stage::Validate,
+            errors: r
+                .errors
+                .iter()
+                .map(|e| ErrorEntry {
+                    column: e.column.clone(),
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                    value: e.value.clone(),
+                })
+                .collect(),
+            source: source_of(row),
+        });
+    }
+    for r in &rejected {
+        let code = r
+            .primary()
+            .map(|e| e.code.clone())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        *totals.rejected_by_code.entry(code).or_default() += 1;
+    }
+    totals.ingested += validated.accepted.num_rows() as u64;
+    Ok(Processed {
+        accepted: validated.accepted,
+        rejected,
+    })
+}

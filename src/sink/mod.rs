@@ -1,1 +1,339 @@
-//! Sink: Parquet batches, rejected rows, diagnostics, manifests.
+//! Sink: accepted rows as a Parquet batch, rejected rows beside it, and a manifest.
+//!
+//! A batch is written under `<out>/<dataset>/.staging/<batch_id>/` and becomes visible only when
+//! [`BatchWriter::commit`] renames the whole directory to `<out>/<dataset>/batches/<batch_id>/`
+//! after the manifest is on disk. A crash never leaves a half batch that looks finished: whatever
+//! is under `.staging` is by definition incomplete. A failed run's directory goes to
+//! `<out>/<dataset>/failed/<batch_id>/` without its accepted files (a failed run promotes no
+//! batch), keeping the rejected rows and diagnostics for analysis.
+
+mod manifest;
+mod rejects;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+pub use manifest::{BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics};
+pub use rejects::{ErrorEntry, Rejection, Stage, REJECTED_FILE};
+
+/// Platform's limit of files per batch.
+pub const MAX_FILES_PER_BATCH: usize = 1500;
+/// Platform's limit of bytes per batch (100 GB).
+pub const MAX_BATCH_BYTES: u64 = 100 * 1000 * 1000 * 1000;
+/// Files roll over at this size, which keeps each one within the single-request upload (256 MB).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1000 * 1000;
+/// Rows per Parquet row group.
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Why the sink could not write.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A file system operation failed.
+    #[error("{action} {path}: {reason}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// Parquet encoding failed.
+    #[error("writing Parquet file {path}: {reason}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// The batch would break one of Platform's limits.
+    #[error("batch {batch_id} would exceed Platform's limit: {limit}; split the run into smaller created windows")]
+    Limit {
+        /// The batch.
+        batch_id: String,
+        /// The limit, in words.
+        limit: String,
+    },
+}
+
+pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError {
+    let path = path.to_path_buf();
+    move |e| SinkError::Io {
+        action,
+        path,
+        reason: e.to_string(),
+    }
+}
+
+/// Size settings of a batch writer.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkOptions {
+    /// Roll over to a new file once a file reaches this many bytes.
+    pub max_file_bytes: u64,
+    /// Rows per row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+        }
+    }
+}
+
+/// The directory layout of one dataset's output.
+#[derive(Debug, Clone)]
+pub struct DatasetDir {
+    root: PathBuf,
+}
+
+impl DatasetDir {
+    /// `<out>/<dataset>`.
+    pub fn new(out: &Path, dataset: &str) -> Self {
+        DatasetDir {
+            root: out.join(dataset),
+        }
+    }
+    /// The dataset folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// Where in-progress batches are written.
+    pub fn staging(&self, batch_id: &str) -> PathBuf {
+        self.root.join(".staging").join(batch_id)
+    }
+    /// Where a committed batch lives.
+    pub fn committed(&self, batch_id: &str) -> PathBuf {
+        self.root.join("batches").join(batch_id)
+    }
+    /// Where a failed run's rejected rows and manifest live.
+    pub fn failed(&self, batch_id: &str) -> PathBuf {
+        self.root.join("failed").join(batch_id)
+    }
+}
+
+/// Writes one batch: rolling Parquet files of accepted rows plus the rejected rows.
+pub struct BatchWriter {
+    batch_id: String,
+    dirs: DatasetDir,
+    staging: PathBuf,
+    schema: SchemaRef,
+    props: WriterProperties,
+    options: SinkOptions,
+    current: Option<(ArrowWriter<File>, String, u64)>,
+    files: Vec<FileEntry>,
+    rejects: rejects::RejectWriter,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter")
+            .field("batch_id", &self.batch_id)
+            .field("staging", &self.staging)
+            .finish()
+    }
+}
+
+impl BatchWriter {
+    /// Starts a batch in the dataset's staging area. `schema` is the XDM Arrow schema of the
+    /// accepted rows.
+    pub fn create(
+        dirs: DatasetDir,
+        batch_id: &str,
+        schema: SchemaRef,
+        options: SinkOptions,
+    ) -> Result<Self, SinkError> {
+        let staging = dirs.staging(batch_id);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io_err("clearing", &staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let rejects = rejects::RejectWriter::new(&staging)?;
+        Ok(BatchWriter {
+            batch_id: batch_id.to_string(),
+            dirs,
+            staging,
+            schema,
+            props,
+            options,
+            current: None,
+            files: Vec::new(),
+            rejects,
+        })
+    }
+
+    /// The batch id.
+    pub fn batch_id(&self) -> &str {
+        &self.batch_id
+    }
+
+    /// The staging directory.
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Appends accepted rows (an empty batch writes nothing: Platform refuses empty files).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            self.open_file()?;
+        }
+        let (writer, name, rows) = self.current.as_mut().expect("opened above");
+        writer.write(batch).map_err(|e| SinkError::Parquet {
+            path: PathBuf::from(name.clone()),
+            reason: e.to_string(),
+        })?;
+        *rows += batch.num_rows() as u64;
+        let size = writer.bytes_written() as u64 + writer.in_progress_size() as u64;
+        if size >= self.options.max_file_bytes {
+            self.close_file()?;
+        }
+        Ok(())
+    }
+
+    /// Appends rejected rows.
+    pub fn reject(&mut self, rows: &[Rejection]) -> Result<(), SinkError> {
+        self.rejects.write(rows)
+    }
+
+    fn open_file(&mut self) -> Result<(), SinkError> {
+        if self.files.len() + 1 > MAX_FILES_PER_BATCH {
+            return Err(SinkError::Limit {
+                batch_id: self.batch_id.clone(),
+                limit: format!("at most {MAX_FILES_PER_BATCH} files per batch"),
+            });
+        }
+        let name = format!("part-{:05}.parquet", self.files.len());
+        let path = self.staging.join(&name);
+        let file = File::create(&path).map_err(io_err("creating", &path))?;
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
+            .map_err(|e| SinkError::Parquet {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        self.current = Some((writer, name, 0));
+        Ok(())
+    }
+
+    fn close_file(&mut self) -> Result<(), SinkError> {
+        if let Some((writer, name, rows)) = self.current.take() {
+            let path = self.staging.join(&name);
+            writer.close().map_err(|e| SinkError::Parquet {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let bytes = std::fs::metadata(&path)
+                .map_err(io_err("reading size of", &path))?
+                .len();
+            self.files.push(FileEntry {
+                name,
+                records: rows,
+                bytes,
+            });
+            let total: u64 = self.files.iter().map(|f| f.bytes).sum();
+            if total > MAX_BATCH_BYTES {
+                return Err(SinkError::Limit {
+                    batch_id: self.batch_id.clone(),
+                    limit: "at most 100 GB per batch".to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the files, writes the manifest and the diagnostics, and makes the batch
+    /// visible: under `batches/` when `manifest.status` is success, under `failed/` (without
+    /// accepted files) otherwise. Returns the final directory.
+    pub fn commit(
+        mut self,
+        mut manifest: Manifest,
+        diagnostics: bool,
+    ) -> Result<(PathBuf, Manifest), SinkError> {
+        self.close_file()?;
+        let reject_summary = self.rejects.finish(diagnostics)?;
+        manifest.batch_id = self.batch_id.clone();
+        manifest.rejected_file = reject_summary.file.clone();
+        manifest.diagnostics = reject_summary.diagnostics.clone();
+        let success = manifest.status == BatchStatus::Success;
+        let target = if success {
+            manifest.files = std::mem::take(&mut self.files);
+            self.dirs.committed(&self.batch_id)
+        } else {
+            for f in &self.files {
+                let p = self.staging.join(&f.name);
+                std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
+            }
+            manifest.files.clear();
+            self.dirs.failed(&self.batch_id)
+        };
+        manifest.output_bytes = manifest.files.iter().map(|f| f.bytes).sum();
+        manifest.write(&self.staging.join(manifest::MANIFEST_FILE))?;
+        sync_dir(&self.staging);
+        let parent = target.parent().expect("batch dirs have a parent");
+        std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(io_err("replacing", &target))?;
+        }
+        std::fs::rename(&self.staging, &target).map_err(io_err("committing", &target))?;
+        sync_dir(parent);
+        Ok((target, manifest))
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: durability of the rename on file systems that support directory fsync.
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Reads every accepted row of a committed batch directory back (for tests and tools).
+pub fn read_batch_dir(dir: &Path) -> Result<Vec<RecordBatch>, SinkError> {
+    let manifest = Manifest::read(&dir.join(manifest::MANIFEST_FILE))?;
+    let mut out = Vec::new();
+    for f in &manifest.files {
+        out.extend(read_parquet(&dir.join(&f.name))?);
+    }
+    Ok(out)
+}
+
+/// Reads a Parquet file into record batches.
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
+    let file = File::open(path).map_err(io_err("opening", path))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| SinkError::Parquet {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SinkError::Parquet {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// A new batch id: sortable by time, unique (`20261126T193347Z-3f9a1c2e`).
+pub fn new_batch_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let rand: u32 = rand::random();
+    format!("{now}-{rand:08x}")
+}
+

@@ -1,0 +1,143 @@
+//! The manifest of a batch: what it holds, how it was made, and how it ended.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{io_err, SinkError};
+
+/// The manifest's file name inside a batch directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchStatus {
+    /// Committed: its files are ready for upload.
+    Success,
+    /// The run failed (threshold exceeded or an error); no accepted file is promoted.
+    Failed,
+}
+
+/// One Parquet file of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name inside the batch directory.
+    pub name: String,
+    /// Rows in it.
+    pub records: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// One error summary line, in Platform's batch `errors` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchError {
+    /// Platform-style code (`INGEST-1401-400`, …).
+    pub code: String,
+    /// Human message.
+    pub message: String,
+    /// Rows with this code, when counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_count: Option<u64>,
+}
+
+/// Counts of a batch, named as Platform's batch `metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// Records fetched from Stripe.
+    pub input_record_count: u64,
+    /// Records accepted into the batch.
+    pub output_record_count: u64,
+    /// Records rejected.
+    pub failed_record_count: u64,
+    /// Fields nulled by a failed conversion in accepted rows.
+    pub warning_count: u64,
+    /// Bytes of Stripe responses read.
+    pub input_byte_size: u64,
+}
+
+/// A batch manifest (`manifest.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The batch id.
+    pub batch_id: String,
+    /// The dataset (output folder name).
+    pub dataset: String,
+    /// The Stripe resource path.
+    pub resource: String,
+    /// The XDM schema's `$id` or title.
+    pub schema: String,
+    /// Where the mapping came from.
+    pub mapping: String,
+    /// How the batch ended.
+    pub status: BatchStatus,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Start of the run (RFC 3339).
+    pub started_at: String,
+    /// End of the run (RFC 3339).
+    pub completed_at: String,
+    /// The `created` window fetched: `[gte, lt)` in unix seconds.
+    pub window: (Option<i64>, Option<i64>),
+    /// Error diagnostics on.
+    pub error_diagnostics: bool,
+    /// Partial ingestion threshold in percent, when partial ingestion is on.
+    pub partial_ingestion_percent: Option<f64>,
+    /// Counts.
+    pub metrics: Metrics,
+    /// Error summary, Platform-style.
+    pub errors: Vec<BatchError>,
+    /// The accepted Parquet files (empty for a failed batch).
+    pub files: Vec<FileEntry>,
+    /// Sum of the files' sizes.
+    pub output_bytes: u64,
+    /// The rejected-rows Parquet file, when there were rejected rows.
+    pub rejected_file: Option<String>,
+    /// Platform-style diagnostics files written (`row_errors/…`).
+    pub diagnostics: Vec<String>,
+}
+
+/// A manifest that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("manifest {path} is not valid: {reason}")]
+pub struct ManifestError {
+    /// The file.
+    pub path: String,
+    /// The parser's message.
+    pub reason: String,
+}
+
+impl From<ManifestError> for SinkError {
+    fn from(e: ManifestError) -> Self {
+        SinkError::Io {
+            action: "reading",
+            path: e.path.into(),
+            reason: e.reason,
+        }
+    }
+}
+
+impl Manifest {
+    /// Writes the manifest as pretty JSON, via a temporary file and a rename.
+    pub fn write(&self, path: &Path) -> Result<(), SinkError> {
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        std::fs::write(&tmp, text).map_err(io_err("writing", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_err("renaming", path))?;
+        Ok(())
+    }
+
+    /// Reads a manifest.
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let err = |reason: String| ManifestError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
+    }
+}

@@ -1,0 +1,311 @@
+//! Rejected rows: a Parquet file for local analysis and, with error diagnostics on, Platform-style
+//! `row_errors/` JSON Lines files.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder, StructBuilder};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+
+use super::{io_err, SinkError};
+
+/// File name of the rejected rows inside a batch directory.
+pub const REJECTED_FILE: &str = "rejected.parquet";
+
+/// The stage that rejected a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The record could not be decoded (broken JSON, wrong type).
+    Decode,
+    /// The mapping SQL failed on the record.
+    Map,
+    /// The mapped row broke the XDM schema.
+    Validate,
+}
+
+impl Stage {
+    /// `decode`, `map` or `validate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Map => "map",
+            Stage::Validate => "validate",
+        }
+    }
+}
+
+/// One error of a rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorEntry {
+    /// Dotted path of the column (empty for whole-row errors).
+    pub column: String,
+    /// Platform-style code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+    /// The offending value, rendered and truncated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A rejected row with its source record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The Stripe object id, when known.
+    pub object_id: Option<String>,
+    /// Which stage rejected it.
+    pub stage: Stage,
+    /// Every error of the row.
+    pub errors: Vec<ErrorEntry>,
+    /// The raw Stripe record (JSON text).
+    pub source: String,
+}
+
+impl Rejection {
+    /// The error that decided the rejection: the first one that is not a transform warning
+    /// (a failed conversion only rejects a row through the rule it then breaks).
+    pub fn primary(&self) -> Option<&ErrorEntry> {
+        self.errors
+            .iter()
+            .find(|e| e.code != "MAPPER-3700-400")
+            .or(self.errors.first())
+    }
+}
+
+/// The Arrow schema of `rejected.parquet`.
+pub fn rejected_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("object_id", DataType::Utf8, true),
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("code", DataType::Utf8, false),
+        Field::new("column", DataType::Utf8, true),
+        Field::new(
+            "errors",
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(error_fields()),
+                true,
+            ))),
+            false,
+        ),
+        Field::new("source", DataType::Utf8, false),
+    ]))
+}
+
+fn error_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("column", DataType::Utf8, true),
+        Field::new("code", DataType::Utf8, true),
+        Field::new("message", DataType::Utf8, true),
+        Field::new("value", DataType::Utf8, true),
+    ])
+}
+
+fn to_batch(rows: &[Rejection]) -> RecordBatch {
+    let mut id = StringBuilder::new();
+    let mut stage = StringBuilder::new();
+    let mut code = StringBuilder::new();
+    let mut column = StringBuilder::new();
+    let mut source = StringBuilder::new();
+    let fields = error_fields();
+    let mut errors = ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0))
+        .with_field(Arc::new(Field::new("item", DataType::Struct(fields), true)));
+    for r in rows {
+        id.append_option(r.object_id.as_deref());
+        stage.append_value(r.stage.as_str());
+        let first = r.primary();
+        code.append_value(first.map(|e| e.code.as_str()).unwrap_or(""));
+        column.append_option(first.map(|e| e.column.as_str()).filter(|c| !c.is_empty()));
+        source.append_value(&r.source);
+        let items = errors.values();
+        for e in &r.errors {
+            let values = [
+                Some(e.column.as_str()),
+                Some(e.code.as_str()),
+                Some(e.message.as_str()),
+                e.value.as_deref(),
+            ];
+            for (i, v) in values.into_iter().enumerate() {
+                items
+                    .field_builder::<StringBuilder>(i)
+                    .expect("error fields are strings")
+                    .append_option(v);
+            }
+            items.append(true);
+        }
+        errors.append(true);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(stage.finish()),
+        Arc::new(code.finish()),
+        Arc::new(column.finish()),
+        Arc::new(errors.finish()),
+        Arc::new(source.finish()),
+    ];
+    RecordBatch::try_new(rejected_schema(), columns).expect("columns follow rejected_schema")
+}
+
+/// What the reject writer produced.
+#[derive(Debug, Default)]
+pub(crate) struct RejectSummary {
+    pub file: Option<String>,
+    pub diagnostics: Vec<String>,
+}
+
+/// Streams rejected rows to Parquet and keeps diagnostics lines on disk.
+pub(crate) struct RejectWriter {
+    dir: PathBuf,
+    parquet: Option<ArrowWriter<File>>,
+    parsing: BufWriter<File>,
+    conversion: BufWriter<File>,
+    parsing_rows: u64,
+    conversion_rows: u64,
+}
+
+const PARSING: &str = "row_errors/parsing_errors_0.json";
+const CONVERSION: &str = "row_errors/conversion_errors_0.json";
+
+impl RejectWriter {
+    pub fn new(dir: &Path) -> Result<Self, SinkError> {
+        let row_errors = dir.join("row_errors");
+        std::fs::create_dir_all(&row_errors).map_err(io_err("creating", &row_errors))?;
+        let open = |name: &str| -> Result<BufWriter<File>, SinkError> {
+            let p = dir.join(name);
+            Ok(BufWriter::new(
+                File::create(&p).map_err(io_err("creating", &p))?,
+            ))
+        };
+        Ok(RejectWriter {
+            dir: dir.to_path_buf(),
+            parquet: None,
+            parsing: open(PARSING)?,
+            conversion: open(CONVERSION)?,
+            parsing_rows: 0,
+            conversion_rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, rows: &[Rejection]) -> Result<(), SinkError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join(REJECTED_FILE);
+        if self.parquet.is_none() {
+            let file = File::create(&path).map_err(io_err("creating", &path))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let w = ArrowWriter::try_new(file, rejected_schema(), Some(props)).map_err(|e| {
+                SinkError::Parquet {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            self.parquet = Some(w);
+        }
+        let batch = to_batch(rows);
+        self.parquet
+            .as_mut()
+            .expect("opened above")
+            .write(&batch)
+            .map_err(|e| SinkError::Parquet {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        for r in rows {
+            self.diagnostic_line(r)?;
+        }
+        Ok(())
+    }
+
+    fn diagnostic_line(&mut self, r: &Rejection) -> Result<(), SinkError> {
+        #[derive(Serialize)]
+        struct RowError<'a> {
+            #[serde(skip_serializing_if = "str::is_empty")]
+            column: &'a str,
+            code: &'a str,
+            message: &'a str,
+        }
+        let errors: Vec<RowError> = r
+            .errors
+            .iter()
+            .map(|e| RowError {
+                column: &e.column,
+                // Platform's parsing rows carry the bare numeric code ("1401").
+                code: if r.stage == Stage::Decode {
+                    "1401"
+                } else {
+                    &e.code
+                },
+                message: &e.message,
+            })
+            .collect();
+        let (out, name, count) = if r.stage == Stage::Decode {
+            (&mut self.parsing, PARSING, &mut self.parsing_rows)
+        } else {
+            (&mut self.conversion, CONVERSION, &mut self.conversion_rows)
+        };
+        let line = if r.stage == Stage::Decode {
+            serde_json::json!({
+                "_corrupt_record": r.source,
+                "_errors": errors,
+                "_filename": name.rsplit('/').next(),
+            })
+        } else {
+            let record = serde_json::from_str::<serde_json::Value>(&r.source)
+                .unwrap_or_else(|_| serde_json::Value::String(r.source.clone()));
+            serde_json::json!({
+                "_id": r.object_id,
+                "_record": record,
+                "_errors": errors,
+                "_filename": name.rsplit('/').next(),
+            })
+        };
+        serde_json::to_writer(&mut *out, &line).map_err(|e| SinkError::Io {
+            action: "writing",
+            path: name.into(),
+            reason: e.to_string(),
+        })?;
+        out.write_all(b"\n").map_err(io_err("writing", Path::new(name)))?;
+        *count += 1;
+        Ok(())
+    }
+
+    /// Closes the files. Diagnostics files are kept only when `diagnostics` is on and they
+    /// hold rows.
+    pub fn finish(self, diagnostics: bool) -> Result<RejectSummary, SinkError> {
+        let mut summary = RejectSummary::default();
+        if let Some(w) = self.parquet {
+            let path = self.dir.join(REJECTED_FILE);
+            w.close().map_err(|e| SinkError::Parquet {
+                path,
+                reason: e.to_string(),
+            })?;
+            summary.file = Some(REJECTED_FILE.to_string());
+        }
+        for (mut w, name, rows) in [
+            (self.parsing, PARSING, self.parsing_rows),
+            (self.conversion, CONVERSION, self.conversion_rows),
+        ] {
+            let path = self.dir.join(name);
+            w.flush().map_err(io_err("writing", &path))?;
+            drop(w);
+            if diagnostics && rows > 0 {
+                summary.diagnostics.push(name.to_string());
+            } else {
+                std::fs::remove_file(&path).map_err(io_err("removing", &path))?;
+            }
+        }
+        if summary.diagnostics.is_empty() {
+            let _ = std::fs::remove_dir(self.dir.join("row_errors"));
+        }
+        Ok(summary)
+    }
+}
