@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::decode::{self, Decoded, CODE_UNPARSABLE};
 use crate::map::{MapError, Mapper, Mapping, CODE_TRANSFORM};
 use crate::sink::{
-    self, BatchError, BatchStatus, BatchWriter, DatasetDir, ErrorEntry, Manifest, Metrics, Rejection, SinkError,
-    SinkOptions, Stage,
+    self, BatchError, BatchStatus, BatchWriter, DatasetDir, ErrorEntry, Manifest, Metrics,
+    Rejection, SinkError, SinkOptions, Stage,
 };
 
 use crate::source::{Page, SourceError, StripeClient, Window};
@@ -61,10 +61,8 @@ pub struct RunConfig {
 impl RunConfig {
     /// A run of `resource` with its built-in mapping and schema, partial ingestion at 5%.
     pub fn builtin(resource: Resource, tenant: &str, out_dir: PathBuf) -> Result<Self, XdmError> {
-        let schema_text = crate::map::substitute_tenant(
-            crate::defaults::xdm_schema_json(resource),
-            tenant,
-        );
+        let schema_text =
+            crate::map::substitute_tenant(crate::defaults::xdm_schema_json(resource), tenant);
         Ok(RunConfig {
             resource,
             mapping: Mapping::builtin(resource, tenant),
@@ -115,7 +113,11 @@ impl PipelineError {
     /// True for errors caused by configuration or credentials (exit code 2).
     pub fn is_usage(&self) -> bool {
         match self {
-            PipelineError::Source(e) => e.status().is_none_or(|s| (400..500).contains(&s) && s != 429) || e.is_auth(),
+            PipelineError::Source(e) => {
+                e.status()
+                    .is_none_or(|s| (400..500).contains(&s) && s != 429)
+                    || e.is_auth()
+            }
             PipelineError::Map(_) | PipelineError::Xdm(_) | PipelineError::Mismatch { .. } => true,
             _ => false,
         }

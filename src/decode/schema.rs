@@ -406,3 +406,39 @@ pub fn fields(resource: Resource) -> &'static [(&'static str, Kind)] {
 pub fn arrow_schema(resource: Resource) -> SchemaRef {
     Arc::new(Schema::new(struct_fields(fields(resource))))
 }
+
+/// The source structure of a resource as an indented tree (`amount: integer (Int64)` …), as the
+/// Platform preview shows it.
+pub fn schema_tree(resource: Resource) -> String {
+    let mut out = format!("{} (table `{}`)\n", resource.object_name(), resource.path());
+    tree(fields(resource), 1, &mut out);
+    out
+}
+
+fn describe(kind: &Kind) -> &'static str {
+    match kind {
+        Int => "integer",
+        Float => "number",
+        Bool => "boolean",
+        Str => "string",
+        Ts => "timestamp (unix seconds)",
+        Id => "id (expandable)",
+        Meta => "map<string, string>",
+        Json => "json text",
+        Obj(_) => "object",
+        List(_) => "array",
+    }
+}
+
+fn tree(fields: &[(&str, Kind)], depth: usize, out: &mut String) {
+    for (name, kind) in fields {
+        let pad = "  ".repeat(depth);
+        out.push_str(&format!("{pad}{name}: {}\n", describe(kind)));
+        match kind {
+            Obj(children) => tree(children, depth + 1, out),
+            List(Obj(children)) => tree(children, depth + 1, out),
+            List(item) => out.push_str(&format!("{pad}  item: {}\n", describe(item))),
+            _ => {}
+        }
+    }
+}

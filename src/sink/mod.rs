@@ -13,7 +13,6 @@ mod rejects;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
@@ -63,7 +62,10 @@ pub enum SinkError {
     },
 }
 
-pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError {
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> SinkError {
     let path = path.to_path_buf();
     move |e| SinkError::Io {
         action,
@@ -158,7 +160,9 @@ impl BatchWriter {
         }
         std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid level"),
+            ))
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))
             .build();
@@ -336,4 +340,3 @@ pub fn new_batch_id() -> String {
     let rand: u32 = rand::random();
     format!("{now}-{rand:08x}")
 }
-

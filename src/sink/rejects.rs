@@ -273,7 +273,8 @@ impl RejectWriter {
             path: name.into(),
             reason: e.to_string(),
         })?;
-        out.write_all(b"\n").map_err(io_err("writing", Path::new(name)))?;
+        out.write_all(b"\n")
+            .map_err(io_err("writing", Path::new(name)))?;
         *count += 1;
         Ok(())
     }

@@ -1,1 +1,195 @@
-//! Tests for decode.
+//! Decoder tests: Stripe's own fixtures, expandable fields, unknown fields, bad records.
+
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray, MapArray, StructArray};
+use arrow::datatypes::{Int64Type, TimestampSecondType};
+use bytes::Bytes;
+use stripe_xdm::decode::{decode_records, RecordDecoder};
+use stripe_xdm::Resource;
+
+fn fixtures() -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stripe-fixtures.json");
+    serde_json::from_slice(&std::fs::read(path).expect("fixtures file")).expect("fixtures JSON")
+}
+
+/// One page body holding `records`, and the ranges of each record.
+fn page(records: &[&str]) -> (Bytes, Vec<std::ops::Range<usize>>) {
+    let mut body = String::from("{\"object\":\"list\",\"data\":[");
+    let mut ranges = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let start = body.len();
+        body.push_str(r);
+        ranges.push(start..body.len());
+    }
+    body.push_str("],\"has_more\":false}");
+    (Bytes::from(body), ranges)
+}
+
+#[test]
+fn every_resource_decodes_stripes_fixtures_with_nothing_rejected() {
+    let f = fixtures();
+    for set in ["resources", "resources_2023_09_12"] {
+        for resource in Resource::ALL {
+            let obj = &f[set][resource.object_name()];
+            assert!(obj.is_object(), "fixture {set}.{resource} present");
+            let text = serde_json::to_string(obj).unwrap();
+            let (body, ranges) = page(&[&text]);
+            let d = decode_records(resource, &body, &ranges);
+            assert!(
+                d.rejected.is_empty(),
+                "{set}.{resource} rejected: {:?}",
+                d.rejected
+            );
+            assert_eq!(d.batch.num_rows(), 1);
+            assert_eq!(d.records(), 1);
+            let id = d.batch.column(0).as_string::<i32>().value(0).to_string();
+            assert_eq!(Some(id.as_str()), obj["id"].as_str());
+        }
+    }
+}
+
+#[test]
+fn expandable_fields_keep_the_id_whether_expanded_or_not() {
+    let plain = r#"{"id":"ch_1","amount":5,"customer":"cus_A","created":1700000000}"#;
+    let expanded = r#"{"id":"ch_2","amount":6,"customer":{"id":"cus_B","object":"customer","email":"x@y.z","metadata":{"a":"b"}},"created":1700000001}"#;
+    let deleted = r#"{"id":"ch_3","amount":7,"customer":{"id":"cus_C","object":"customer","deleted":true},"created":1700000002}"#;
+    let (body, ranges) = page(&[plain, expanded, deleted]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    let idx = d.batch.schema().index_of("customer").unwrap();
+    let customer = d.batch.column(idx).as_string::<i32>();
+    assert_eq!(customer.value(0), "cus_A");
+    assert_eq!(customer.value(1), "cus_B");
+    assert_eq!(customer.value(2), "cus_C");
+}
+
+#[test]
+fn unknown_new_fields_are_ignored_at_every_level() {
+    let rec = r#"{"id":"ch_1","amount":5,"brand_new_field":{"deep":[1,2,{"x":null}]},
+        "billing_details":{"address":{"city":"Köln","galaxy":"Milky Way"},"tax_id":"DE1"},
+        "outcome":{"type":"authorized","advice_code":"try_again_later"},"created":1700000000}"#;
+    let (body, ranges) = page(&[rec]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    let bd = d
+        .batch
+        .column(d.batch.schema().index_of("billing_details").unwrap());
+    let bd = bd.as_any().downcast_ref::<StructArray>().unwrap();
+    let addr = bd.column_by_name("address").unwrap().as_struct();
+    assert_eq!(
+        addr.column_by_name("city")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "Köln"
+    );
+}
+
+#[test]
+fn bad_records_are_isolated_and_rolled_back() {
+    let good1 = r#"{"id":"ch_1","amount":100,"metadata":{"order":"1"},"billing_details":{"address":{"city":"A"}},"created":1700000000}"#;
+    // Fails deep inside a nested object, after several columns were already appended.
+    let wrong_type = r#"{"id":"ch_bad","amount":200,"metadata":{"order":"2"},"billing_details":{"address":{"city":5}},"created":1700000001}"#;
+    let broken = r#"{"id":"ch_broken","amount": ,"currency":usd}"#;
+    let not_object = r#"[1,2,3]"#;
+    let good2 = r#"{"id":"ch_2","amount":300,"metadata":{},"created":1700000002}"#;
+    let (body, ranges) = page(&[good1, wrong_type, broken, not_object, good2]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
+    assert_eq!(d.records(), 5, "nothing lost");
+    assert_eq!(d.batch.num_rows(), 2);
+    assert_eq!(d.rejected.len(), 3);
+    assert_eq!(d.rejected[0].id.as_deref(), Some("ch_bad"));
+    assert!(
+        d.rejected[0]
+            .reason
+            .contains("billing_details.address.city"),
+        "{}",
+        d.rejected[0].reason
+    );
+    assert_eq!(d.rejected[1].id.as_deref(), Some("ch_broken"));
+    assert_eq!(d.rejected[1].raw, broken);
+    // The good rows are intact and aligned in every column.
+    let amount = d.batch.column(d.batch.schema().index_of("amount").unwrap());
+    assert_eq!(amount.as_primitive::<Int64Type>().values(), &[100, 300]);
+    let created = d
+        .batch
+        .column(d.batch.schema().index_of("created").unwrap());
+    assert_eq!(
+        created.as_primitive::<TimestampSecondType>().values(),
+        &[1700000000, 1700000002]
+    );
+    let meta = d
+        .batch
+        .column(d.batch.schema().index_of("metadata").unwrap());
+    let meta = meta.as_any().downcast_ref::<MapArray>().unwrap();
+    assert_eq!(meta.value_length(0), 1);
+    assert_eq!(meta.value_length(1), 0);
+    assert_eq!(d.sources.len(), 2);
+    assert_eq!(&d.sources[1][..], good2.as_bytes());
+}
+
+#[test]
+fn nulls_absent_fields_and_empty_objects() {
+    let rec = r#"{"id":"ch_1","amount":null,"shipping":{},"fraud_details":{},"outcome":null,"created":1700000000}"#;
+    let mut dec = RecordDecoder::new(Resource::Charges);
+    dec.push(rec.as_bytes()).unwrap();
+    let b = dec.finish();
+    assert!(b.column(b.schema().index_of("amount").unwrap()).is_null(0));
+    assert!(b.column(b.schema().index_of("outcome").unwrap()).is_null(0));
+    assert!(b
+        .column(b.schema().index_of("shipping").unwrap())
+        .is_valid(0));
+    assert!(b
+        .column(b.schema().index_of("description").unwrap())
+        .is_null(0));
+}
+
+#[test]
+fn integers_beyond_i32_and_negative_amounts() {
+    let rec = r#"{"id":"txn_1","amount":-400,"fee":-5,"net":9007199254740991,"exchange_rate":1.0873,"fee_details":[{"amount":-5,"currency":"usd","type":"stripe_fee"}],"created":1700000000}"#;
+    let mut dec = RecordDecoder::new(Resource::BalanceTransactions);
+    dec.push(rec.as_bytes()).unwrap();
+    let b = dec.finish();
+    let col = |n: &str| b.column(b.schema().index_of(n).unwrap()).clone();
+    assert_eq!(col("amount").as_primitive::<Int64Type>().value(0), -400);
+    assert_eq!(
+        col("net").as_primitive::<Int64Type>().value(0),
+        9007199254740991
+    );
+    assert_eq!(col("fee_details").as_list::<i32>().value_length(0), 1);
+}
+
+#[test]
+fn a_float_where_an_integer_belongs_is_rejected_with_its_path() {
+    let mut dec = RecordDecoder::new(Resource::Prices);
+    let err = dec
+        .push(br#"{"id":"price_1","unit_amount":12.5,"created":1}"#)
+        .unwrap_err();
+    assert!(err.contains("unit_amount"), "{err}");
+    assert!(dec.is_empty());
+}
+
+#[test]
+fn subscription_items_decode_as_a_list_of_structs() {
+    let f = fixtures();
+    let text = serde_json::to_string(&f["resources"]["subscription"]).unwrap();
+    let mut dec = RecordDecoder::new(Resource::Subscriptions);
+    dec.push(text.as_bytes()).unwrap();
+    let b = dec.finish();
+    let items = b
+        .column(b.schema().index_of("items").unwrap())
+        .as_struct()
+        .clone();
+    let data = items.column_by_name("data").unwrap().as_list::<i32>();
+    assert_eq!(
+        data.value_length(0) as usize,
+        f["resources"]["subscription"]["items"]["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+}

@@ -1,0 +1,327 @@
+//! The commands: each turns parsed arguments into library calls and prints the result.
+
+use std::path::Path;
+
+use stripe_xdm::map::{substitute_tenant, Mapping};
+use stripe_xdm::pipeline::{self, PipelineError, RunConfig, RunReport};
+use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::sink::BatchStatus;
+use stripe_xdm::source::{ClientConfig, StripeClient, Window};
+use stripe_xdm::xdm::XdmSchema;
+use stripe_xdm::{Resource, Secret};
+
+use super::{table, CliError, DemoArgs, PreviewArgs, RunArgs, SimArgs, SourceArgs};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+fn pipeline_error(e: PipelineError) -> CliError {
+    if e.is_usage() {
+        CliError::usage(e)
+    } else {
+        CliError::failed(e)
+    }
+}
+
+fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
+    let mut cfg = ClientConfig::new(args.base_url.clone(), key);
+    cfg.stripe_version = args.stripe_version.clone();
+    cfg.stripe_account = args.stripe_account.clone();
+    cfg.requests_per_sec = args.rate;
+    cfg.max_retries = args.max_retries;
+    StripeClient::new(cfg).map_err(CliError::usage)
+}
+
+fn key_from(args: &SourceArgs) -> Result<Secret> {
+    match &args.api_key_file {
+        Some(path) => Secret::from_file(path).map_err(CliError::usage),
+        None => Secret::from_env(&args.api_key_env).map_err(CliError::usage),
+    }
+}
+
+/// Parses a time bound: unix seconds, RFC 3339, or a UTC date.
+pub fn parse_time(flag: &str, value: &str) -> Result<i64> {
+    if let Ok(secs) = value.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp());
+    }
+    Err(CliError::usage(format!(
+        "{flag} {value:?} is not a time: use unix seconds, RFC 3339 (2026-01-31T00:00:00Z) or YYYY-MM-DD"
+    )))
+}
+
+fn load_schema(path: Option<&Path>, resource: Resource, tenant: &str) -> Result<XdmSchema> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| {
+            CliError::usage(format!("cannot read XDM schema file {}: {e}", p.display()))
+        })?,
+        None => stripe_xdm::defaults::xdm_schema_json(resource).to_string(),
+    };
+    XdmSchema::from_json_str(&substitute_tenant(&text, tenant)).map_err(|e| {
+        CliError::usage(format!(
+            "XDM schema {}: {e}",
+            path.map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("built-in sql/{resource}.xdm.json"))
+        ))
+    })
+}
+
+/// `stripe-xdm run`.
+pub async fn run(a: RunArgs) -> Result<u8> {
+    let key = key_from(&a.source)?;
+    let client = client_from(&a.source, key)?;
+    let mapping = match &a.mapping {
+        Some(p) => Mapping::from_file(p, &a.tenant).map_err(CliError::usage)?,
+        None => Mapping::builtin(a.resource, &a.tenant),
+    };
+    let window = Window {
+        gte: a
+            .created_gte
+            .as_deref()
+            .map(|v| parse_time("--created-gte", v))
+            .transpose()?,
+        lt: a
+            .created_lt
+            .as_deref()
+            .map(|v| parse_time("--created-lt", v))
+            .transpose()?,
+    };
+    if let (Some(g), Some(l)) = (window.gte, window.lt) {
+        if g >= l {
+            return Err(CliError::usage(format!(
+                "--created-gte ({g}) must be before --created-lt ({l})"
+            )));
+        }
+    }
+    if let Some(p) = a.partial_ingestion {
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(CliError::usage(format!(
+                "--partial-ingestion {p}: the threshold is a percentage above 0 and at most 100"
+            )));
+        }
+    }
+    let cfg = RunConfig {
+        resource: a.resource,
+        mapping,
+        schema: load_schema(a.schema.as_deref(), a.resource, &a.tenant)?,
+        out_dir: a.out.clone(),
+        dataset: a
+            .dataset
+            .clone()
+            .unwrap_or_else(|| a.resource.path().to_string()),
+        window,
+        error_diagnostics: a.error_diagnostics,
+        partial_ingestion: a.partial_ingestion,
+        chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
+        sink: Default::default(),
+        batch_id: None,
+    };
+    let report = pipeline::run(&client, cfg).await.map_err(pipeline_error)?;
+    print_reports(std::slice::from_ref(&report), a.json);
+    Ok(exit_code(&[report]))
+}
+
+fn exit_code(reports: &[RunReport]) -> u8 {
+    if reports.iter().all(|r| r.status == BatchStatus::Success) {
+        0
+    } else {
+        super::EXIT_DATA
+    }
+}
+
+fn print_reports(reports: &[RunReport], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(reports).expect("reports serialize")
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.resource.clone(),
+                format!("{:?}", r.status).to_lowercase(),
+                r.fetched.to_string(),
+                r.ingested.to_string(),
+                r.rejected.to_string(),
+                r.pages.to_string(),
+                r.requests.to_string(),
+                r.retries.to_string(),
+                format!("{:.1}", r.duration.as_secs_f64()),
+                r.batch_dir.display().to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "resource",
+                "status",
+                ">fetched",
+                ">ingested",
+                ">rejected",
+                ">pages",
+                ">requests",
+                ">retries",
+                ">secs",
+                "written to"
+            ],
+            &rows
+        )
+    );
+    for r in reports {
+        if let Some(reason) = &r.failure_reason {
+            println!("{}: FAILED: {reason}", r.resource);
+        }
+        if !r.rejected_by_code.is_empty() {
+            let codes: Vec<String> = r
+                .rejected_by_code
+                .iter()
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect();
+            println!("{}: rejected by code: {}", r.resource, codes.join(", "));
+        }
+    }
+}
+
+/// `stripe-xdm demo`.
+pub async fn demo(a: DemoArgs) -> Result<u8> {
+    let config = SimConfig::default()
+        .with_seed(a.seed)
+        .with_counts(a.count)
+        .with_faults(Faults {
+            corrupt_rate: a.corrupt_rate,
+            ..Faults::default()
+        });
+    let handle = Simulator::new(config)
+        .start()
+        .await
+        .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
+    let base = handle.base_url();
+    eprintln!(
+        "simulator listening on {base} (key {})",
+        Secret::new(SIM_KEY)
+    );
+    let mut cfg = ClientConfig::new(base, Secret::new(SIM_KEY));
+    // The simulator has no rate limit: let the engine run at its own speed.
+    cfg.requests_per_sec = Some(100_000.0);
+    cfg.endpoint_requests_per_sec = Some(100_000.0);
+    let client = StripeClient::new(cfg).map_err(CliError::usage)?;
+    let mut reports = Vec::new();
+    for resource in Resource::ALL {
+        let cfg = RunConfig::builtin(resource, &a.tenant, a.out.clone())
+            .map_err(|e| CliError::usage(format!("built-in schema of {resource}: {e}")))?;
+        let report = pipeline::run(&client, cfg).await.map_err(pipeline_error)?;
+        reports.push(report);
+    }
+    handle.shutdown().await;
+    print_reports(&reports, a.json);
+    if !a.json {
+        println!(
+            "\nAccepted rows are Parquet batches under {}/<resource>/batches/; rejected rows sit beside them in rejected.parquet with row_errors/ diagnostics.",
+            a.out.display()
+        );
+    }
+    Ok(exit_code(&reports))
+}
+
+/// `stripe-xdm preview`.
+pub async fn preview(a: PreviewArgs) -> Result<u8> {
+    let use_sim =
+        a.sim || (a.source.api_key_file.is_none() && std::env::var(&a.source.api_key_env).is_err());
+    let mut sim_handle = None;
+    let client = if use_sim {
+        let handle = Simulator::new(SimConfig::default())
+            .start()
+            .await
+            .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
+        eprintln!(
+            "(no key in {}: previewing the built-in simulator)",
+            a.source.api_key_env
+        );
+        let mut args = a.source.clone();
+        args.base_url = handle.base_url();
+        sim_handle = Some(handle);
+        client_from(&args, Secret::new(SIM_KEY))?
+    } else {
+        client_from(&a.source, key_from(&a.source)?)?
+    };
+    let page = client
+        .list_page(a.resource, Window::default(), None)
+        .await
+        .map_err(|e| {
+            if e.is_auth() {
+                CliError::usage(e)
+            } else {
+                CliError::failed(e)
+            }
+        })?;
+    let decoded = stripe_xdm::decode::decode_records(a.resource, &page.body, &page.records);
+    println!("{}", stripe_xdm::decode::schema::schema_tree(a.resource));
+    let n = a.rows.min(100).min(decoded.batch.num_rows());
+    let shown = decoded.batch.slice(0, n);
+    // Keep the table readable: the first columns that fit a terminal, strings shortened.
+    let cols: Vec<usize> = (0..shown.num_columns().min(8)).collect();
+    let shown = shown.project(&cols).map_err(CliError::failed)?;
+    let text = arrow::util::pretty::pretty_format_batches(&[shown]).map_err(CliError::failed)?;
+    println!(
+        "first {n} of {} records on the first page (has_more: {}):\n{text}",
+        page.len(),
+        page.has_more
+    );
+    for r in &decoded.rejected {
+        println!(
+            "undecodable record {}: {}",
+            r.id.as_deref().unwrap_or("(no id)"),
+            r.reason
+        );
+    }
+    if let Some(h) = sim_handle {
+        h.shutdown().await;
+    }
+    Ok(0)
+}
+
+/// `stripe-xdm sim`.
+pub async fn sim(a: SimArgs) -> Result<u8> {
+    let config = SimConfig::default()
+        .with_seed(a.seed)
+        .with_counts(a.count)
+        .with_faults(Faults {
+            rate_429: a.rate_429,
+            rate_5xx: a.rate_5xx,
+            slow_rate: a.slow_rate,
+            slow_ms: a.slow_ms,
+            corrupt_rate: a.corrupt_rate,
+            ..Faults::default()
+        });
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.port));
+    let handle = Simulator::new(config)
+        .start_on(addr)
+        .await
+        .map_err(|e| CliError::usage(format!("cannot listen on {addr}: {e}")))?;
+    println!("Stripe simulator on {}", handle.base_url());
+    println!("test key: {SIM_KEY}");
+    println!(
+        "try: STRIPE_API_KEY={SIM_KEY} stripe-xdm run --resource charges --base-url {}",
+        handle.base_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| CliError::failed(format!("waiting for Ctrl-C: {e}")))?;
+    let stats = handle.stats();
+    handle.shutdown().await;
+    println!("served {} requests", stats.requests);
+    Ok(0)
+}

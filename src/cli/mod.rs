@@ -1,0 +1,238 @@
+//! Command-line interface: clap definitions and dispatch. Nothing outside this module knows clap.
+
+mod commands;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code: the run failed on data (threshold exceeded).
+pub const EXIT_DATA: u8 = 1;
+/// Exit code: usage, configuration or authentication error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Stripe payments data into Adobe Experience Platform XDM, locally.
+#[derive(Debug, Parser)]
+#[command(name = "stripe-xdm", version, about, long_about = None)]
+pub struct Cli {
+    /// Log more (-v info, -vv debug). Logs go to stderr and never contain keys.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the built-in Stripe simulator, run every resource through the pipeline, print a summary.
+    Demo(DemoArgs),
+    /// One run of one resource against Stripe or any Stripe-compatible base URL.
+    Run(RunArgs),
+    /// Show the first page of a resource: its source structure and first rows.
+    Preview(PreviewArgs),
+    /// Serve the built-in Stripe simulator on loopback until Ctrl-C.
+    Sim(SimArgs),
+}
+
+/// Options of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "stripe-xdm-out")]
+    pub out: PathBuf,
+    /// Objects per resource in the simulator.
+    #[arg(long, default_value_t = 2000)]
+    pub count: u64,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of records the simulator corrupts (shows rejected rows at work).
+    #[arg(long, default_value_t = 0.01)]
+    pub corrupt_rate: f64,
+    /// Tenant id: custom fields go under `_<tenant>`.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the Stripe key and API come from.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Environment variable holding the Stripe secret key (never pass the key itself).
+    #[arg(long, default_value = "STRIPE_API_KEY")]
+    pub api_key_env: String,
+    /// File holding the Stripe secret key (first line); takes precedence over --api-key-env.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// API base URL (Stripe, the simulator, or a stub).
+    #[arg(long, default_value = stripe_xdm::source::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Pinned Stripe-Version header.
+    #[arg(long, default_value = stripe_xdm::source::DEFAULT_STRIPE_VERSION)]
+    pub stripe_version: String,
+    /// Stripe-Account header, to read a connected account.
+    #[arg(long)]
+    pub stripe_account: Option<String>,
+    /// Request budget per second (default: 25 for test keys, 100 for live keys).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Retries per request on 429/409/5xx/network errors.
+    #[arg(long, default_value_t = 8)]
+    pub max_retries: u32,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Resource path: charges, subscriptions, refunds, balance_transactions, customers, prices.
+    #[arg(long)]
+    pub resource: stripe_xdm::Resource,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Mapping SQL file (default: the built-in sql/<resource>.sql).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Target XDM schema file (default: the built-in sql/<resource>.xdm.json).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Tenant id substituted for ${tenant} in the mapping and schema.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Dataset name (output subfolder; default: the resource path).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Only objects created at or after this time (unix seconds, RFC 3339, or YYYY-MM-DD).
+    #[arg(long)]
+    pub created_gte: Option<String>,
+    /// Only objects created before this time (unix seconds, RFC 3339, or YYYY-MM-DD).
+    #[arg(long)]
+    pub created_lt: Option<String>,
+    /// Turn partial ingestion on, with an error threshold in percent (default 5).
+    #[arg(long, num_args = 0..=1, default_missing_value = "5", value_name = "PCT")]
+    pub partial_ingestion: Option<f64>,
+    /// Write Platform-style error diagnostics (forced on by partial ingestion).
+    #[arg(long)]
+    pub error_diagnostics: bool,
+    /// Output folder.
+    #[arg(long, default_value = "stripe-xdm-out")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Resource path.
+    #[arg(long)]
+    pub resource: stripe_xdm::Resource,
+    /// Read from the built-in simulator instead of Stripe (the default when no key is set).
+    #[arg(long)]
+    pub sim: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Rows to show (at most 100).
+    #[arg(long, default_value_t = 10)]
+    pub rows: usize,
+}
+
+/// Options of `sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 12111)]
+    pub port: u16,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Objects per resource.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Fraction of corrupt records.
+    #[arg(long, default_value_t = 0.0)]
+    pub corrupt_rate: f64,
+    /// Fraction of responses that are 429.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_429: f64,
+    /// Fraction of responses that are 5xx.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_5xx: f64,
+    /// Fraction of slow responses.
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_rate: f64,
+    /// Delay of a slow response, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub slow_ms: u64,
+}
+
+/// Parses the command line, runs it, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(a) => commands::demo(a).await,
+            Command::Run(a) => commands::run(a).await,
+            Command::Preview(a) => commands::preview(a).await,
+            Command::Sim(a) => commands::sim(a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRIPE_XDM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// An error on its way out: the message and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    code: u8,
+}
+
+impl CliError {
+    fn usage(message: impl std::fmt::Display) -> Self {
+        CliError {
+            message: message.to_string(),
+            code: EXIT_USAGE,
+        }
+    }
+    fn failed(message: impl std::fmt::Display) -> Self {
+        CliError {
+            message: message.to_string(),
+            code: EXIT_DATA,
+        }
+    }
+}
