@@ -1,6 +1,7 @@
 //! The one integration-test binary. Everything is network-free: Stripe is the built-in
 //! simulator or a stub on loopback that the tests start themselves.
 
+mod cli;
 mod decode;
 mod defaults;
 mod pipeline;

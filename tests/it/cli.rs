@@ -1,0 +1,175 @@
+//! The `stripe-xdm` binary: exit codes, key handling, and a killed run leaving no visible batch.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use stripe_xdm::sim::{Faults, SimConfig, SimHandle, Simulator, SIM_KEY};
+use stripe_xdm::Resource;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
+
+async fn start(config: SimConfig) -> SimHandle {
+    Simulator::new(config).start().await.expect("simulator")
+}
+
+fn stripe_xdm(args: &[&str], key: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("STRIPE_API_KEY");
+    if let Some(k) = key {
+        cmd.env("STRIPE_API_KEY", k);
+    }
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_succeeds_and_reports_json_with_consistent_counts() {
+    let sim = start(SimConfig::default().with_count(Resource::Customers, 300)).await;
+    let out = tempfile::tempdir().unwrap();
+    let base = sim.base_url();
+    let o = output(stripe_xdm(
+        &[
+            "run", "--resource", "customers", "--base-url", &base, "--rate", "1000", "--out",
+            out.path().to_str().unwrap(), "--json",
+        ],
+        Some(SIM_KEY),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reports: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &reports[0];
+    assert_eq!(r["fetched"], 300);
+    assert_eq!(
+        r["fetched"].as_u64().unwrap(),
+        r["ingested"].as_u64().unwrap() + r["rejected"].as_u64().unwrap()
+    );
+    assert!(!text(&o).contains(SIM_KEY), "the key is never printed");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_exits_2_with_stripes_message_and_no_key() {
+    let sim = start(SimConfig::default().with_count(Resource::Charges, 10)).await;
+    let out = tempfile::tempdir().unwrap();
+    let wrong = "sk_test_wrongwrongwrong9999";
+    let o = output(stripe_xdm(
+        &["run", "--resource", "charges", "--base-url", &sim.base_url(), "--out", out.path().to_str().unwrap()],
+        Some(wrong),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("401"), "{t}");
+    assert!(t.contains("/v1/charges"), "{t}");
+    assert!(t.contains("req_"), "names the Request-Id: {t}");
+    assert!(!t.contains(wrong), "the key is never printed: {t}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_key_exits_2_naming_the_variable() {
+    let o = output(stripe_xdm(
+        &["run", "--resource", "charges", "--api-key-env", "NO_SUCH_STRIPE_KEY_VAR"],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("NO_SUCH_STRIPE_KEY_VAR"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn an_unknown_resource_exits_2_listing_the_valid_ones() {
+    let o = output(stripe_xdm(&["run", "--resource", "invoices"], None)).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("balance_transactions"), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_exceeded_exits_1() {
+    let faults = Faults {
+        corrupt_rate: 0.2,
+        ..Faults::default()
+    };
+    let sim = start(
+        SimConfig::default()
+            .with_count(Resource::Charges, 200)
+            .with_faults(faults),
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "run", "--resource", "charges", "--base-url", &sim.base_url(), "--rate", "1000",
+            "--partial-ingestion", "--out", out.path().to_str().unwrap(),
+        ],
+        Some(SIM_KEY),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("threshold"), "{}", text(&o));
+    assert!(!out.path().join("charges/batches").exists());
+    sim.shutdown().await;
+}
+
+fn dir_has_entries(p: &Path) -> bool {
+    std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_leaves_no_visible_batch() {
+    // Every response is slow, so the run is mid-way when it is killed.
+    let faults = Faults {
+        slow_rate: 1.0,
+        slow_ms: 150,
+        ..Faults::default()
+    };
+    let sim = start(
+        SimConfig::default()
+            .with_count(Resource::Charges, 5000)
+            .with_faults(faults),
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let mut child = stripe_xdm(
+        &[
+            "run", "--resource", "charges", "--base-url", &sim.base_url(), "--rate", "1000",
+            "--out", out.path().to_str().unwrap(),
+        ],
+        Some(SIM_KEY),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let staging = out.path().join("charges/.staging");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir_has_entries(&staging) {
+        assert!(Instant::now() < deadline, "the run never started staging");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let it write for a while, then SIGKILL.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(sim.stats().requests > 0);
+    assert!(
+        !out.path().join("charges/batches").exists(),
+        "no batch became visible"
+    );
+    assert!(!out.path().join("charges/failed").exists());
+    sim.shutdown().await;
+}
