@@ -442,3 +442,27 @@ fn tree(fields: &[(&str, Kind)], depth: usize, out: &mut String) {
         }
     }
 }
+
+/// The resource's schema without its [`Kind::Json`] fields: what a plain arrow-json reader can
+/// decode from the same pages. Used as the raw-decode baseline in benchmarks.
+pub fn baseline_schema(resource: Resource) -> SchemaRef {
+    fn keep(fields: &[(&str, Kind)]) -> Fields {
+        fields
+            .iter()
+            .filter(|(_, k)| !matches!(k, Json))
+            .map(|(name, kind)| {
+                let dt = match kind {
+                    Obj(children) => DataType::Struct(keep(children)),
+                    List(Obj(children)) => DataType::List(Arc::new(Field::new(
+                        "item",
+                        DataType::Struct(keep(children)),
+                        true,
+                    ))),
+                    other => other.data_type(),
+                };
+                Field::new(*name, dt, true)
+            })
+            .collect()
+    }
+    Arc::new(Schema::new(keep(fields(resource))))
+}

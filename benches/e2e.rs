@@ -1,0 +1,70 @@
+//! End-to-end bench: the simulator (no rate limit) → the whole pipeline → Parquet on disk.
+//! Prints records/s and peak RSS.
+//!
+//! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
+//! `E2E_RECORDS=1000000 cargo bench --bench e2e`.
+
+use std::time::Instant;
+
+use stripe_xdm::pipeline::{self, RunConfig};
+use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::source::{ClientConfig, StripeClient};
+use stripe_xdm::{Resource, Secret};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; accept and ignore harness flags.
+    let records: u64 = std::env::var("E2E_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let resource: Resource = std::env::var("E2E_RESOURCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Resource::Charges);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Objects spread over ~5 years so windows stay realistic at millions of records.
+        let config = SimConfig::default()
+            .with_count(resource, records)
+            .with_window(1_600_000_000, 1_760_000_000);
+        let handle = Simulator::new(config).start().await.expect("simulator");
+        let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
+        cfg.requests_per_sec = Some(1e9);
+        cfg.endpoint_requests_per_sec = Some(1e9);
+        let client = StripeClient::new(cfg).expect("client");
+        let out = tempfile::tempdir().expect("temp dir");
+        let run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        let started = Instant::now();
+        let report = pipeline::run(&client, run).await.expect("run");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(report.fetched, report.ingested + report.rejected);
+        println!(
+            "e2e {resource}: {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB",
+            report.fetched,
+            report.fetched as f64 / secs,
+            report.bytes_in as f64 / secs / 1e6,
+            report.pages,
+            report.files,
+            report.bytes_out as f64 / (1024.0 * 1024.0),
+            peak_rss_mib()
+        );
+        println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} cargo bench --bench e2e");
+        handle.shutdown().await;
+    });
+}
