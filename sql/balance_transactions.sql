@@ -5,7 +5,7 @@
 -- `_id` is the transaction id (txn_...), `timestamp` is when it was created, `eventType` is
 -- `stripe.balance_transaction.<type>` (charge, refund, payout, ...), and the attributes sit in
 -- the tenant object `_${tenant}.balanceTransactions`, in camelCase; `feeDetails` is an array
--- built with array_transform (one object per fee).
+-- with one object per fee.
 --
 -- Source: the table `balance_transactions`, one row per Stripe object, with Stripe's snake_case field names
 -- (see src/decode/schema.rs). Unix timestamps are already TIMESTAMPs, expandable references
@@ -15,7 +15,8 @@
 -- sends them. NULL values (and objects that are NULL) are left out of the ingested row.
 --
 -- Customizing: copy this file, edit it, and run with `--mapping <file>` (and `--schema <file>`
--- for a matching XDM schema). `${tenant}` is replaced with your tenant id before the SQL runs
+-- for a matching XDM schema). `${tenant}` is replaced with the tenant id (`--tenant`, default
+-- `tenant`) before the SQL runs
 -- (so `"_${tenant}"` becomes `"_acme"`); keep it, or write your tenant id. Every output column
 -- (and every named_struct field, recursively) must exist in the XDM schema with the same name,
 -- so quote camelCase aliases ("eventType"): unquoted identifiers are folded to lower case.
@@ -43,13 +44,9 @@ SELECT
             'source', source,
             'description', description,
             'created', created,
-            'feeDetails', array_transform(fee_details, fee -> named_struct(
-                'amount', fee['amount'],
-                'currency', fee['currency'],
-                'type', fee['type'],
-                'description', fee['description'],
-                'application', fee['application']
-            ))
+            -- fee_details is a list of structs whose fields (amount, application, currency,
+            -- description, type) already have the XDM names, so it is copied as is.
+            'feeDetails', fee_details
         )
     ) AS "_${tenant}"
 FROM balance_transactions
