@@ -17,8 +17,8 @@
 --
 -- Customizing: copy this file, edit it, and run with `--mapping <file>` (and `--schema <file>`
 -- for a matching XDM schema). `${tenant}` is replaced with the tenant id (`--tenant`, default
--- `tenant`) before the SQL runs
--- (so `"_${tenant}"` becomes `"_acme"`); keep it, or write your tenant id. Every output column
+-- `tenant`) before the SQL runs, so `"_${tenant}"` becomes `"_acme"`; keep it, or write your
+-- tenant id. Every output column
 -- (and every named_struct field, recursively) must exist in the XDM schema with the same name,
 -- so quote camelCase aliases ("eventType"): unquoted identifiers are folded to lower case.
 --

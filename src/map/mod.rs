@@ -8,6 +8,8 @@
 //! cannot convert one value) is bisected so that only the failing records are rejected, with
 //! `MAPPER-3700-400`, and the rest of the chunk goes on.
 
+pub mod functions;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -280,5 +282,7 @@ pub fn new_session() -> SessionContext {
         .with_target_partitions(1)
         .with_batch_size(1 << 16)
         .with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    functions::register(&ctx);
+    ctx
 }

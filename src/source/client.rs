@@ -1,7 +1,6 @@
 //! The Stripe list client: one page per request, retries, rate budgets, pagination.
 
 use std::collections::HashSet;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,154 +11,13 @@ use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+pub use super::config::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
 use super::envelope::{self, record_id};
 use super::error::{truncate_chars, SourceError};
+pub use super::page::{FetchStats, Page, Window};
 use super::rate::RateBudget;
 use super::retry::{self, RetryPolicy};
-use crate::{Resource, Secret};
-
-/// The Stripe API version pinned on every request: the spec our Arrow schemas are written from.
-pub const DEFAULT_STRIPE_VERSION: &str = "2023-08-16";
-
-/// The default Stripe API origin.
-pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
-
-/// How a [`StripeClient`] talks to Stripe.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// API origin, `https://api.stripe.com` (a simulator or stub in tests).
-    pub base_url: String,
-    /// The secret (`sk_`) or restricted (`rk_`) key.
-    pub key: Secret,
-    /// The `Stripe-Version` header; [`DEFAULT_STRIPE_VERSION`] by default.
-    pub stripe_version: String,
-    /// The `Stripe-Account` header (Connect), sent on every request when set.
-    pub stripe_account: Option<String>,
-    /// Records per page (`limit`, 1..=100); 100 by default.
-    pub page_limit: u32,
-    /// Retries after the first attempt of a request; 8 by default.
-    pub max_retries: u32,
-    /// First backoff and floor of every backoff; 500 ms by default.
-    pub backoff_base: Duration,
-    /// Cap of the exponential backoff; 20 s by default.
-    pub backoff_max: Duration,
-    /// Whole-request timeout (connect, headers and body); 80 s by default, like Stripe's SDKs.
-    pub timeout: Duration,
-    /// Global request budget; `None` means 25/s for test keys and 100/s for live keys.
-    pub requests_per_sec: Option<f64>,
-    /// Per-endpoint request budget; `None` means 25/s.
-    pub endpoint_requests_per_sec: Option<f64>,
-    /// Requests that may go out at once after an idle period; 3 by default.
-    pub burst: u32,
-    /// The `User-Agent` header; `stripe-xdm/<version>` by default.
-    pub user_agent: String,
-}
-
-impl ClientConfig {
-    /// A configuration with the defaults for `base_url` and `key`.
-    pub fn new(base_url: impl Into<String>, key: Secret) -> Self {
-        ClientConfig {
-            base_url: base_url.into(),
-            key,
-            stripe_version: DEFAULT_STRIPE_VERSION.to_string(),
-            stripe_account: None,
-            page_limit: 100,
-            max_retries: 8,
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(20),
-            timeout: Duration::from_secs(80),
-            requests_per_sec: None,
-            endpoint_requests_per_sec: None,
-            burst: 3,
-            user_agent: format!("stripe-xdm/{}", env!("CARGO_PKG_VERSION")),
-        }
-    }
-
-    /// The global budget in effect: the configured one, or Stripe's mode default.
-    pub fn effective_requests_per_sec(&self) -> f64 {
-        self.requests_per_sec
-            .unwrap_or(if self.key.is_live() { 100.0 } else { 25.0 })
-    }
-
-    /// The per-endpoint budget in effect.
-    pub fn effective_endpoint_requests_per_sec(&self) -> f64 {
-        self.endpoint_requests_per_sec.unwrap_or(25.0)
-    }
-}
-
-/// A half-open `created` window, `[gte, lt)`, in unix seconds; `None` bounds are open.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Window {
-    /// Sent as `created[gte]`.
-    pub gte: Option<i64>,
-    /// Sent as `created[lt]`.
-    pub lt: Option<i64>,
-}
-
-/// One page of a list: the raw body and where each record is in it.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// The resource listed.
-    pub resource: Resource,
-    /// The response body, unparsed.
-    pub body: Bytes,
-    /// Byte ranges of the records in `body`.
-    pub records: Vec<Range<usize>>,
-    /// The envelope's `has_more`.
-    pub has_more: bool,
-    /// The `Request-Id` response header.
-    pub request_id: Option<String>,
-    /// The `created` window requested.
-    pub window: Window,
-    /// The `starting_after` cursor requested (`None` for a window's first page).
-    pub starting_after: Option<String>,
-    /// The id of the last record: the cursor for the next page.
-    pub next_cursor: Option<String>,
-}
-
-impl Page {
-    /// The raw bytes of record `i`.
-    ///
-    /// # Panics
-    /// If `i >= self.len()`.
-    pub fn record(&self, i: usize) -> &[u8] {
-        &self.body[self.records[i].clone()]
-    }
-
-    /// The number of records.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// True when the page has no records.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// The raw records in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.records.iter().map(|r| &self.body[r.clone()])
-    }
-}
-
-/// Counters shared by all clones of a client.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FetchStats {
-    /// HTTP attempts sent (retries included).
-    pub requests: u64,
-    /// List pages received successfully.
-    pub pages: u64,
-    /// Retries made.
-    pub retries: u64,
-    /// 429 responses seen.
-    pub throttled: u64,
-    /// 5xx responses seen.
-    pub server_errors: u64,
-    /// Response body bytes received (all responses).
-    pub bytes_in: u64,
-    /// Records received in successful pages.
-    pub records: u64,
-}
+use crate::Resource;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -225,6 +83,9 @@ fn config_err(msg: impl Into<String>) -> SourceError {
     SourceError::Config(msg.into())
 }
 
+// SourceError is large (the Stripe variant carries every field of Stripe's error), but errors are
+// rare and end a run, so boxing would only cost callers ergonomics.
+#[allow(clippy::result_large_err)]
 fn header_value(name: &str, value: &str) -> Result<HeaderValue, SourceError> {
     HeaderValue::from_str(value).map_err(|_| {
         config_err(format!(
@@ -238,6 +99,7 @@ impl StripeClient {
     ///
     /// Refuses publishable (`pk_`) keys, empty keys, unparsable or non-HTTP(S) base URLs, a page
     /// limit outside 1..=100, non-positive rates, and header values that are not valid headers.
+    #[allow(clippy::result_large_err)]
     pub fn new(cfg: ClientConfig) -> Result<Self, SourceError> {
         let key = cfg.key.expose();
         if key.is_empty() {
@@ -520,7 +382,7 @@ impl StripeClient {
                     attempts: retry + 1,
                     last_status: failure.status,
                     request_id: failure.request_id,
-                    last_error: failure.error.to_string(),
+                    last_error: without_endpoint(&failure.error.to_string(), endpoint),
                 });
             }
             retry += 1;
@@ -667,6 +529,18 @@ impl StripeClient {
             hint,
         }
     }
+}
+
+/// An error's text without its leading endpoint (the caller names the endpoint once).
+fn without_endpoint(text: &str, endpoint: &str) -> String {
+    text.strip_prefix(endpoint)
+        .map(|rest| {
+            rest.trim_start_matches(" failed")
+                .trim_start_matches(':')
+                .trim_start()
+        })
+        .unwrap_or(text)
+        .to_string()
 }
 
 /// The first 200 characters of a body, lossily decoded.

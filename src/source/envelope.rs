@@ -464,7 +464,7 @@ mod tests {
         assert!(fails(r#"{"data":[],"has_more":false} x"#)
             .reason
             .contains("trailing"));
-        let e = fails(r#"{"data":["abc],"has_more":false}"#);
+        let e = fails(r#"{"data":["abc], \"has_more\":false}"#);
         assert!(e.reason.contains("unterminated"), "{e}");
         assert_eq!(e.offset, 9);
         assert!(e.to_string().contains("at byte 9"));

@@ -1,7 +1,7 @@
 //! The source's error type. No variant ever holds the API key; only masked forms appear in hints.
 
-use super::client::Window;
 use super::envelope::EnvelopeError;
+use super::page::Window;
 
 /// Everything that can go wrong while reading from Stripe.
 #[derive(Debug, thiserror::Error)]

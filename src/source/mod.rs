@@ -6,15 +6,17 @@
 //! and no HTTP-library type leaves it.
 
 pub mod client;
+pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod page;
 pub mod rate;
 pub mod retry;
 
-pub use client::{
-    ClientConfig, FetchStats, Page, StripeClient, Window, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION,
-};
+pub use client::StripeClient;
+pub use config::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
 pub use envelope::{record_id, scan, Envelope, EnvelopeError};
 pub use error::SourceError;
+pub use page::{FetchStats, Page, Window};
 pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
 pub use retry::RetryPolicy;

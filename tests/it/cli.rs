@@ -43,8 +43,16 @@ async fn run_succeeds_and_reports_json_with_consistent_counts() {
     let base = sim.base_url();
     let o = output(stripe_xdm(
         &[
-            "run", "--resource", "customers", "--base-url", &base, "--rate", "1000", "--out",
-            out.path().to_str().unwrap(), "--json",
+            "run",
+            "--resource",
+            "customers",
+            "--base-url",
+            &base,
+            "--rate",
+            "1000",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--json",
         ],
         Some(SIM_KEY),
     ))
@@ -67,7 +75,15 @@ async fn a_wrong_key_exits_2_with_stripes_message_and_no_key() {
     let out = tempfile::tempdir().unwrap();
     let wrong = "sk_test_wrongwrongwrong9999";
     let o = output(stripe_xdm(
-        &["run", "--resource", "charges", "--base-url", &sim.base_url(), "--out", out.path().to_str().unwrap()],
+        &[
+            "run",
+            "--resource",
+            "charges",
+            "--base-url",
+            &sim.base_url(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
         Some(wrong),
     ))
     .await;
@@ -83,7 +99,13 @@ async fn a_wrong_key_exits_2_with_stripes_message_and_no_key() {
 #[tokio::test]
 async fn a_missing_key_exits_2_naming_the_variable() {
     let o = output(stripe_xdm(
-        &["run", "--resource", "charges", "--api-key-env", "NO_SUCH_STRIPE_KEY_VAR"],
+        &[
+            "run",
+            "--resource",
+            "charges",
+            "--api-key-env",
+            "NO_SUCH_STRIPE_KEY_VAR",
+        ],
         None,
     ))
     .await;
@@ -113,8 +135,16 @@ async fn a_threshold_exceeded_exits_1() {
     let out = tempfile::tempdir().unwrap();
     let o = output(stripe_xdm(
         &[
-            "run", "--resource", "charges", "--base-url", &sim.base_url(), "--rate", "1000",
-            "--partial-ingestion", "--out", out.path().to_str().unwrap(),
+            "run",
+            "--resource",
+            "charges",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "1000",
+            "--partial-ingestion",
+            "--out",
+            out.path().to_str().unwrap(),
         ],
         Some(SIM_KEY),
     ))
@@ -126,7 +156,9 @@ async fn a_threshold_exceeded_exits_1() {
 }
 
 fn dir_has_entries(p: &Path) -> bool {
-    std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,8 +178,15 @@ async fn a_killed_run_leaves_no_visible_batch() {
     let out = tempfile::tempdir().unwrap();
     let mut child = stripe_xdm(
         &[
-            "run", "--resource", "charges", "--base-url", &sim.base_url(), "--rate", "1000",
-            "--out", out.path().to_str().unwrap(),
+            "run",
+            "--resource",
+            "charges",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "1000",
+            "--out",
+            out.path().to_str().unwrap(),
         ],
         Some(SIM_KEY),
     )

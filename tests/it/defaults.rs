@@ -277,15 +277,12 @@ fn customers_have_an_optional_primary_email_identity() {
 
 // ------------------------------------------------------------------ running the mappings
 
+/// Stripe's own fixture objects, copied into the repository (`fixtures/stripe-fixtures.json`).
 fn fixtures() -> Option<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/stripe-openapi/fixtures.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("fixtures.json is JSON")),
-        Err(e) => {
-            println!("skipping: {} not readable ({e})", path.display());
-            None
-        }
-    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stripe-fixtures.json");
+    let text =
+        std::fs::read_to_string(&path).expect("fixtures/stripe-fixtures.json is in the repo");
+    Some(serde_json::from_str(&text).expect("fixtures are JSON"))
 }
 
 /// Decodes JSON objects as one batch of `resource` records (no decode rejects allowed).
@@ -494,7 +491,15 @@ async fn defaults_accept_simulated_data() {
         assert_eq!(mapped.batch.num_rows(), rows);
         let schema = XdmSchema::from_json_str(&schema_text(r, TENANT)).unwrap();
         let v = validate(&mapped.batch, &schema).unwrap();
-        assert!(v.rejected.is_empty(), "{r}: {:#?}", &v.rejected[..v.rejected.len().min(3)]);
-        assert!(v.warnings.is_empty(), "{r}: {:#?}", &v.warnings[..v.warnings.len().min(3)]);
+        assert!(
+            v.rejected.is_empty(),
+            "{r}: {:#?}",
+            &v.rejected[..v.rejected.len().min(3)]
+        );
+        assert!(
+            v.warnings.is_empty(),
+            "{r}: {:#?}",
+            &v.warnings[..v.warnings.len().min(3)]
+        );
     }
 }
