@@ -8,6 +8,7 @@
 //! cannot convert one value) is bisected so that only the failing records are rejected, with
 //! `MAPPER-3700-400`, and the rest of the chunk goes on.
 
+pub mod dataprep;
 pub mod functions;
 
 use std::path::{Path, PathBuf};
@@ -283,6 +284,7 @@ pub fn new_session() -> SessionContext {
         .with_batch_size(1 << 16)
         .with_information_schema(false);
     let ctx = SessionContext::new_with_config(config);
+    dataprep::register(&ctx);
     functions::register(&ctx);
     ctx
 }

@@ -71,7 +71,7 @@ pub enum SourceError {
         message: String,
     },
     /// Pagination cannot advance: `has_more` is true but the cursor would not move.
-    #[error("{endpoint}: pagination is stuck after cursor {} in window {window:?}: {reason}", .cursor.as_deref().unwrap_or("(first page)"))]
+    #[error("{endpoint}: pagination is stuck after cursor {} in window {window}: {reason}", .cursor.as_deref().unwrap_or("(first page)"))]
     StuckCursor {
         /// The endpoint, e.g. `GET /v1/charges`.
         endpoint: String,

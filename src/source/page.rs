@@ -15,6 +15,19 @@ pub struct Window {
     pub lt: Option<i64>,
 }
 
+impl std::fmt::Display for Window {
+    /// `created [1700000000, 1702592000)`, with `-∞` / `+∞` for open bounds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |b: Option<i64>, open: &str| b.map_or(open.to_string(), |v| v.to_string());
+        write!(
+            f,
+            "created [{}, {})",
+            show(self.gte, "-∞"),
+            show(self.lt, "+∞")
+        )
+    }
+}
+
 /// One page of a list: the raw body and where each record is in it.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -500,7 +500,7 @@ async fn stuck_cursors_are_detected() {
     assert!(matches!(e, SourceError::StuckCursor { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        msg.contains("GET /v1/charges") && msg.contains("ch_9"),
+        msg.contains("GET /v1/charges") && msg.contains("ch_9") && msg.contains("created [1, 2)"),
         "{msg}"
     );
 

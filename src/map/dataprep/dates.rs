@@ -53,7 +53,10 @@ pub(crate) fn date_arg(a: &Args, i: usize) -> Vec<Option<i64>> {
             .collect(),
         DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
             match arrow::compute::cast(arr, &ts_type()) {
-                Ok(c) => c.as_primitive::<TimestampMillisecondType>().iter().collect(),
+                Ok(c) => c
+                    .as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .collect(),
                 Err(_) => vec![None; a.n],
             }
         }
@@ -77,7 +80,9 @@ fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 fn timestamps(v: Vec<Option<i64>>) -> Result<ArrayRef> {
-    Ok(Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")))
+    Ok(Arc::new(
+        TimestampMillisecondArray::from(v).with_timezone("UTC"),
+    ))
 }
 
 fn now(a: &Args) -> Result<ArrayRef> {
@@ -91,9 +96,15 @@ fn timestamp(a: &Args) -> Result<ArrayRef> {
 }
 
 fn date(a: &Args) -> Result<ArrayRef> {
-    let parsed: Vec<Option<i64>> = if a.len() > 1 && a.arrays[0].data_type().is_string() {
+    let parsed: Vec<Option<i64>> = if a.len() > 1
+        && matches!(
+            a.arrays[0].data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
         (0..a.n)
-            .map(|r| javatime::parse(a.str(0, r)?.trim(), a.str(1, r)?).map(|d| d.timestamp_millis()))
+            .map(|r| {
+                javatime::parse(a.str(0, r)?.trim(), a.str(1, r)?).map(|d| d.timestamp_millis())
+            })
             .collect()
     } else {
         date_arg(a, 0)
@@ -114,11 +125,25 @@ fn date(a: &Args) -> Result<ArrayRef> {
 fn format(a: &Args) -> Result<ArrayRef> {
     let dates = date_arg(a, 0);
     let (zone, id) = zone_of(a.arrays[0].data_type());
-    strings(a.n, |r| Some(javatime::format(from_ms(dates[r]?)?, a.str(1, r)?, zone.as_ref(), &id)))
+    strings(a.n, |r| {
+        Some(javatime::format(
+            from_ms(dates[r]?)?,
+            a.str(1, r)?,
+            zone.as_ref(),
+            &id,
+        ))
+    })
 }
 
 fn dformat(a: &Args) -> Result<ArrayRef> {
-    strings(a.n, |r| Some(javatime::format(from_ms(a.int(0, r)?)?, a.str(1, r)?, None, "UTC")))
+    strings(a.n, |r| {
+        Some(javatime::format(
+            from_ms(a.int(0, r)?)?,
+            a.str(1, r)?,
+            None,
+            "UTC",
+        ))
+    })
 }
 
 fn date_part(a: &Args) -> Result<ArrayRef> {
@@ -138,7 +163,13 @@ fn date_part(a: &Args) -> Result<ArrayRef> {
                 "week" | "ww" | "w" => t.iso_week().week() as i64,
                 "weekday" | "dw" => t.weekday().number_from_monday() as i64,
                 "hour" | "hh" | "hh24" => t.hour() as i64,
-                "hh12" => (if t.hour() % 12 == 0 { 12 } else { t.hour() % 12 }) as i64,
+                "hh12" => {
+                    (if t.hour() % 12 == 0 {
+                        12
+                    } else {
+                        t.hour() % 12
+                    }) as i64
+                }
                 "minute" | "mi" | "n" => t.minute() as i64,
                 "second" | "ss" | "s" => t.second() as i64,
                 "millisecond" => (t.nanosecond() / 1_000_000) as i64,
@@ -179,8 +210,12 @@ fn make_date_time(a: &Args) -> Result<ArrayRef> {
             if nano > 999_999_999 {
                 return None;
             }
-            let ndt = NaiveDate::from_ymd_opt(year, p(1)?, p(2)?)?
-                .and_hms_nano_opt(p(3)?, p(4)?, p(5)?, nano)?;
+            let ndt = NaiveDate::from_ymd_opt(year, p(1)?, p(2)?)?.and_hms_nano_opt(
+                p(3)?,
+                p(4)?,
+                p(5)?,
+                nano,
+            )?;
             let zone = parse_zone(a.str(7, r)?)?;
             javatime::to_utc(ndt, Some(&zone)).map(|d| d.timestamp_millis())
         })
@@ -200,12 +235,17 @@ fn zone_ret(_: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataType> {
     if zone.parse::<arrow::array::timezone::Tz>().is_err() {
         return plan_err!("zone_date_to_zone: unknown zone {zone:?} (use an IANA id such as \"Europe/Paris\" or an offset such as \"+02:00\")");
     }
-    Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(zone.into())))
+    Ok(DataType::Timestamp(
+        TimeUnit::Millisecond,
+        Some(zone.into()),
+    ))
 }
 
 fn zone_date_to_zone(a: &Args) -> Result<ArrayRef> {
     let DataType::Timestamp(_, Some(tz)) = &a.ret else {
         return plan_err!("zone_date_to_zone: unexpected return type");
     };
-    Ok(Arc::new(TimestampMillisecondArray::from(date_arg(a, 0)).with_timezone(tz.clone())))
+    Ok(Arc::new(
+        TimestampMillisecondArray::from(date_arg(a, 0)).with_timezone(tz.clone()),
+    ))
 }

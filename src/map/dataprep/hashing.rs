@@ -35,16 +35,23 @@ pub(crate) fn defs() -> Vec<Def> {
 /// INPUT's bytes in CHARSET, None for an unknown charset.
 pub(crate) fn encode(s: &str, charset: &str) -> Option<Vec<u8>> {
     let cs = charset.trim().to_ascii_uppercase().replace('_', "-");
-    let utf16 = |be: bool| s.encode_utf16().flat_map(move |u| if be { u.to_be_bytes() } else { u.to_le_bytes() });
+    let utf16 = |be: bool| {
+        s.encode_utf16()
+            .flat_map(move |u| if be { u.to_be_bytes() } else { u.to_le_bytes() })
+    };
     Some(match cs.as_str() {
         "UTF-8" | "UTF8" => s.as_bytes().to_vec(),
         "UTF-16" | "UTF16" => [0xFE, 0xFF].into_iter().chain(utf16(true)).collect(),
         "UTF-16BE" => utf16(true).collect(),
         "UTF-16LE" => utf16(false).collect(),
-        "ISO-8859-1" | "ISO8859-1" | "LATIN1" | "ISO-LATIN-1" => {
-            s.chars().map(|c| if (c as u32) < 256 { c as u8 } else { b'?' }).collect()
-        }
-        "US-ASCII" | "ASCII" => s.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
+        "ISO-8859-1" | "ISO8859-1" | "LATIN1" | "ISO-LATIN-1" => s
+            .chars()
+            .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
+            .collect(),
+        "US-ASCII" | "ASCII" => s
+            .chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+            .collect(),
         _ => return None,
     })
 }
@@ -114,7 +121,11 @@ fn sha1(a: &Args) -> Result<ArrayRef> {
 
 fn crc32(a: &Args) -> Result<ArrayRef> {
     let rows = bytes(a);
-    strings(a.n, |r| rows[r].as_deref().map(|b| hex(&crc32_value(b).to_le_bytes())))
+    strings(a.n, |r| {
+        rows[r]
+            .as_deref()
+            .map(|b| hex(&crc32_value(b).to_le_bytes()))
+    })
 }
 
 /// SHA-1 (FIPS 180-4).
@@ -143,7 +154,12 @@ pub(crate) fn sha1_digest(data: &[u8]) -> [u8; 20] {
                 40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
                 _ => (b ^ c ^ d, 0xCA62C1D6),
             };
-            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
             e = d;
             d = c;
             c = b.rotate_left(30);
@@ -167,7 +183,11 @@ pub(crate) fn crc32_value(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -179,8 +199,14 @@ mod tests {
 
     #[test]
     fn sha1_and_crc32_known_values() {
-        assert_eq!(hex(&sha1_digest(b"my text")), "c3599c11e47719df18a2448690840c5dfcce3c80");
-        assert_eq!(hex(&sha1_digest(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1_digest(b"my text")),
+            "c3599c11e47719df18a2448690840c5dfcce3c80"
+        );
+        assert_eq!(
+            hex(&sha1_digest(b"")),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
         assert_eq!(crc32_value(b"my text"), 0x802ef98d);
         assert_eq!(encode("é", "ISO-8859-1"), Some(vec![0xE9]));
         assert_eq!(encode("a", "UTF-16"), Some(vec![0xFE, 0xFF, 0, b'a']));

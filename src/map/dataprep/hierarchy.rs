@@ -15,8 +15,8 @@ use datafusion::common::{plan_err, Result, ScalarValue};
 
 use super::strings::{list_strings, string_lists};
 use super::{
-    boolean, bools, int64, ints, list_of, literal_str, same_as_first, strings, union_type, utf8, utf8_list,
-    Args, Coerce, Def, MANY,
+    boolean, bools, int64, ints, list_of, literal_str, same_as_first, strings, union_type, utf8,
+    utf8_list, Args, Coerce, Def, MANY,
 };
 
 pub(crate) fn defs() -> Vec<Def> {
@@ -80,16 +80,34 @@ pub(crate) fn defs() -> Vec<Def> {
 
 /// `Map<Utf8, value>` as built here.
 pub(crate) fn map_type(value: DataType) -> DataType {
-    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entry_fields(value)), false)), false)
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(entry_fields(value)),
+            false,
+        )),
+        false,
+    )
 }
 
 fn entry_fields(value: DataType) -> Fields {
-    Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", value, true)])
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", value, true),
+    ])
 }
 
 /// A list column whose row `r` holds the elements `rows[r]` (source index, row in source), or null.
-pub(crate) fn build_list(item: &DataType, sources: &[ArrayRef], rows: &[Option<Vec<(usize, usize)>>]) -> Result<ArrayRef> {
-    let values = gather(item, sources, rows.iter().flatten().flatten().copied().collect())?;
+pub(crate) fn build_list(
+    item: &DataType,
+    sources: &[ArrayRef],
+    rows: &[Option<Vec<(usize, usize)>>],
+) -> Result<ArrayRef> {
+    let values = gather(
+        item,
+        sources,
+        rows.iter().flatten().flatten().copied().collect(),
+    )?;
     let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.as_ref().map_or(0, Vec::len)));
     let nulls = NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
     Ok(Arc::new(ListArray::try_new(
@@ -109,14 +127,43 @@ fn gather(item: &DataType, sources: &[ArrayRef], idx: Vec<(usize, usize)>) -> Re
 }
 
 /// A map column whose row `r` holds `rows[r]` (key, source index, row in source), or null.
-pub(crate) fn build_map(value: &DataType, sources: &[ArrayRef], rows: &[Option<Vec<(String, usize, usize)>>]) -> Result<ArrayRef> {
-    let keys: StringArray = rows.iter().flatten().flatten().map(|(k, _, _)| Some(k.as_str())).collect();
-    let values = gather(value, sources, rows.iter().flatten().flatten().map(|(_, s, i)| (*s, *i)).collect())?;
-    let entries = StructArray::try_new(entry_fields(value.clone()), vec![Arc::new(keys), values], None)?;
+pub(crate) fn build_map(
+    value: &DataType,
+    sources: &[ArrayRef],
+    rows: &[Option<Vec<(String, usize, usize)>>],
+) -> Result<ArrayRef> {
+    let keys: StringArray = rows
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|(k, _, _)| Some(k.as_str()))
+        .collect();
+    let values = gather(
+        value,
+        sources,
+        rows.iter()
+            .flatten()
+            .flatten()
+            .map(|(_, s, i)| (*s, *i))
+            .collect(),
+    )?;
+    let entries = StructArray::try_new(
+        entry_fields(value.clone()),
+        vec![Arc::new(keys), values],
+        None,
+    )?;
     let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.as_ref().map_or(0, Vec::len)));
     let nulls = NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
-    let DataType::Map(field, _) = map_type(value.clone()) else { unreachable!() };
-    Ok(Arc::new(MapArray::try_new(field, offsets, entries, Some(nulls), false)?))
+    let DataType::Map(field, _) = map_type(value.clone()) else {
+        unreachable!()
+    };
+    Ok(Arc::new(MapArray::try_new(
+        field,
+        offsets,
+        entries,
+        Some(nulls),
+        false,
+    )?))
 }
 
 /// A list argument as a `ListArray` (large and fixed-size lists are cast).
@@ -124,7 +171,9 @@ fn as_list(arr: &ArrayRef) -> Option<ListArray> {
     match arr.data_type() {
         DataType::List(_) => Some(arr.as_list::<i32>().clone()),
         DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            cast(arr, &DataType::List(f.clone())).ok().map(|a| a.as_list::<i32>().clone())
+            cast(arr, &DataType::List(f.clone()))
+                .ok()
+                .map(|a| a.as_list::<i32>().clone())
         }
         _ => None,
     }
@@ -132,7 +181,9 @@ fn as_list(arr: &ArrayRef) -> Option<ListArray> {
 
 fn item_type(t: &DataType) -> Option<&DataType> {
     match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => Some(f.data_type()),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            Some(f.data_type())
+        }
         _ => None,
     }
 }
@@ -152,7 +203,11 @@ fn map_row(m: &MapArray, keys: &StringArray, r: usize) -> Option<Vec<(String, us
         return None;
     }
     let o = m.value_offsets();
-    Some((o[r] as usize..o[r + 1] as usize).map(|i| (keys.value(i).to_string(), i)).collect())
+    Some(
+        (o[r] as usize..o[r + 1] as usize)
+            .map(|i| (keys.value(i).to_string(), i))
+            .collect(),
+    )
 }
 
 fn map_keys(m: &MapArray) -> Result<StringArray> {
@@ -162,7 +217,11 @@ fn map_keys(m: &MapArray) -> Result<StringArray> {
 // ---- return types ---------------------------------------------------------------------------
 
 fn to_array_ret(t: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataType> {
-    Ok(list_of(if t.len() > 1 { union_type(&t[1..]) } else { DataType::Utf8 }))
+    Ok(list_of(if t.len() > 1 {
+        union_type(&t[1..])
+    } else {
+        DataType::Utf8
+    }))
 }
 
 fn first_last_ret(t: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataType> {
@@ -198,7 +257,12 @@ fn to_object_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataTy
         return plan_err!("to_object: expects KEY, VALUE pairs");
     }
     let keys = literal_keys(lits, t.len(), "to_object")?;
-    Ok(DataType::Struct(keys.into_iter().zip(t.iter().skip(1).step_by(2)).map(|(k, v)| Field::new(k, v.clone(), true)).collect()))
+    Ok(DataType::Struct(
+        keys.into_iter()
+            .zip(t.iter().skip(1).step_by(2))
+            .map(|(k, v)| Field::new(k, v.clone(), true))
+            .collect(),
+    ))
 }
 
 fn arrays_to_objects_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataType> {
@@ -208,7 +272,9 @@ fn arrays_to_objects_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Resul
     let keys = literal_keys(lits, t.len(), "arrays_to_objects")?;
     let mut fields = Vec::new();
     for (k, v) in keys.into_iter().zip(t.iter().skip(1).step_by(2)) {
-        let Some(item) = item_type(v) else { return plan_err!("arrays_to_objects: {k:?} is not given an array") };
+        let Some(item) = item_type(v) else {
+            return plan_err!("arrays_to_objects: {k:?} is not given an array");
+        };
         fields.push(Field::new(k, item.clone(), true));
     }
     Ok(list_of(DataType::Struct(fields.into())))
@@ -234,8 +300,12 @@ fn str_map_ret(_: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataType> {
 }
 
 fn map_get_values_ret(t: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataType> {
-    let DataType::Map(entries, _) = &t[0] else { return plan_err!("map_get_values: the first argument must be a map") };
-    let DataType::Struct(f) = entries.data_type() else { return plan_err!("map_get_values: bad map type") };
+    let DataType::Map(entries, _) = &t[0] else {
+        return plan_err!("map_get_values: the first argument must be a map");
+    };
+    let DataType::Struct(f) = entries.data_type() else {
+        return plan_err!("map_get_values: bad map type");
+    };
     if item_type(&t[1]).is_some() {
         Ok(map_type(f[1].data_type().clone()))
     } else {
@@ -258,7 +328,10 @@ fn size_of(a: &Args) -> Result<ArrayRef> {
         }
         DataType::Struct(_) => {
             let s = arr.as_struct();
-            ints(a.n, |r| s.is_valid(r).then(|| s.columns().iter().filter(|c| c.is_valid(r)).count() as i64))
+            ints(a.n, |r| {
+                s.is_valid(r)
+                    .then(|| s.columns().iter().filter(|c| c.is_valid(r)).count() as i64)
+            })
         }
         t if item_type(t).is_some() => {
             let l = as_list(arr).expect("list");
@@ -276,24 +349,39 @@ fn is_empty(a: &Args) -> Result<ArrayRef> {
 
 fn to_array(a: &Args) -> Result<ArrayRef> {
     let item = item_type(&a.ret).cloned().unwrap_or(DataType::Utf8);
-    let sources: Vec<ArrayRef> = a.arrays[1..].iter().map(|x| cast(x, &item)).collect::<std::result::Result<_, _>>()?;
+    let sources: Vec<ArrayRef> = a.arrays[1..]
+        .iter()
+        .map(|x| cast(x, &item))
+        .collect::<std::result::Result<_, _>>()?;
     let rows: Vec<_> = (0..a.n)
         .map(|r| {
             let keep_nulls = a.bool(0, r).unwrap_or(false);
-            Some((0..sources.len()).filter(|&j| keep_nulls || sources[j].is_valid(r)).map(|j| (j, r)).collect())
+            Some(
+                (0..sources.len())
+                    .filter(|&j| keep_nulls || sources[j].is_valid(r))
+                    .map(|j| (j, r))
+                    .collect(),
+            )
         })
         .collect();
     build_list(&item, &sources, &rows)
 }
 
 fn append(a: &Args) -> Result<ArrayRef> {
-    let Some(item) = item_type(&a.ret).cloned() else { return plan_err!("add_to_array/join_arrays: the first argument must be an array") };
+    let Some(item) = item_type(&a.ret).cloned() else {
+        return plan_err!("add_to_array/join_arrays: the first argument must be an array");
+    };
     // Every argument as (source, optional list view): lists contribute elements, others themselves.
     let mut sources: Vec<ArrayRef> = Vec::new();
     let mut views: Vec<(usize, Option<ListArray>)> = Vec::new();
     for x in &a.arrays {
         if let Some(l) = as_list(x) {
-            let l = ListArray::try_new(Arc::new(Field::new_list_field(item.clone(), true)), l.offsets().clone(), cast(l.values(), &item)?, l.nulls().cloned())?;
+            let l = ListArray::try_new(
+                Arc::new(Field::new_list_field(item.clone(), true)),
+                l.offsets().clone(),
+                cast(l.values(), &item)?,
+                l.nulls().cloned(),
+            )?;
             sources.push(l.values().clone());
             views.push((sources.len() - 1, Some(l)));
         } else {
@@ -326,7 +414,11 @@ fn pick(a: &Args, last: bool) -> Result<ArrayRef> {
     if a.len() == 1 {
         if let Some(l) = as_list(&a.arrays[0]) {
             let idx: UInt32Array = (0..a.n)
-                .map(|r| range(&l, r).filter(|x| !x.is_empty()).map(|x| if last { x.end - 1 } else { x.start } as u32))
+                .map(|r| {
+                    range(&l, r)
+                        .filter(|x| !x.is_empty())
+                        .map(|x| if last { x.end - 1 } else { x.start } as u32)
+                })
                 .collect();
             return Ok(take(l.values(), &idx, None)?);
         }
@@ -352,11 +444,19 @@ fn flatten_once(l: &ListArray) -> Option<ListArray> {
         DataType::List(f) => f.clone(),
         _ => return None,
     };
-    ListArray::try_new(field, OffsetBuffer::new(offsets.into()), inner.values().clone(), l.nulls().cloned()).ok()
+    ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        inner.values().clone(),
+        l.nulls().cloned(),
+    )
+    .ok()
 }
 
 fn flatten_array(a: &Args) -> Result<ArrayRef> {
-    let Some(mut l) = as_list(&a.arrays[0]) else { return Ok(a.arrays[0].clone()) };
+    let Some(mut l) = as_list(&a.arrays[0]) else {
+        return Ok(a.arrays[0].clone());
+    };
     while let Some(f) = flatten_once(&l) {
         l = f;
     }
@@ -375,21 +475,36 @@ fn array_to_string(a: &Args) -> Result<ArrayRef> {
     };
     strings(a.n, |r| {
         let sep = a.str(0, r).unwrap_or("");
-        Some(list_strings(&flat, r)?.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().join(sep))
+        Some(
+            list_strings(&flat, r)?
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect::<Vec<_>>()
+                .join(sep),
+        )
     })
 }
 
 fn arrays_to_objects(a: &Args) -> Result<ArrayRef> {
-    let Some(DataType::Struct(fields)) = item_type(&a.ret).cloned() else { return plan_err!("arrays_to_objects: bad type") };
+    let Some(DataType::Struct(fields)) = item_type(&a.ret).cloned() else {
+        return plan_err!("arrays_to_objects: bad type");
+    };
     let lists: Vec<Option<ListArray>> = a.arrays.iter().skip(1).step_by(2).map(as_list).collect();
     let mut lens = Vec::with_capacity(a.n);
     let mut indices: Vec<Vec<Option<u32>>> = vec![Vec::new(); lists.len()];
     for r in 0..a.n {
-        let ranges: Vec<Option<std::ops::Range<usize>>> = lists.iter().map(|l| l.as_ref().and_then(|l| range(l, r))).collect();
+        let ranges: Vec<Option<std::ops::Range<usize>>> = lists
+            .iter()
+            .map(|l| l.as_ref().and_then(|l| range(l, r)))
+            .collect();
         let len = ranges.iter().flatten().map(|x| x.len()).max().unwrap_or(0);
         for (j, rg) in ranges.iter().enumerate() {
             for k in 0..len {
-                indices[j].push(rg.as_ref().filter(|x| k < x.len()).map(|x| (x.start + k) as u32));
+                indices[j].push(
+                    rg.as_ref()
+                        .filter(|x| k < x.len())
+                        .map(|x| (x.start + k) as u32),
+                );
             }
         }
         lens.push(len);
@@ -413,28 +528,54 @@ fn arrays_to_objects(a: &Args) -> Result<ArrayRef> {
 }
 
 fn to_object(a: &Args) -> Result<ArrayRef> {
-    let DataType::Struct(fields) = &a.ret else { return plan_err!("to_object: bad type") };
+    let DataType::Struct(fields) = &a.ret else {
+        return plan_err!("to_object: bad type");
+    };
     let cols: Vec<ArrayRef> = a.arrays.iter().skip(1).step_by(2).cloned().collect();
-    Ok(Arc::new(StructArray::try_new_with_length(fields.clone(), cols, None, a.n)?))
+    Ok(Arc::new(StructArray::try_new_with_length(
+        fields.clone(),
+        cols,
+        None,
+        a.n,
+    )?))
 }
 
 fn object_to_map(a: &Args) -> Result<ArrayRef> {
-    let DataType::Map(entries, _) = &a.ret else { return plan_err!("object_to_map: bad type") };
-    let DataType::Struct(ef) = entries.data_type() else { return plan_err!("object_to_map: bad type") };
+    let DataType::Map(entries, _) = &a.ret else {
+        return plan_err!("object_to_map: bad type");
+    };
+    let DataType::Struct(ef) = entries.data_type() else {
+        return plan_err!("object_to_map: bad type");
+    };
     let value = ef[1].data_type().clone();
     match a.arrays[0].data_type() {
         DataType::Struct(fields) if a.len() == 1 => {
             let s = a.arrays[0].as_struct();
-            let sources: Vec<ArrayRef> = s.columns().iter().map(|c| cast(c, &value)).collect::<std::result::Result<_, _>>()?;
+            let sources: Vec<ArrayRef> = s
+                .columns()
+                .iter()
+                .map(|c| cast(c, &value))
+                .collect::<std::result::Result<_, _>>()?;
             let rows: Vec<_> = (0..a.n)
-                .map(|r| s.is_valid(r).then(|| fields.iter().enumerate().filter(|(j, _)| sources[*j].is_valid(r)).map(|(j, f)| (f.name().clone(), j, r)).collect()))
+                .map(|r| {
+                    s.is_valid(r).then(|| {
+                        fields
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| sources[*j].is_valid(r))
+                            .map(|(j, f)| (f.name().clone(), j, r))
+                            .collect()
+                    })
+                })
                 .collect();
             build_map(&value, &sources, &rows)
         }
         t if a.len() == 2 && item_type(t).is_some() => {
             let l = as_list(&a.arrays[0]).expect("list");
             let objects = l.values().clone();
-            let DataType::Struct(ofs) = objects.data_type().clone() else { return plan_err!("array_to_map: the array must hold objects") };
+            let DataType::Struct(ofs) = objects.data_type().clone() else {
+                return plan_err!("array_to_map: the array must hold objects");
+            };
             let s = objects.as_struct();
             let rows: Vec<_> = (0..a.n)
                 .map(|r| {
@@ -456,7 +597,13 @@ fn object_to_map(a: &Args) -> Result<ArrayRef> {
             build_map(&value, &[cast(&objects, &value)?], &rows)
         }
         _ => {
-            let sources: Vec<ArrayRef> = a.arrays.iter().skip(1).step_by(2).map(|c| cast(c, &value)).collect::<std::result::Result<_, _>>()?;
+            let sources: Vec<ArrayRef> = a
+                .arrays
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|c| cast(c, &value))
+                .collect::<std::result::Result<_, _>>()?;
             let rows: Vec<_> = (0..a.n)
                 .map(|r| {
                     let mut out: Vec<(String, usize, usize)> = Vec::new();
@@ -500,7 +647,11 @@ fn str_to_object(a: &Args) -> Result<ArrayRef> {
             Some(out)
         })
         .collect();
-    build_map(&DataType::Utf8, &[Arc::new(StringArray::from(values))], &rows)
+    build_map(
+        &DataType::Utf8,
+        &[Arc::new(StringArray::from(values))],
+        &rows,
+    )
 }
 
 fn get_keys(a: &Args) -> Result<ArrayRef> {
@@ -509,12 +660,21 @@ fn get_keys(a: &Args) -> Result<ArrayRef> {
         DataType::Map(..) => {
             let m = arr.as_map();
             let keys = map_keys(m)?;
-            string_lists(a.n, |r| Some(map_row(m, &keys, r)?.into_iter().map(|(k, _)| k).collect()))
+            string_lists(a.n, |r| {
+                Some(map_row(m, &keys, r)?.into_iter().map(|(k, _)| k).collect())
+            })
         }
         DataType::Struct(fields) => {
             let s = arr.as_struct();
             string_lists(a.n, |r| {
-                s.is_valid(r).then(|| fields.iter().zip(s.columns()).filter(|(_, c)| c.is_valid(r)).map(|(f, _)| f.name().clone()).collect())
+                s.is_valid(r).then(|| {
+                    fields
+                        .iter()
+                        .zip(s.columns())
+                        .filter(|(_, c)| c.is_valid(r))
+                        .map(|(f, _)| f.name().clone())
+                        .collect()
+                })
             })
         }
         _ => string_lists(a.n, |_| None),
@@ -524,14 +684,22 @@ fn get_keys(a: &Args) -> Result<ArrayRef> {
 fn get_values(a: &Args) -> Result<ArrayRef> {
     strings(a.n, |r| {
         let key = a.str(1, r)?;
-        parse_pairs(a.str(0, r)?, a.str(2, r), a.str(3, r)).into_iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
+        parse_pairs(a.str(0, r)?, a.str(2, r), a.str(3, r))
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
     })
 }
 
 /// The keys asked for in argument 1 at row `r` (a string or an array of strings).
 fn wanted(a: &Args, r: usize) -> Option<Vec<String>> {
     if item_type(a.arrays[1].data_type()).is_some() {
-        Some(list_strings(&a.arrays[1], r)?.into_iter().flatten().collect())
+        Some(
+            list_strings(&a.arrays[1], r)?
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     } else {
         Some(vec![a.str(1, r)?.to_string()])
     }
@@ -545,15 +713,25 @@ fn map_get_values(a: &Args) -> Result<ArrayRef> {
         let rows: Vec<_> = (0..a.n)
             .map(|r| {
                 let want = wanted(a, r)?;
-                Some(map_row(m, &keys, r)?.into_iter().filter(|(k, _)| want.contains(k)).map(|(k, i)| (k, 0, i)).collect())
+                Some(
+                    map_row(m, &keys, r)?
+                        .into_iter()
+                        .filter(|(k, _)| want.contains(k))
+                        .map(|(k, i)| (k, 0, i))
+                        .collect(),
+                )
             })
             .collect();
-        return build_map(values.data_type(), &[values], &rows);
+        let vt = values.data_type().clone();
+        return build_map(&vt, &[values], &rows);
     }
     let idx: UInt32Array = (0..a.n)
         .map(|r| {
             let key = a.str(1, r)?;
-            map_row(m, &keys, r)?.into_iter().find(|(k, _)| k == key).map(|(_, i)| i as u32)
+            map_row(m, &keys, r)?
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, i)| i as u32)
         })
         .collect();
     Ok(take(&values, &idx, None)?)
@@ -569,12 +747,19 @@ fn map_has_keys(a: &Args) -> Result<ArrayRef> {
 }
 
 fn add_to_map(a: &Args) -> Result<ArrayRef> {
-    let DataType::Map(entries, _) = &a.ret else { return plan_err!("add_to_map: arguments must be maps") };
-    let DataType::Struct(ef) = entries.data_type() else { return plan_err!("add_to_map: bad type") };
+    let DataType::Map(entries, _) = &a.ret else {
+        return plan_err!("add_to_map: arguments must be maps");
+    };
+    let DataType::Struct(ef) = entries.data_type() else {
+        return plan_err!("add_to_map: bad type");
+    };
     let value = ef[1].data_type().clone();
     let maps: Vec<&MapArray> = a.arrays.iter().map(|x| x.as_map()).collect();
     let keys: Vec<StringArray> = maps.iter().map(|m| map_keys(m)).collect::<Result<_>>()?;
-    let sources: Vec<ArrayRef> = maps.iter().map(|m| cast(m.values(), &value)).collect::<std::result::Result<_, _>>()?;
+    let sources: Vec<ArrayRef> = maps
+        .iter()
+        .map(|m| cast(m.values(), &value))
+        .collect::<std::result::Result<_, _>>()?;
     let rows: Vec<_> = (0..a.n)
         .map(|r| {
             let mut out: Vec<(String, usize, usize)> = Vec::new();

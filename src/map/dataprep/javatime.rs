@@ -11,7 +11,9 @@
 use std::str::FromStr;
 
 use arrow::array::timezone::Tz;
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc,
+};
 
 /// Data Prep's auto-detected patterns, in order (§2.6).
 pub(crate) const AUTO_PATTERNS: [&str; 18] = [
@@ -73,7 +75,7 @@ fn tokenize(p: &str) -> Vec<Tok> {
     let chars: Vec<char> = p.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let mut push_lit = |out: &mut Vec<Tok>, s: String| match out.last_mut() {
+    let push_lit = |out: &mut Vec<Tok>, s: String| match out.last_mut() {
         Some(Tok::Lit(l)) => l.push_str(&s),
         _ => out.push(Tok::Lit(s)),
     };
@@ -120,7 +122,8 @@ fn is_numeric(t: &Tok) -> bool {
     match t {
         Tok::Field(c, n) => match c {
             'M' | 'L' | 'Q' | 'q' => *n < 3,
-            'y' | 'Y' | 'd' | 'D' | 'H' | 'k' | 'K' | 'h' | 'm' | 's' | 'S' | 'u' | 'w' | 'W' | 'F' => true,
+            'y' | 'Y' | 'd' | 'D' | 'H' | 'k' | 'K' | 'h' | 'm' | 's' | 'S' | 'u' | 'w' | 'W'
+            | 'F' => true,
             _ => false,
         },
         Tok::Lit(_) => false,
@@ -128,10 +131,28 @@ fn is_numeric(t: &Tok) -> bool {
 }
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-    "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
-const DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 /// Matches a full or 3-letter English name at the start of `s` (case-insensitive).
 fn name_at(s: &str, names: &[&str]) -> Option<(usize, usize)> {
@@ -151,25 +172,27 @@ fn name_at(s: &str, names: &[&str]) -> Option<(usize, usize)> {
 
 /// Zone abbreviations Java still resolves (fixed offsets, in seconds).
 fn abbreviation(z: &str) -> Option<i32> {
-    Some(3600 * match z.to_ascii_uppercase().as_str() {
-        "UTC" | "GMT" | "UT" | "Z" | "WET" => 0,
-        "PST" => -8,
-        "PDT" | "MST" => -7,
-        "MDT" | "CST" => -6,
-        "CDT" | "EST" => -5,
-        "EDT" => -4,
-        "AKST" => -9,
-        "AKDT" => -8,
-        "HST" => -10,
-        "BST" | "CET" | "WEST" => 1,
-        "CEST" | "EET" => 2,
-        "EEST" | "MSK" => 3,
-        "IST" => return Some(5 * 3600 + 1800),
-        "JST" | "KST" => 9,
-        "AEST" => 10,
-        "AEDT" => 11,
-        _ => return None,
-    })
+    Some(
+        3600 * match z.to_ascii_uppercase().as_str() {
+            "UTC" | "GMT" | "UT" | "Z" | "WET" => 0,
+            "PST" => -8,
+            "PDT" | "MST" => -7,
+            "MDT" | "CST" => -6,
+            "CDT" | "EST" => -5,
+            "EDT" => -4,
+            "AKST" => -9,
+            "AKDT" => -8,
+            "HST" => -10,
+            "BST" | "CET" | "WEST" => 1,
+            "CEST" | "EET" => 2,
+            "EEST" | "MSK" => 3,
+            "IST" => return Some(5 * 3600 + 1800),
+            "JST" | "KST" => 9,
+            "AEST" => 10,
+            "AEDT" => 11,
+            _ => return None,
+        },
+    )
 }
 
 /// A parsed zone: a fixed offset or a named zone.
@@ -214,8 +237,17 @@ fn offset_at(s: &str) -> Option<(i32, usize)> {
         _ => return None,
     };
     let digits = |from: usize, max: usize| {
-        let n = b[from..].iter().take(max).take_while(|c| c.is_ascii_digit()).count();
-        (n, std::str::from_utf8(&b[from..from + n]).ok().and_then(|t| t.parse::<i32>().ok()))
+        let n = b[from..]
+            .iter()
+            .take(max)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        (
+            n,
+            std::str::from_utf8(&b[from..from + n])
+                .ok()
+                .and_then(|t| t.parse::<i32>().ok()),
+        )
     };
     let (hn, h) = digits(1, 2);
     let h = h?;
@@ -240,7 +272,8 @@ fn offset_at(s: &str) -> Option<(i32, usize)> {
 pub(crate) fn parse(s: &str, pattern: &str) -> Option<DateTime<Utc>> {
     let toks = tokenize(pattern);
     let mut pos = 0usize;
-    let (mut year, mut month, mut day, mut doy) = (None::<i32>, None::<u32>, None::<u32>, None::<u32>);
+    let (mut year, mut month, mut day, mut doy) =
+        (None::<i32>, None::<u32>, None::<u32>, None::<u32>);
     let (mut hour, mut hour12, mut pm) = (None::<u32>, None::<u32>, None::<bool>);
     let (mut minute, mut second, mut nano) = (0u32, 0u32, 0u32);
     let mut zone: Option<Zone> = None;
@@ -261,7 +294,11 @@ pub(crate) fn parse(s: &str, pattern: &str) -> Option<DateTime<Utc>> {
                     ('D', k) => (k.min(3), 3),
                     (_, k) => (1, k.max(2)),
                 };
-                let len = rest.bytes().take(max).take_while(|b| b.is_ascii_digit()).count();
+                let len = rest
+                    .bytes()
+                    .take(max)
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
                 if len < min {
                     return None;
                 }
@@ -314,7 +351,9 @@ pub(crate) fn parse(s: &str, pattern: &str) -> Option<DateTime<Utc>> {
             }
             Tok::Field('z' | 'V' | 'O', _) => {
                 let len = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '-' | ':')))
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '-' | ':'))
+                    })
                     .unwrap_or(rest.len());
                 zone = Some(parse_zone(&rest[..len])?);
                 pos += len;
@@ -332,7 +371,9 @@ pub(crate) fn parse(s: &str, pattern: &str) -> Option<DateTime<Utc>> {
     };
     let hour = match (hour, hour12) {
         (Some(h), _) => h,
-        (None, Some(h)) if (1..=12).contains(&h) || h == 0 => (h % 12) + if pm == Some(true) { 12 } else { 0 },
+        (None, Some(h)) if (1..=12).contains(&h) || h == 0 => {
+            (h % 12) + if pm == Some(true) { 12 } else { 0 }
+        }
         (None, Some(_)) => return None,
         (None, None) => 0,
     };
@@ -344,7 +385,10 @@ pub(crate) fn parse(s: &str, pattern: &str) -> Option<DateTime<Utc>> {
 pub(crate) fn to_utc(ndt: NaiveDateTime, zone: Option<&Zone>) -> Option<DateTime<Utc>> {
     Some(match zone {
         None => Utc.from_utc_datetime(&ndt),
-        Some(Zone::Fixed(secs)) => FixedOffset::east_opt(*secs)?.from_local_datetime(&ndt).single()?.to_utc(),
+        Some(Zone::Fixed(secs)) => FixedOffset::east_opt(*secs)?
+            .from_local_datetime(&ndt)
+            .single()?
+            .to_utc(),
         Some(Zone::Named(tz)) => tz.from_local_datetime(&ndt).earliest()?.to_utc(),
     })
 }
@@ -353,7 +397,9 @@ pub(crate) fn to_utc(ndt: NaiveDateTime, zone: Option<&Zone>) -> Option<DateTime
 pub(crate) fn in_zone(dt: DateTime<Utc>, zone: Option<&Zone>) -> DateTime<FixedOffset> {
     match zone {
         None => dt.fixed_offset(),
-        Some(Zone::Fixed(secs)) => dt.with_timezone(&FixedOffset::east_opt(*secs).unwrap_or(Utc.fix())),
+        Some(Zone::Fixed(secs)) => {
+            dt.with_timezone(&FixedOffset::east_opt(*secs).unwrap_or(Utc.fix()))
+        }
         Some(Zone::Named(tz)) => dt.with_timezone(tz).fixed_offset(),
     }
 }
@@ -370,7 +416,12 @@ fn offset_text(secs: i32, colon: bool, minutes_optional: bool) -> String {
 
 /// Formats an instant with a Java pattern, in `zone` (UTC when None); `zone_id` names it for
 /// `z`/`V`.
-pub(crate) fn format(dt: DateTime<Utc>, pattern: &str, zone: Option<&Zone>, zone_id: &str) -> String {
+pub(crate) fn format(
+    dt: DateTime<Utc>,
+    pattern: &str,
+    zone: Option<&Zone>,
+    zone_id: &str,
+) -> String {
     let t = in_zone(dt, zone);
     let off = t.offset().local_minus_utc();
     let mut out = String::new();
@@ -385,7 +436,11 @@ pub(crate) fn format(dt: DateTime<Utc>, pattern: &str, zone: Option<&Zone>, zone
         let num = |v: i64| format!("{v:0width$}", width = n);
         let s = match c {
             'y' | 'Y' => {
-                if n == 2 { format!("{:02}", t.year().rem_euclid(100)) } else { num(t.year() as i64) }
+                if n == 2 {
+                    format!("{:02}", t.year().rem_euclid(100))
+                } else {
+                    num(t.year() as i64)
+                }
             }
             'M' | 'L' => match n {
                 1 | 2 => num(t.month() as i64),
@@ -397,17 +452,35 @@ pub(crate) fn format(dt: DateTime<Utc>, pattern: &str, zone: Option<&Zone>, zone
             'H' => num(t.hour() as i64),
             'k' => num(if t.hour() == 0 { 24 } else { t.hour() as i64 }),
             'K' => num((t.hour() % 12) as i64),
-            'h' => num(if t.hour() % 12 == 0 { 12 } else { (t.hour() % 12) as i64 }),
+            'h' => num(if t.hour() % 12 == 0 {
+                12
+            } else {
+                (t.hour() % 12) as i64
+            }),
             'm' => num(t.minute() as i64),
             's' => num(t.second() as i64),
             'S' => {
                 let frac = format!("{:09}", t.nanosecond() % 1_000_000_000);
-                if n <= 9 { frac[..n].to_string() } else { format!("{frac:0<n$}") }
+                if n <= 9 {
+                    frac[..n].to_string()
+                } else {
+                    format!("{frac:0<n$}")
+                }
             }
-            'a' => if t.hour() < 12 { "AM".into() } else { "PM".into() },
+            'a' => {
+                if t.hour() < 12 {
+                    "AM".into()
+                } else {
+                    "PM".into()
+                }
+            }
             'E' => {
                 let d = DAYS[t.weekday().num_days_from_monday() as usize];
-                if n >= 4 { cap(d) } else { cap(&d[..3]) }
+                if n >= 4 {
+                    cap(d)
+                } else {
+                    cap(&d[..3])
+                }
             }
             'u' | 'e' | 'c' => num(t.weekday().number_from_monday() as i64),
             'w' => num(t.iso_week().week() as i64),
@@ -415,17 +488,39 @@ pub(crate) fn format(dt: DateTime<Utc>, pattern: &str, zone: Option<&Zone>, zone
             'F' => num(((t.day() - 1) / 7 + 1) as i64),
             'Q' | 'q' => {
                 let q = t.month0() / 3 + 1;
-                if n >= 3 { format!("Q{q}") } else { num(q as i64) }
+                if n >= 3 {
+                    format!("Q{q}")
+                } else {
+                    num(q as i64)
+                }
             }
             'G' => "AD".into(),
             'X' if off == 0 => "Z".into(),
             'X' | 'x' => offset_text(off, n >= 3, n == 1),
             'Z' => match n {
                 1..=3 => offset_text(off, false, false),
-                4 => if off == 0 { "GMT".into() } else { format!("GMT{}", offset_text(off, true, false)) },
-                _ => if off == 0 { "Z".into() } else { offset_text(off, true, false) },
+                4 => {
+                    if off == 0 {
+                        "GMT".into()
+                    } else {
+                        format!("GMT{}", offset_text(off, true, false))
+                    }
+                }
+                _ => {
+                    if off == 0 {
+                        "Z".into()
+                    } else {
+                        offset_text(off, true, false)
+                    }
+                }
             },
-            'O' => if off == 0 { "GMT".into() } else { format!("GMT{}", offset_text(off, true, true)) },
+            'O' => {
+                if off == 0 {
+                    "GMT".into()
+                } else {
+                    format!("GMT{}", offset_text(off, true, true))
+                }
+            }
             'z' | 'V' => zone_id.to_string(),
             other => other.to_string().repeat(n),
         };
@@ -436,7 +531,9 @@ pub(crate) fn format(dt: DateTime<Utc>, pattern: &str, zone: Option<&Zone>, zone
 
 fn cap(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -446,9 +543,18 @@ mod tests {
     #[test]
     fn patterns_round_trip() {
         let dt = parse("2019-10-23 11:24", "yyyy-MM-dd HH:mm").unwrap();
-        assert_eq!(format(dt, "yyyy-MM-dd'T'HH:mm:ss.SSSX", None, "UTC"), "2019-10-23T11:24:00.000Z");
+        assert_eq!(
+            format(dt, "yyyy-MM-dd'T'HH:mm:ss.SSSX", None, "UTC"),
+            "2019-10-23T11:24:00.000Z"
+        );
         assert!(parse("12112020", "yyyyMMdd").is_none());
-        assert_eq!(parse("12112020", "MMddyyyy").unwrap().to_rfc3339(), "2020-12-11T00:00:00+00:00");
-        assert_eq!(parse_auto("2019-10-17T11:55:12 PST").unwrap().to_rfc3339(), "2019-10-17T19:55:12+00:00");
+        assert_eq!(
+            parse("12112020", "MMddyyyy").unwrap().to_rfc3339(),
+            "2020-12-11T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_auto("2019-10-17T11:55:12 PST").unwrap().to_rfc3339(),
+            "2019-10-17T19:55:12+00:00"
+        );
     }
 }

@@ -58,6 +58,7 @@ mod javatime;
 mod regex;
 mod strings;
 mod url;
+mod useragent;
 
 /// One catalogue entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +245,11 @@ impl ScalarUDFImpl for DpUdf {
         (self.def.ret)(arg_types, &vec![None; arg_types.len()])
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let dt = (self.def.ret)(&types, args.scalar_arguments)?;
         Ok(Arc::new(Field::new(self.name(), dt, true)))
     }
@@ -299,11 +304,7 @@ impl ScalarUDFImpl for DpUdf {
 
 /// The common type of some argument types (nulls ignored; strings if nothing better).
 pub(crate) fn union_type(types: &[DataType]) -> DataType {
-    let non_null: Vec<DataType> = types
-        .iter()
-        .filter(|t| !t.is_null())
-        .cloned()
-        .collect();
+    let non_null: Vec<DataType> = types.iter().filter(|t| !t.is_null()).cloned().collect();
     if non_null.is_empty() {
         return DataType::Utf8;
     }
@@ -341,7 +342,12 @@ impl Args {
     pub fn len(&self) -> usize {
         self.arrays.len()
     }
-    fn cast<T: Clone + 'static>(&self, cell: &OnceCell<Option<T>>, i: usize, to: DataType) -> Option<T> {
+    fn cast<T: Clone + 'static>(
+        &self,
+        cell: &OnceCell<Option<T>>,
+        i: usize,
+        to: DataType,
+    ) -> Option<T> {
         cell.get_or_init(|| {
             let a = arrow::compute::cast(&self.arrays[i], &to).ok()?;
             a.as_any().downcast_ref::<T>().cloned()
@@ -388,7 +394,10 @@ impl Args {
         if i >= self.arrays.len() {
             return None;
         }
-        if matches!(self.arrays[i].data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        if matches!(
+            self.arrays[i].data_type(),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        ) {
             return self.str(i, row).and_then(parse_bool);
         }
         let _ = self.cast::<BooleanArray>(&self.bools[i], i, DataType::Boolean);
@@ -404,7 +413,9 @@ impl Args {
 /// Data Prep's string → boolean rule (§2.6).
 pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.trim() {
-        "y" | "yes" | "Y" | "YES" | "on" | "ON" | "true" | "TRUE" | "True" | "Yes" | "On" => Some(true),
+        "y" | "yes" | "Y" | "YES" | "on" | "ON" | "true" | "TRUE" | "True" | "Yes" | "On" => {
+            Some(true)
+        }
         "n" | "N" | "no" | "NO" | "off" | "OFF" | "false" | "FALSE" | "False" | "No" | "Off" => {
             Some(false)
         }

@@ -47,7 +47,11 @@ fn extract_regex(a: &Args) -> Result<ArrayRef> {
             let s = a.str(0, r)?;
             let re = cache.get(a.str(1, r)?)?;
             let c = re.captures(s)?;
-            Some(c.iter().map(|m| m.map(|m| m.as_str().to_string())).collect::<Vec<_>>())
+            Some(
+                c.iter()
+                    .map(|m| m.map(|m| m.as_str().to_string()))
+                    .collect::<Vec<_>>(),
+            )
         })();
         match caps {
             Some(v) => {

@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::Result;
 
-use super::{bools, ints, strings, utf8, utf8_list, boolean, int64, Args, Def, MANY};
+use super::{boolean, bools, int64, ints, strings, utf8, utf8_list, Args, Def, MANY};
 
 pub(crate) fn defs() -> Vec<Def> {
     vec![
@@ -93,7 +93,10 @@ pub(crate) fn java_split(s: &str, re: &regex::Regex) -> Vec<String> {
 }
 
 /// A List<Utf8> column from a per-row function.
-pub(crate) fn string_lists(n: usize, mut f: impl FnMut(usize) -> Option<Vec<String>>) -> Result<ArrayRef> {
+pub(crate) fn string_lists(
+    n: usize,
+    mut f: impl FnMut(usize) -> Option<Vec<String>>,
+) -> Result<ArrayRef> {
     let mut b = ListBuilder::new(StringBuilder::new());
     for r in 0..n {
         match f(r) {
@@ -182,7 +185,11 @@ fn substr(a: &Args) -> Result<ArrayRef> {
         let chars: Vec<char> = a.str(0, r)?.chars().collect();
         let start = a.int(1, r)?;
         let len = chars.len() as i64;
-        let abs_start = if start < 0 { (len + start).max(0) } else { start };
+        let abs_start = if start < 0 {
+            (len + start).max(0)
+        } else {
+            start
+        };
         let end = if a.len() > 2 {
             let l = a.int(2, r)?;
             if l < 0 {
@@ -207,12 +214,21 @@ fn upper(a: &Args) -> Result<ArrayRef> {
 fn split(a: &Args) -> Result<ArrayRef> {
     string_lists(a.n, |r| {
         let s = a.str(0, r)?;
-        let seps: Option<Vec<char>> = if a.len() > 1 { Some(a.str(1, r)?.chars().collect()) } else { None };
+        let seps: Option<Vec<char>> = if a.len() > 1 {
+            Some(a.str(1, r)?.chars().collect())
+        } else {
+            None
+        };
         let is_sep = |c: char| match &seps {
             Some(v) if !v.is_empty() => v.contains(&c),
             _ => c.is_whitespace(),
         };
-        Some(s.split(is_sep).filter(|p| !p.is_empty()).map(str::to_string).collect())
+        Some(
+            s.split(is_sep)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     })
 }
 
@@ -244,11 +260,18 @@ pub(crate) fn list_strings(arr: &ArrayRef, row: usize) -> Option<Vec<Option<Stri
     };
     let s = arrow::compute::cast(&values, &DataType::Utf8).ok()?;
     let s = s.as_string::<i32>();
-    Some((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect())
+    Some(
+        (0..s.len())
+            .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+            .collect(),
+    )
 }
 
 fn is_list(t: &DataType) -> bool {
-    matches!(t, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..))
+    matches!(
+        t,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    )
 }
 
 fn join(a: &Args) -> Result<ArrayRef> {
@@ -257,7 +280,11 @@ fn join(a: &Args) -> Result<ArrayRef> {
         let mut items: Vec<String> = Vec::new();
         for i in 1..a.len() {
             if is_list(a.arrays[i].data_type()) {
-                items.extend(list_strings(&a.arrays[i], r)?.into_iter().map(Option::unwrap_or_default));
+                items.extend(
+                    list_strings(&a.arrays[i], r)?
+                        .into_iter()
+                        .map(Option::unwrap_or_default),
+                );
             } else {
                 items.push(a.str(i, r).unwrap_or("").to_string());
             }
@@ -278,8 +305,16 @@ fn pad(a: &Args, left: bool) -> Result<ArrayRef> {
         if size <= len {
             return Some(s.to_string());
         }
-        let fill: String = padding.chars().cycle().take((size - len) as usize).collect();
-        Some(if left { fill + s } else { s.to_string() + &fill })
+        let fill: String = padding
+            .chars()
+            .cycle()
+            .take((size - len) as usize)
+            .collect();
+        Some(if left {
+            fill + s
+        } else {
+            s.to_string() + &fill
+        })
     })
 }
 
@@ -325,5 +360,7 @@ fn equals(a: &Args) -> Result<ArrayRef> {
 }
 
 fn equals_ignore_case(a: &Args) -> Result<ArrayRef> {
-    bools(a.n, |r| Some(a.str(0, r)?.to_lowercase() == a.str(1, r)?.to_lowercase()))
+    bools(a.n, |r| {
+        Some(a.str(0, r)?.to_lowercase() == a.str(1, r)?.to_lowercase())
+    })
 }

@@ -7,7 +7,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
 
 use super::hierarchy::{build_map, map_type};
-use super::{ints, int64, strings, utf8, Args, Def};
+use super::{int64, ints, strings, utf8, Args, Def};
 
 pub(crate) fn defs() -> Vec<Def> {
     vec![
@@ -82,7 +82,14 @@ fn parse(s: &str) -> Option<Url<'_>> {
             return None;
         }
     }
-    Some(Url { scheme, host, port: port.filter(|p| !p.is_empty()), path, query, fragment })
+    Some(Url {
+        scheme,
+        host,
+        port: port.filter(|p| !p.is_empty()),
+        path,
+        query,
+        fragment,
+    })
 }
 
 fn default_port(scheme: &str) -> Option<i64> {
@@ -124,8 +131,16 @@ fn port(a: &Args) -> Result<ArrayRef> {
 fn path(a: &Args) -> Result<ArrayRef> {
     strings(a.n, |r| {
         let u = parse(a.str(0, r)?)?;
-        let full = if a.len() > 1 { a.bool(1, r).unwrap_or(true) } else { true };
-        Some(if full { u.path.to_string() } else { u.path.rsplit('/').next().unwrap_or("").to_string() })
+        let full = if a.len() > 1 {
+            a.bool(1, r).unwrap_or(true)
+        } else {
+            true
+        };
+        Some(if full {
+            u.path.to_string()
+        } else {
+            u.path.rsplit('/').next().unwrap_or("").to_string()
+        })
     })
 }
 
