@@ -38,7 +38,7 @@ impl ListProject {
 
 /// The (name, path) pairs from the literal arguments.
 fn pairs(scalars: &[Option<&ScalarValue>]) -> Result<Vec<(String, Vec<String>)>> {
-    if scalars.len() < 3 || scalars.len() % 2 == 0 {
+    if scalars.len() < 3 || scalars.len().is_multiple_of(2) {
         return plan_err!(
             "list_project(list, 'name', 'path', …) takes a list and pairs of string literals"
         );

@@ -2,6 +2,7 @@
 //! simulator or a stub on loopback that the tests start themselves.
 
 mod cli;
+mod dataprep;
 mod decode;
 mod defaults;
 mod pipeline;

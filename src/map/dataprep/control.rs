@@ -92,7 +92,7 @@ fn iif(a: &Args) -> Result<ArrayRef> {
 }
 
 fn coalesce(a: &Args) -> Result<ArrayRef> {
-    choose(a, |r| (0..a.len()).find(|&i| a.arrays[i].is_valid(r)))
+    choose(a, |r| (0..a.len()).find(|&i| !a.is_null(i, r)))
 }
 
 fn extreme(a: &Args, want: Ordering) -> Result<ArrayRef> {
@@ -117,7 +117,7 @@ fn extreme(a: &Args, want: Ordering) -> Result<ArrayRef> {
     choose(a, |r| {
         let mut best: Option<usize> = None;
         for i in 0..arrays.len() {
-            if arrays[i].is_null(r) {
+            if a.is_null(i, r) {
                 continue;
             }
             best = match best {

@@ -406,7 +406,9 @@ impl Args {
     }
     /// Is argument `i` null (or absent) at `row`?
     pub fn is_null(&self, i: usize, row: usize) -> bool {
-        i >= self.arrays.len() || self.arrays[i].is_null(row)
+        i >= self.arrays.len()
+            || self.arrays[i].data_type().is_null()
+            || self.arrays[i].is_null(row)
     }
 }
 
