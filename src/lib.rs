@@ -25,6 +25,7 @@ pub mod decode;
 pub mod defaults;
 pub mod map;
 pub mod pipeline;
+pub mod replay;
 pub mod resource;
 pub mod secret;
 pub mod sim;

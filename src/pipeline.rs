@@ -253,6 +253,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         output_bytes: 0,
         rejected_file: None,
         diagnostics: Vec::new(),
+        replay_of: None,
     };
     let diagnostics = manifest.error_diagnostics;
     let (batch_dir, manifest) =
@@ -306,7 +307,7 @@ pub fn threshold_failure(fetched: u64, rejected: u64, partial: Option<f64>) -> O
     }
 }
 
-fn error_summary(
+pub(crate) fn error_summary(
     ingested: u64,
     by_code: &BTreeMap<String, u64>,
     diagnostics: bool,
@@ -442,7 +443,41 @@ async fn process_chunk(
     .await
     .map_err(|e| PipelineError::Internal(e.to_string()))?;
     totals.fetched += decoded.records() as u64;
+    let outcome = map_and_validate(&cfg.schema, mapper, decoded).await?;
+    totals.warnings += outcome.warnings;
+    for r in &outcome.rejected {
+        *totals.rejected_by_code.entry(primary_code(r)).or_default() += 1;
+    }
+    totals.ingested += outcome.accepted.num_rows() as u64;
+    Ok(Processed {
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+    })
+}
 
+/// The code a rejected row is counted under.
+pub(crate) fn primary_code(r: &Rejection) -> String {
+    r.primary()
+        .map(|e| e.code.clone())
+        .unwrap_or_else(|| "UNKNOWN".into())
+}
+
+/// What mapping and validating decoded records gave.
+pub(crate) struct Outcome {
+    /// Accepted rows in the XDM Arrow schema.
+    pub accepted: RecordBatch,
+    /// Rejected rows (decode, map and validate stages), with their sources.
+    pub rejected: Vec<Rejection>,
+    /// Fields nulled by failed conversions in accepted rows.
+    pub warnings: u64,
+}
+
+/// Maps and validates decoded records, turning every failure into a [`Rejection`].
+pub(crate) async fn map_and_validate(
+    schema: &XdmSchema,
+    mapper: &Mapper,
+    decoded: Decoded,
+) -> Result<Outcome, PipelineError> {
     let mut rejected: Vec<Rejection> = decoded
         .rejected
         .iter()
@@ -479,12 +514,11 @@ async fn process_chunk(
         });
     }
 
-    let schema = cfg.schema.clone();
+    let schema = schema.clone();
     let batch = mapped.batch;
     let validated = tokio::task::spawn_blocking(move || xdm::validate(&batch, &schema))
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))??;
-    totals.warnings += validated.warnings.len() as u64;
     for r in &validated.rejected {
         let row = mapped.rows[r.row as usize] as usize;
         rejected.push(Rejection {
@@ -503,16 +537,9 @@ async fn process_chunk(
             source: source_of(row),
         });
     }
-    for r in &rejected {
-        let code = r
-            .primary()
-            .map(|e| e.code.clone())
-            .unwrap_or_else(|| "UNKNOWN".into());
-        *totals.rejected_by_code.entry(code).or_default() += 1;
-    }
-    totals.ingested += validated.accepted.num_rows() as u64;
-    Ok(Processed {
+    Ok(Outcome {
         accepted: validated.accepted,
         rejected,
+        warnings: validated.warnings.len() as u64,
     })
 }

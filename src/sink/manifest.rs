@@ -99,6 +99,9 @@ pub struct Manifest {
     pub rejected_file: Option<String>,
     /// Platform-style diagnostics files written (`row_errors/…`).
     pub diagnostics: Vec<String>,
+    /// For a batch made by `errors replay`: the batch whose rejected rows it re-mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 /// A manifest that cannot be read.

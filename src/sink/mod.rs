@@ -19,7 +19,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-pub use manifest::{BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics};
+pub use manifest::{
+    BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, MANIFEST_FILE,
+};
 pub use rejects::{ErrorEntry, Rejection, Stage, REJECTED_FILE};
 
 /// Platform's limit of files per batch.

@@ -6,6 +6,7 @@ mod dataprep;
 mod decode;
 mod defaults;
 mod pipeline;
+mod replay;
 mod sim;
 mod source;
 mod support;
