@@ -22,7 +22,7 @@ fn pipeline_error(e: PipelineError) -> CliError {
     }
 }
 
-fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
+pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
     let mut cfg = ClientConfig::new(args.base_url.clone(), key);
     cfg.stripe_version = args.stripe_version.clone();
     cfg.stripe_account = args.stripe_account.clone();
@@ -31,7 +31,7 @@ fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
     StripeClient::new(cfg).map_err(CliError::usage)
 }
 
-fn key_from(args: &SourceArgs) -> Result<Secret> {
+pub(super) fn key_from(args: &SourceArgs) -> Result<Secret> {
     match &args.api_key_file {
         Some(path) => Secret::from_file(path).map_err(CliError::usage),
         None => Secret::from_env(&args.api_key_env).map_err(CliError::usage),
@@ -58,7 +58,11 @@ pub fn parse_time(flag: &str, value: &str) -> Result<i64> {
     )))
 }
 
-fn load_schema(path: Option<&Path>, resource: Resource, tenant: &str) -> Result<XdmSchema> {
+pub(super) fn load_schema(
+    path: Option<&Path>,
+    resource: Resource,
+    tenant: &str,
+) -> Result<XdmSchema> {
     let text = match path {
         Some(p) => std::fs::read_to_string(p).map_err(|e| {
             CliError::usage(format!("cannot read XDM schema file {}: {e}", p.display()))

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and dispatch. Nothing outside this module knows clap.
 
 mod commands;
+mod mapping;
 mod table;
 
 use std::path::PathBuf;
@@ -34,6 +35,12 @@ enum Command {
     Preview(PreviewArgs),
     /// Serve the built-in Stripe simulator on loopback until Ctrl-C.
     Sim(SimArgs),
+    /// Write and try mapping rules.
+    #[command(subcommand)]
+    Mapping(mapping::MappingCommand),
+    /// Analyse and replay rejected rows.
+    #[command(subcommand)]
+    Errors(mapping::ErrorsCommand),
 }
 
 /// Options of `demo`.
@@ -190,6 +197,10 @@ pub fn main() -> ExitCode {
             Command::Run(a) => commands::run(a).await,
             Command::Preview(a) => commands::preview(a).await,
             Command::Sim(a) => commands::sim(a).await,
+            Command::Mapping(mapping::MappingCommand::Preview(a)) => {
+                mapping::mapping_preview(a).await
+            }
+            Command::Errors(mapping::ErrorsCommand::Replay(a)) => mapping::errors_replay(a).await,
         }
     });
     match result {

@@ -225,7 +225,13 @@ pub fn import_mapping_set(json: &str, resource: Resource) -> Result<Imported, Im
     if translated == 0 {
         return Err(ImportError::NothingTranslated { untranslated });
     }
-    let sql = render(resource, mappings.len(), translated, &root_fields, &untranslated);
+    let sql = render(
+        resource,
+        mappings.len(),
+        translated,
+        &root_fields,
+        &untranslated,
+    );
     Ok(Imported { sql, untranslated })
 }
 
@@ -300,9 +306,10 @@ fn quoted_ident(s: &str) -> String {
 /// An identifier, quoted only when it is not a plain lower-case name or is a keyword.
 fn ident(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s
-            .chars()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     let upper = s.to_ascii_uppercase();
     let keyword = datafusion::sql::sqlparser::keywords::ALL_KEYWORDS
@@ -545,7 +552,13 @@ fn close_names(name: &str, fields: &[(&str, Kind)]) -> String {
 /// Destination path segments, with the tenant placeholder substituted.
 fn parse_destination(dest: &str) -> Result<Vec<String>, String> {
     let mut text = dest.trim().to_string();
-    for token in ["{TENANT_ID}", "{TENANT}", "{ORG_ID}", "{tenant_id}", "{tenant}"] {
+    for token in [
+        "{TENANT_ID}",
+        "{TENANT}",
+        "{ORG_ID}",
+        "{tenant_id}",
+        "{tenant}",
+    ] {
         text = text.replace(token, "${tenant}");
     }
     // `${tenant}` contains `{…}`, not a `${…}` name wrapper: protect it while parsing.
@@ -1154,10 +1167,7 @@ impl<'a> ExprParser<'a> {
             self.expect(Tok::Op(":"), "`:` of `?:`")?;
             let (b, tb) = self.ternary()?;
             let ty = if ta == tb { ta } else { Ty::Unknown };
-            return Ok((
-                format!("CASE WHEN {} THEN {a} ELSE {b} END", cond.0),
-                ty,
-            ));
+            return Ok((format!("CASE WHEN {} THEN {a} ELSE {b} END", cond.0), ty));
         }
         Ok(cond)
     }
@@ -1265,10 +1275,9 @@ impl<'a> ExprParser<'a> {
         let args = self.args()?;
         match (method, args.as_slice()) {
             ("equals", [a]) => Ok((format!("({} = {})", recv.0, a.0), Ty::Bool)),
-            ("equalsIgnoreCase", [a]) => Ok((
-                format!("(lower({}) = lower({}))", recv.0, a.0),
-                Ty::Bool,
-            )),
+            ("equalsIgnoreCase", [a]) => {
+                Ok((format!("(lower({}) = lower({}))", recv.0, a.0), Ty::Bool))
+            }
             _ => Err(format!(
                 "the method call `.{method}(…)` has no SQL translation"
             )),
@@ -1341,7 +1350,10 @@ impl<'a> ExprParser<'a> {
                     return Err(format!("iif takes 3 arguments, got {}", args.len()));
                 };
                 let ty = if a.1 == b.1 { a.1 } else { Ty::Unknown };
-                Ok((format!("CASE WHEN {} THEN {} ELSE {} END", c.0, a.0, b.0), ty))
+                Ok((
+                    format!("CASE WHEN {} THEN {} ELSE {} END", c.0, a.0, b.0),
+                    ty,
+                ))
             }
             "nullify" => {
                 let args = self.args()?;
@@ -1460,7 +1472,9 @@ mod tests {
     fn paths() {
         let r = Resource::Charges;
         assert_eq!(
-            resolve_source("data.payment_method_details.card.brand", r).unwrap().0,
+            resolve_source("data.payment_method_details.card.brand", r)
+                .unwrap()
+                .0,
             "payment_method_details['card']['brand']"
         );
         assert_eq!(
@@ -1473,7 +1487,10 @@ mod tests {
             resolve_source("data.items.data[0].price.id", s).unwrap().0,
             "items['data'][1]['price']['id']"
         );
-        assert_eq!(resolve_source("items.data[*]", s).unwrap().0, "items['data']");
+        assert_eq!(
+            resolve_source("items.data[*]", s).unwrap().0,
+            "items['data']"
+        );
         assert!(resolve_source("items.data[*].id", s).is_err());
     }
 

@@ -10,6 +10,7 @@
 
 pub mod dataprep;
 pub mod functions;
+pub mod preview;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::decode::arrow_schema;
 use crate::Resource;
+
+pub mod check;
+pub mod import;
 
 /// Platform's code for a mapping (Data Prep) transform error.
 pub const CODE_TRANSFORM: &str = "MAPPER-3700-400";

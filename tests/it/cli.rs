@@ -212,3 +212,52 @@ async fn a_killed_run_leaves_no_visible_batch() {
     assert!(!out.path().join("charges/failed").exists());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn mapping_preview_shows_each_row_with_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = dir.path().join("m.sql");
+    // amount / 0 fails in DataFusion: every row gets a transform error.
+    std::fs::write(
+        &sql,
+        "SELECT id AS \"_id\", created AS \"timestamp\", \
+         named_struct('charges', named_struct('amount', CASE WHEN amount % 2 = 0 THEN amount / 0 ELSE amount END)) AS \"_${tenant}\" FROM charges",
+    )
+    .unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "mapping",
+            "preview",
+            sql.to_str().unwrap(),
+            "--resource",
+            "charges",
+            "--rows",
+            "20",
+            "--json",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 20);
+    let failed: Vec<_> = rows.iter().filter(|r| r["accepted"] == false).collect();
+    assert!(!failed.is_empty() && failed.len() < 20, "{rows:?}");
+    for r in failed {
+        assert_eq!(r["issues"][0][1], "MAPPER-3700-400");
+    }
+    let missing = output(stripe_xdm(
+        &[
+            "mapping",
+            "preview",
+            "/no/such.sql",
+            "--resource",
+            "charges",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).contains("/no/such.sql"));
+}

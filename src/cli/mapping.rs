@@ -1,0 +1,223 @@
+//! `stripe-xdm mapping …` and `stripe-xdm errors …`: writing mapping rules and analysing
+//! rejected rows locally.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use stripe_xdm::decode::decode_records;
+use stripe_xdm::map::{Mapper, Mapping};
+use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::source::{envelope, Window};
+use stripe_xdm::{Resource, Secret};
+
+use super::commands::{client_from, key_from, load_schema};
+use super::{CliError, SourceArgs};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+/// `mapping` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Run a mapping on sample records and show each mapped row with its errors.
+    Preview(MappingPreviewArgs),
+}
+
+/// Options of `mapping preview`.
+#[derive(Debug, Args)]
+pub struct MappingPreviewArgs {
+    /// The mapping SQL file.
+    pub file: PathBuf,
+    /// Resource path.
+    #[arg(long)]
+    pub resource: Resource,
+    /// Target XDM schema (default: the built-in one of the resource).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Tenant id substituted for ${tenant}.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Rows to show (at most 100).
+    #[arg(long, default_value_t = 10)]
+    pub rows: usize,
+    /// A recorded list page (a Stripe list envelope in a JSON file) as sample data.
+    #[arg(long, conflicts_with = "account")]
+    pub page: Option<PathBuf>,
+    /// Sample a real account with the key from --api-key-env / --api-key-file (default: the
+    /// built-in simulator).
+    #[arg(long)]
+    pub account: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print rows as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `errors` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ErrorsCommand {
+    /// Re-map a batch's rejected rows with a corrected mapping into a new batch (no new Stripe
+    /// requests); rows already replayed are skipped.
+    Replay(ReplayArgs),
+}
+
+/// Options of `errors replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The batch directory (`<out>/<dataset>/batches/<id>` or `…/failed/<id>`).
+    pub batch: PathBuf,
+    /// The corrected mapping SQL file.
+    #[arg(long)]
+    pub mapping: PathBuf,
+    /// Target XDM schema (default: the resource's built-in one).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Tenant id substituted for ${tenant}.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+async fn sample_page(
+    a: &MappingPreviewArgs,
+) -> Result<(bytes::Bytes, Vec<std::ops::Range<usize>>)> {
+    if let Some(path) = &a.page {
+        let body = std::fs::read(path).map_err(|e| {
+            CliError::usage(format!("cannot read page file {}: {e}", path.display()))
+        })?;
+        let body = bytes::Bytes::from(body);
+        let env = envelope::scan(&body).map_err(|e| {
+            CliError::usage(format!("{} is not a Stripe list page: {e}", path.display()))
+        })?;
+        return Ok((body, env.records));
+    }
+    let (client, handle) = if a.account {
+        (client_from(&a.source, key_from(&a.source)?)?, None)
+    } else {
+        let handle = Simulator::new(SimConfig::default())
+            .start()
+            .await
+            .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
+        let mut args = a.source.clone();
+        args.base_url = handle.base_url();
+        (client_from(&args, Secret::new(SIM_KEY))?, Some(handle))
+    };
+    let page = client
+        .list_page(a.resource, Window::default(), None)
+        .await
+        .map_err(|e| {
+            if e.is_auth() {
+                CliError::usage(e)
+            } else {
+                CliError::failed(e)
+            }
+        })?;
+    if let Some(h) = handle {
+        h.shutdown().await;
+    }
+    Ok((page.body, page.records))
+}
+
+/// `stripe-xdm mapping preview`.
+pub async fn mapping_preview(a: MappingPreviewArgs) -> Result<u8> {
+    let mapping = Mapping::from_file(&a.file, &a.tenant).map_err(CliError::usage)?;
+    let schema = load_schema(a.schema.as_deref(), a.resource, &a.tenant)?;
+    let mapper = Mapper::new(a.resource, mapping)
+        .await
+        .map_err(CliError::usage)?;
+    let (body, mut ranges) = sample_page(&a).await?;
+    ranges.truncate(a.rows.clamp(1, 100));
+    let decoded = decode_records(a.resource, &body, &ranges);
+    let rows = stripe_xdm::map::preview::preview(&mapper, &schema, &decoded)
+        .await
+        .map_err(CliError::usage)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
+        return Ok(0);
+    }
+    let accepted = rows.iter().filter(|r| r.accepted).count();
+    for r in &rows {
+        println!(
+            "{} {}",
+            if r.accepted { "✓" } else { "✗" },
+            r.object_id.as_deref().unwrap_or("(no id)")
+        );
+        if !r.mapped.is_null() {
+            println!("    {}", r.mapped);
+        }
+        for (column, code, message) in &r.issues {
+            let at = if column.is_empty() {
+                String::new()
+            } else {
+                format!("{column}: ")
+            };
+            println!("    {code} {at}{message}");
+        }
+    }
+    println!(
+        "{accepted} of {} rows pass {}",
+        rows.len(),
+        schema_label(&schema)
+    );
+    Ok(0)
+}
+
+fn schema_label(schema: &stripe_xdm::xdm::XdmSchema) -> String {
+    schema
+        .title()
+        .or(schema.id())
+        .unwrap_or("the XDM schema")
+        .to_string()
+}
+
+fn resource_of(batch: &Path) -> Result<Resource> {
+    let manifest = stripe_xdm::sink::Manifest::read(&batch.join(stripe_xdm::sink::MANIFEST_FILE))
+        .map_err(CliError::usage)?;
+    manifest
+        .resource
+        .parse()
+        .map_err(|e| CliError::usage(format!("{}: {e}", batch.display())))
+}
+
+/// `stripe-xdm errors replay`.
+pub async fn errors_replay(a: ReplayArgs) -> Result<u8> {
+    let resource = resource_of(&a.batch)?;
+    let mapping = Mapping::from_file(&a.mapping, &a.tenant).map_err(CliError::usage)?;
+    let schema = load_schema(a.schema.as_deref(), resource, &a.tenant)?;
+    let report = stripe_xdm::replay::replay(&a.batch, mapping, &schema)
+        .await
+        .map_err(|e| {
+            if e.is_usage() {
+                CliError::usage(e)
+            } else {
+                CliError::failed(e)
+            }
+        })?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        println!(
+            "batch {}: {} rejected rows, {} already replayed, {} re-mapped, {} now pass",
+            report.source_batch,
+            report.rejected_rows,
+            report.already_replayed,
+            report.replayed,
+            report.ingested
+        );
+        if let Some(dir) = &report.new_batch_dir {
+            println!("new batch: {}", dir.display());
+        }
+        for (code, n) in &report.still_rejected {
+            println!("still failing: {code} ×{n}");
+        }
+    }
+    Ok(0)
+}
