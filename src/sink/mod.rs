@@ -7,6 +7,7 @@
 //! `<out>/<dataset>/failed/<batch_id>/` without its accepted files (a failed run promotes no
 //! batch), keeping the rejected rows and diagnostics for analysis.
 
+pub mod analysis;
 mod manifest;
 mod rejects;
 
