@@ -303,6 +303,19 @@ fn quoted_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Words that cannot be bare identifiers (or bare function names) in DataFusion's SQL dialect.
+const RESERVED: &[&str] = &[
+    "ALL", "ALTER", "AND", "ANY", "ARRAY", "AS", "ASC", "BETWEEN", "BY", "CASE", "CAST", "CHECK",
+    "COLLATE", "CREATE", "CROSS", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP", "DATE",
+    "DEFAULT", "DELETE", "DESC", "DISTINCT", "DROP", "ELSE", "END", "ESCAPE", "EXCEPT", "EXISTS",
+    "FALSE", "FETCH", "FILTER", "FOR", "FORMAT", "FROM", "FULL", "GROUP", "HAVING", "IN", "INNER",
+    "INSERT", "INTERSECT", "INTERVAL", "INTO", "IS", "JOIN", "KEY", "LATERAL", "LEFT", "LIKE",
+    "LIMIT", "MAP", "NATURAL", "NOT", "NULL", "NULLS", "OFFSET", "ON", "OR", "ORDER", "OUTER",
+    "OVER", "PARTITION", "PRIMARY", "QUALIFY", "RIGHT", "ROW", "ROWS", "SELECT", "SET", "SOME",
+    "STRUCT", "TABLE", "THEN", "TIME", "TIMESTAMP", "TO", "TRUE", "UNION", "UPDATE", "USER",
+    "USING", "VALUES", "WHEN", "WHERE", "WINDOW", "WITH",
+];
+
 /// An identifier, quoted only when it is not a plain lower-case name or is a keyword.
 fn ident(s: &str) -> String {
     let plain = !s.is_empty()
@@ -312,9 +325,7 @@ fn ident(s: &str) -> String {
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     let upper = s.to_ascii_uppercase();
-    let keyword = datafusion::sql::sqlparser::keywords::ALL_KEYWORDS
-        .binary_search(&upper.as_str())
-        .is_ok();
+    let keyword = RESERVED.contains(&upper.as_str());
     if plain && !keyword {
         s.to_string()
     } else {
@@ -557,10 +568,11 @@ fn parse_destination(dest: &str) -> Result<Vec<String>, String> {
         "{TENANT}",
         "{ORG_ID}",
         "{tenant_id}",
-        "{tenant}",
     ] {
         text = text.replace(token, "${tenant}");
     }
+    // A bare `{tenant}` (not already the `${tenant}` placeholder).
+    text = text.replace("${tenant}", "\u{2}").replace("{tenant}", "${tenant}").replace('\u{2}', "${tenant}");
     // `${tenant}` contains `{…}`, not a `${…}` name wrapper: protect it while parsing.
     let protected = text.replace("${tenant}", "\u{1}");
     let segs = parse_path(&protected)?;

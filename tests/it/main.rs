@@ -5,6 +5,8 @@ mod cli;
 mod dataprep;
 mod decode;
 mod defaults;
+mod errors;
+mod mapping;
 mod pipeline;
 mod replay;
 mod sim;

@@ -1,0 +1,300 @@
+//! `errors`: what went wrong in a batch, from its `rejected.parquet`.
+//!
+//! [`summarize`] counts the rejected rows of one batch directory by error code and column (the
+//! row's deciding error, as in the run report's `rejected_by_code`), with a few sample rows per
+//! group. [`query`] runs DataFusion SQL over the rows of several batch directories: table
+//! `rejected` (every `rejected.parquet` row plus a `batch_id` column) and table `accepted`
+//! (every `part-*.parquet` row).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+
+use super::rejects::rejected_schema;
+use super::{io_err, read_parquet, SinkError, REJECTED_FILE};
+
+/// A rejected row shown as an example of its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The Stripe object id, when known.
+    pub object_id: Option<String>,
+    /// The offending value, when the error recorded one.
+    pub value: Option<String>,
+    /// The error's message.
+    pub message: String,
+}
+
+/// Rejected rows sharing a deciding error code and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeCount {
+    /// Platform-style code (`INGEST-1401-400`, `XDM-ENUM`, …).
+    pub code: String,
+    /// Dotted column path, `None` for whole-row errors.
+    pub column: Option<String>,
+    /// Rows.
+    pub count: u64,
+    /// Up to `samples_per_code` example rows, in file order.
+    pub samples: Vec<Sample>,
+}
+
+/// Rejected rows of one stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageCount {
+    /// `decode`, `map` or `validate`.
+    pub stage: String,
+    /// Rows.
+    pub count: u64,
+}
+
+/// The rejected rows of a batch, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorSummary {
+    /// Rejected rows.
+    pub total: u64,
+    /// Rows by deciding code and column, most frequent first.
+    pub by_code: Vec<CodeCount>,
+    /// Rows by stage, most frequent first.
+    pub by_stage: Vec<StageCount>,
+}
+
+impl ErrorSummary {
+    /// Rows whose deciding error has `code` (all columns), as in `RunReport::rejected_by_code`.
+    pub fn count_of(&self, code: &str) -> u64 {
+        self.by_code
+            .iter()
+            .filter(|c| c.code == code)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Rows by code, all columns together.
+    pub fn counts_by_code(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for c in &self.by_code {
+            *out.entry(c.code.clone()).or_insert(0) += c.count;
+        }
+        out
+    }
+}
+
+/// Why [`query`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Reading the batch files failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The accepted files of the batches do not share one schema.
+    #[error("the accepted files do not share one schema: {0}")]
+    Schema(String),
+    /// DataFusion rejected or failed the query.
+    #[error("query failed: {0}")]
+    Sql(String),
+}
+
+/// Counts the rejected rows of one batch directory (committed or failed) by code and column.
+/// A batch without `rejected.parquet` has none.
+pub fn summarize(batch_dir: &Path, samples_per_code: usize) -> Result<ErrorSummary, SinkError> {
+    let path = batch_dir.join(REJECTED_FILE);
+    if !batch_dir.is_dir() {
+        return Err(SinkError::Io {
+            action: "reading batch directory",
+            path: batch_dir.to_path_buf(),
+            reason: "not a directory".to_string(),
+        });
+    }
+    if !path.exists() {
+        return Ok(ErrorSummary::default());
+    }
+    let batches = read_parquet(&path)?;
+    let mut groups: BTreeMap<(String, Option<String>), CodeCount> = BTreeMap::new();
+    let mut order: Vec<(String, Option<String>)> = Vec::new();
+    let mut stages: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    for b in &batches {
+        let bad = |what: &str| SinkError::Parquet {
+            path: path.clone(),
+            reason: format!("rejected file lacks a string column `{what}`"),
+        };
+        let string_col = |name: &str| -> Result<StringArray, SinkError> {
+            let col = b.column_by_name(name).ok_or_else(|| bad(name))?;
+            let col = arrow::compute::cast(col, &DataType::Utf8).map_err(|_| bad(name))?;
+            Ok(col.as_string::<i32>().clone())
+        };
+        let ids = string_col("object_id")?;
+        let stage = string_col("stage")?;
+        let code = string_col("code")?;
+        let column = string_col("column")?;
+        let errors = b
+            .column_by_name("errors")
+            .and_then(|c| c.as_list_opt::<i32>())
+            .ok_or_else(|| bad("errors"))?;
+        for row in 0..b.num_rows() {
+            total += 1;
+            *stages.entry(stage.value(row).to_string()).or_insert(0) += 1;
+            let key = (
+                code.value(row).to_string(),
+                (!column.is_null(row) && !column.value(row).is_empty())
+                    .then(|| column.value(row).to_string()),
+            );
+            let entry = groups.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                CodeCount {
+                    code: key.0.clone(),
+                    column: key.1.clone(),
+                    count: 0,
+                    samples: Vec::new(),
+                }
+            });
+            entry.count += 1;
+            if entry.samples.len() < samples_per_code {
+                let (message, value) = deciding_error(errors, row, &key.0, key.1.as_deref());
+                entry.samples.push(Sample {
+                    object_id: (!ids.is_null(row)).then(|| ids.value(row).to_string()),
+                    value,
+                    message,
+                });
+            }
+        }
+    }
+    let mut by_code: Vec<CodeCount> = order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .collect();
+    // Most frequent first; ties keep first-seen order (stable sort).
+    by_code.sort_by(|a, b| b.count.cmp(&a.count));
+    let mut by_stage: Vec<StageCount> = stages
+        .into_iter()
+        .map(|(stage, count)| StageCount { stage, count })
+        .collect();
+    by_stage.sort_by(|a, b| b.count.cmp(&a.count));
+    Ok(ErrorSummary {
+        total,
+        by_code,
+        by_stage,
+    })
+}
+
+/// The message and value of the row's error entry matching its deciding code and column (the
+/// first entry if none matches).
+fn deciding_error(
+    errors: &arrow::array::ListArray,
+    row: usize,
+    code: &str,
+    column: Option<&str>,
+) -> (String, Option<String>) {
+    if errors.is_null(row) {
+        return (String::new(), None);
+    }
+    let items = errors.value(row);
+    let Some(items) = items.as_struct_opt() else {
+        return (String::new(), None);
+    };
+    let get = |name: &str| {
+        items
+            .column_by_name(name)
+            .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok())
+    };
+    let (Some(codes), Some(columns), Some(messages), Some(values)) =
+        (get("code"), get("column"), get("message"), get("value"))
+    else {
+        return (String::new(), None);
+    };
+    let (codes, columns, messages, values) = (
+        codes.as_string::<i32>(),
+        columns.as_string::<i32>(),
+        messages.as_string::<i32>(),
+        values.as_string::<i32>(),
+    );
+    let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let matching = (0..items.len()).find(|&i| {
+        opt(codes, i).as_deref() == Some(code)
+            && opt(columns, i).filter(|c| !c.is_empty()).as_deref() == column
+    });
+    let i = match matching.or((!items.is_empty()).then_some(0)) {
+        Some(i) => i,
+        None => return (String::new(), None),
+    };
+    (opt(messages, i).unwrap_or_default(), opt(values, i))
+}
+
+/// Runs DataFusion SQL over the batches in `batch_dirs`: table `rejected` holds every row of
+/// their `rejected.parquet` files (columns object_id, stage, code, column, errors, source, and
+/// batch_id: the directory name), table `accepted` every row of their `part-*.parquet` files.
+pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let mut rejected_schema_ext: SchemaRef = {
+        let mut fields: Vec<Field> = rejected_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("batch_id", DataType::Utf8, false));
+        Arc::new(Schema::new(fields))
+    };
+    let mut rejected = Vec::new();
+    let mut accepted = Vec::new();
+    let mut accepted_schema: Option<SchemaRef> = None;
+    for dir in batch_dirs {
+        let batch_id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = dir.join(REJECTED_FILE);
+        if path.exists() {
+            for b in read_parquet(&path)? {
+                let ids = StringArray::from(vec![batch_id.as_str(); b.num_rows()]);
+                let mut columns = b.columns().to_vec();
+                columns.push(Arc::new(ids));
+                let mut fields: Vec<Field> =
+                    b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(Field::new("batch_id", DataType::Utf8, false));
+                let schema = Arc::new(Schema::new(fields));
+                rejected_schema_ext = schema.clone();
+                rejected.push(
+                    RecordBatch::try_new(schema, columns)
+                        .map_err(|e| QueryError::Schema(e.to_string()))?,
+                );
+            }
+        }
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io_err("listing", dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+            })
+            .collect();
+        parts.sort();
+        for p in parts {
+            for b in read_parquet(&p)? {
+                match &accepted_schema {
+                    None => accepted_schema = Some(b.schema()),
+                    Some(s) if s.fields() != b.schema().fields() => {
+                        return Err(QueryError::Schema(format!(
+                            "{} differs from the first accepted file",
+                            p.display()
+                        )))
+                    }
+                    Some(_) => {}
+                }
+                accepted.push(b);
+            }
+        }
+    }
+    let ctx = crate::map::new_session();
+    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let rejected_table =
+        MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(sql_err)?;
+    ctx.register_table("rejected", Arc::new(rejected_table))
+        .map_err(sql_err)?;
+    let accepted_schema = accepted_schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+    let accepted_table = MemTable::try_new(accepted_schema, vec![accepted]).map_err(sql_err)?;
+    ctx.register_table("accepted", Arc::new(accepted_table))
+        .map_err(sql_err)?;
+    let df = ctx.sql(sql).await.map_err(sql_err)?;
+    df.collect().await.map_err(sql_err)
+}
