@@ -1021,7 +1021,7 @@ struct ExprParser<'a> {
     _text: &'a str,
 }
 
-/// Data Prep functions (the catalogue) called by the same name in SQL, with their result type.
+/// Data Prep functions (the catalogue), called in SQL as `dp_<name>`, with their result type.
 const PASS_THROUGH: &[(&str, Ty)] = &[
     ("concat", Ty::Str),
     ("explode", Ty::Other),
@@ -1402,7 +1402,9 @@ impl<'a> ExprParser<'a> {
                 } else {
                     *ty
                 };
-                Ok((format!("{}({})", ident(fname), join_args(&args)), ty))
+                // Every Data Prep function answers to `dp_<name>`, which keeps Data Prep's
+                // semantics even where DataFusion has a built-in of the same name.
+                Ok((format!("dp_{}({})", fname, join_args(&args)), ty))
             }
         }
     }

@@ -266,7 +266,7 @@ async fn mapping_set_document_form_with_static_expression_and_tenant() {
     assert!(imported.untranslated.is_empty(), "{:#?}", imported.untranslated);
     let sql = &imported.sql;
     assert!(sql.contains("'origin', 'it''s stripe'"), "{sql}");
-    assert!(sql.contains("'label', concat(currency, ' ', upper(status))"), "{sql}");
+    assert!(sql.contains("'label', dp_concat(currency, ' ', dp_upper(status))"), "{sql}");
     assert!(sql.contains("CASE WHEN paid THEN 'paid' ELSE 'unpaid' END"), "{sql}");
 
     let (rows, objects) = run_imported(&imported, Resource::Charges, 5).await;
