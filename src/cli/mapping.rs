@@ -20,6 +20,11 @@ type Result<T> = std::result::Result<T, CliError>;
 pub enum MappingCommand {
     /// Run a mapping on sample records and show each mapped row with its errors.
     Preview(MappingPreviewArgs),
+    /// Compile a mapping against the resource and compare its output with the XDM schema
+    /// (exit 0 only when sound).
+    Check(super::analyse::CheckArgs),
+    /// Translate a Platform mapping set (JSON) into an equivalent SQL mapping.
+    Import(super::analyse::ImportArgs),
 }
 
 /// Options of `mapping preview`.
@@ -59,6 +64,10 @@ pub enum ErrorsCommand {
     /// Re-map a batch's rejected rows with a corrected mapping into a new batch (no new Stripe
     /// requests); rows already replayed are skipped.
     Replay(ReplayArgs),
+    /// Summarise a batch's rejected rows: counts by code and column, with sample rows.
+    Summary(super::analyse::SummaryArgs),
+    /// DataFusion SQL over the rejected (and accepted) rows of a batch or a whole dataset.
+    Query(super::analyse::QueryArgs),
 }
 
 /// Options of `errors replay`.

@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and dispatch. Nothing outside this module knows clap.
 
+mod analyse;
 mod commands;
 mod mapping;
 mod table;
@@ -200,7 +201,11 @@ pub fn main() -> ExitCode {
             Command::Mapping(mapping::MappingCommand::Preview(a)) => {
                 mapping::mapping_preview(a).await
             }
+            Command::Mapping(mapping::MappingCommand::Check(a)) => analyse::mapping_check(a).await,
+            Command::Mapping(mapping::MappingCommand::Import(a)) => analyse::mapping_import(a),
             Command::Errors(mapping::ErrorsCommand::Replay(a)) => mapping::errors_replay(a).await,
+            Command::Errors(mapping::ErrorsCommand::Summary(a)) => analyse::errors_summary(a),
+            Command::Errors(mapping::ErrorsCommand::Query(a)) => analyse::errors_query(a).await,
         }
     });
     match result {

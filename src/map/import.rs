@@ -305,15 +305,93 @@ fn quoted_ident(s: &str) -> String {
 
 /// Words that cannot be bare identifiers (or bare function names) in DataFusion's SQL dialect.
 const RESERVED: &[&str] = &[
-    "ALL", "ALTER", "AND", "ANY", "ARRAY", "AS", "ASC", "BETWEEN", "BY", "CASE", "CAST", "CHECK",
-    "COLLATE", "CREATE", "CROSS", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP", "DATE",
-    "DEFAULT", "DELETE", "DESC", "DISTINCT", "DROP", "ELSE", "END", "ESCAPE", "EXCEPT", "EXISTS",
-    "FALSE", "FETCH", "FILTER", "FOR", "FORMAT", "FROM", "FULL", "GROUP", "HAVING", "IN", "INNER",
-    "INSERT", "INTERSECT", "INTERVAL", "INTO", "IS", "JOIN", "KEY", "LATERAL", "LEFT", "LIKE",
-    "LIMIT", "MAP", "NATURAL", "NOT", "NULL", "NULLS", "OFFSET", "ON", "OR", "ORDER", "OUTER",
-    "OVER", "PARTITION", "PRIMARY", "QUALIFY", "RIGHT", "ROW", "ROWS", "SELECT", "SET", "SOME",
-    "STRUCT", "TABLE", "THEN", "TIME", "TIMESTAMP", "TO", "TRUE", "UNION", "UPDATE", "USER",
-    "USING", "VALUES", "WHEN", "WHERE", "WINDOW", "WITH",
+    "ALL",
+    "ALTER",
+    "AND",
+    "ANY",
+    "ARRAY",
+    "AS",
+    "ASC",
+    "BETWEEN",
+    "BY",
+    "CASE",
+    "CAST",
+    "CHECK",
+    "COLLATE",
+    "CREATE",
+    "CROSS",
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "DATE",
+    "DEFAULT",
+    "DELETE",
+    "DESC",
+    "DISTINCT",
+    "DROP",
+    "ELSE",
+    "END",
+    "ESCAPE",
+    "EXCEPT",
+    "EXISTS",
+    "FALSE",
+    "FETCH",
+    "FILTER",
+    "FOR",
+    "FORMAT",
+    "FROM",
+    "FULL",
+    "GROUP",
+    "HAVING",
+    "IN",
+    "INNER",
+    "INSERT",
+    "INTERSECT",
+    "INTERVAL",
+    "INTO",
+    "IS",
+    "JOIN",
+    "KEY",
+    "LATERAL",
+    "LEFT",
+    "LIKE",
+    "LIMIT",
+    "MAP",
+    "NATURAL",
+    "NOT",
+    "NULL",
+    "NULLS",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "OVER",
+    "PARTITION",
+    "PRIMARY",
+    "QUALIFY",
+    "RIGHT",
+    "ROW",
+    "ROWS",
+    "SELECT",
+    "SET",
+    "SOME",
+    "STRUCT",
+    "TABLE",
+    "THEN",
+    "TIME",
+    "TIMESTAMP",
+    "TO",
+    "TRUE",
+    "UNION",
+    "UPDATE",
+    "USER",
+    "USING",
+    "VALUES",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
+    "WITH",
 ];
 
 /// An identifier, quoted only when it is not a plain lower-case name or is a keyword.
@@ -563,16 +641,14 @@ fn close_names(name: &str, fields: &[(&str, Kind)]) -> String {
 /// Destination path segments, with the tenant placeholder substituted.
 fn parse_destination(dest: &str) -> Result<Vec<String>, String> {
     let mut text = dest.trim().to_string();
-    for token in [
-        "{TENANT_ID}",
-        "{TENANT}",
-        "{ORG_ID}",
-        "{tenant_id}",
-    ] {
+    for token in ["{TENANT_ID}", "{TENANT}", "{ORG_ID}", "{tenant_id}"] {
         text = text.replace(token, "${tenant}");
     }
     // A bare `{tenant}` (not already the `${tenant}` placeholder).
-    text = text.replace("${tenant}", "\u{2}").replace("{tenant}", "${tenant}").replace('\u{2}', "${tenant}");
+    text = text
+        .replace("${tenant}", "\u{2}")
+        .replace("{tenant}", "${tenant}")
+        .replace('\u{2}', "${tenant}");
     // `${tenant}` contains `{…}`, not a `${…}` name wrapper: protect it while parsing.
     let protected = text.replace("${tenant}", "\u{1}");
     let segs = parse_path(&protected)?;

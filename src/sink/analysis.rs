@@ -18,7 +18,7 @@ use super::rejects::rejected_schema;
 use super::{io_err, read_parquet, SinkError, REJECTED_FILE};
 
 /// A rejected row shown as an example of its group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sample {
     /// The Stripe object id, when known.
     pub object_id: Option<String>,
@@ -29,7 +29,7 @@ pub struct Sample {
 }
 
 /// Rejected rows sharing a deciding error code and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CodeCount {
     /// Platform-style code (`INGEST-1401-400`, `XDM-ENUM`, …).
     pub code: String,
@@ -42,7 +42,7 @@ pub struct CodeCount {
 }
 
 /// Rejected rows of one stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StageCount {
     /// `decode`, `map` or `validate`.
     pub stage: String,
@@ -51,7 +51,7 @@ pub struct StageCount {
 }
 
 /// The rejected rows of a batch, counted.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ErrorSummary {
     /// Rejected rows.
     pub total: u64,
@@ -248,8 +248,12 @@ pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>
                 let ids = StringArray::from(vec![batch_id.as_str(); b.num_rows()]);
                 let mut columns = b.columns().to_vec();
                 columns.push(Arc::new(ids));
-                let mut fields: Vec<Field> =
-                    b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut fields: Vec<Field> = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
                 fields.push(Field::new("batch_id", DataType::Utf8, false));
                 let schema = Arc::new(Schema::new(fields));
                 rejected_schema_ext = schema.clone();
@@ -287,8 +291,7 @@ pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>
     }
     let ctx = crate::map::new_session();
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
-    let rejected_table =
-        MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(sql_err)?;
+    let rejected_table = MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(sql_err)?;
     ctx.register_table("rejected", Arc::new(rejected_table))
         .map_err(sql_err)?;
     let accepted_schema = accepted_schema.unwrap_or_else(|| Arc::new(Schema::empty()));

@@ -261,3 +261,132 @@ async fn mapping_preview_shows_each_row_with_its_errors() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).contains("/no/such.sql"));
 }
+
+#[tokio::test]
+async fn mapping_check_exits_0_only_for_a_sound_mapping() {
+    let sound = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.sql");
+    let o = output(stripe_xdm(
+        &["mapping", "check", sound, "--resource", "charges"],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(
+        &bad,
+        "SELECT id AS \"_id\",\n  amout AS \"timestamp\" FROM charges",
+    )
+    .unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "mapping",
+            "check",
+            bad.to_str().unwrap(),
+            "--resource",
+            "charges",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("amout"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn mapping_import_writes_sql_and_reports_what_it_cannot_translate() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.json");
+    std::fs::write(
+        &set,
+        r#"{"mappings":[
+            {"sourceType":"ATTRIBUTE","source":"data.id","destination":"_id"},
+            {"sourceType":"ATTRIBUTE","source":"data.amount","destination":"_{TENANT}.charges_data.amount"},
+            {"sourceType":"ATTRIBUTE","source":"data.no_such_field","destination":"_{TENANT}.charges_data.x"}
+        ]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out.sql");
+    let o = output(stripe_xdm(
+        &[
+            "mapping",
+            "import",
+            set.to_str().unwrap(),
+            "--resource",
+            "charges",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "untranslated items give exit 1: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("no_such_field"), "{}", text(&o));
+    let sql = std::fs::read_to_string(&out).unwrap();
+    assert!(sql.contains("amount"), "{sql}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_summary_and_query_over_a_run() {
+    let faults = Faults {
+        corrupt_rate: 0.05,
+        ..Faults::default()
+    };
+    let sim = start(
+        SimConfig::default()
+            .with_count(Resource::Charges, 400)
+            .with_faults(faults),
+    )
+    .await;
+    let corrupt = sim.simulator().corrupt_count(Resource::Charges, None, None);
+    let out = tempfile::tempdir().unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "run",
+            "--resource",
+            "charges",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "1000",
+            "--partial-ingestion",
+            "50",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--json",
+        ],
+        Some(SIM_KEY),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let batch = report[0]["batch_dir"].as_str().unwrap().to_string();
+    let s = output(stripe_xdm(&["errors", "summary", &batch, "--json"], None)).await;
+    assert_eq!(s.status.code(), Some(0), "{}", text(&s));
+    let summary: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(summary["total"].as_u64(), Some(corrupt));
+    let dataset = out.path().join("charges");
+    let q = output(stripe_xdm(
+        &[
+            "errors",
+            "query",
+            dataset.to_str().unwrap(),
+            "SELECT code, count(*) AS n FROM rejected GROUP BY code",
+            "--csv",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(q.status.code(), Some(0), "{}", text(&q));
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains(&format!("INGEST-1401-400,{corrupt}")),
+        "{}",
+        text(&q)
+    );
+    sim.shutdown().await;
+}

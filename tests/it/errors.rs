@@ -68,9 +68,17 @@ fn ints(b: &RecordBatch, i: usize) -> Vec<i64> {
 async fn summary_and_queries_over_a_run_with_rejected_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (handle, report, custom) = run_with_rejects(dir.path()).await;
-    assert_eq!(custom, report.rejected_by_code.contains_key("XDM-ENUM"), "{report:?}");
+    assert_eq!(
+        custom,
+        report.rejected_by_code.contains_key("XDM-ENUM"),
+        "{report:?}"
+    );
     assert!(report.rejected > 0, "{report:?}");
-    assert_eq!(report.status, stripe_xdm::sink::BatchStatus::Success, "{report:?}");
+    assert_eq!(
+        report.status,
+        stripe_xdm::sink::BatchStatus::Success,
+        "{report:?}"
+    );
     assert!(report.rejected_by_code.contains_key("INGEST-1401-400"));
 
     // summarize: the same counts as the run report.
@@ -81,21 +89,25 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
         assert!(!c.samples.is_empty() && c.samples.len() <= 3, "{c:?}");
         assert_eq!(c.samples.len() as u64, c.count.min(3));
         for s in &c.samples {
-            assert!(s.object_id.as_deref().is_some_and(|id| id.starts_with("ch_")), "{s:?}");
+            assert!(
+                s.object_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with("ch_")),
+                "{s:?}"
+            );
             assert!(!s.message.is_empty(), "{s:?}");
         }
     }
     let counts: Vec<u64> = summary.by_code.iter().map(|c| c.count).collect();
-    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most frequent first");
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "most frequent first"
+    );
     assert_eq!(
         summary.by_stage.iter().map(|s| s.count).sum::<u64>(),
         report.rejected
     );
-    if let Some(enum_rows) = summary
-        .by_code
-        .iter()
-        .find(|c| c.code == "XDM-ENUM")
-    {
+    if let Some(enum_rows) = summary.by_code.iter().find(|c| c.code == "XDM-ENUM") {
         assert_eq!(enum_rows.column.as_deref(), Some("_acme.charges.status"));
         assert_eq!(enum_rows.samples[0].value.as_deref(), Some("weird"));
     }
@@ -133,8 +145,16 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
     let mut want = BTreeMap::new();
     for b in read_batch_dir(&report.batch_dir).unwrap() {
         let tenant = b.column_by_name("_acme").unwrap().as_struct().clone();
-        let charges = tenant.column_by_name("charges").unwrap().as_struct().clone();
-        let cur = charges.column_by_name("currency").unwrap().as_string::<i32>().clone();
+        let charges = tenant
+            .column_by_name("charges")
+            .unwrap()
+            .as_struct()
+            .clone();
+        let cur = charges
+            .column_by_name("currency")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         for i in 0..cur.len() {
             *want.entry(cur.value(i).to_string()).or_insert(0u64) += 1;
         }

@@ -11,5 +11,7 @@ mod pipeline;
 mod replay;
 mod sim;
 mod source;
+mod source_retry;
 mod support;
 mod xdm;
+mod xdm_rules;

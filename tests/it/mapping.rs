@@ -42,7 +42,11 @@ fn page(resource: Resource, limit: u32) -> (RecordBatch, Vec<Value>) {
 
 /// Imports, substitutes tenant `acme`, runs the mapping over a page: output rows as JSON objects
 /// (nulls omitted) and the source objects.
-async fn run_imported(imported: &Imported, resource: Resource, limit: u32) -> (Vec<Value>, Vec<Value>) {
+async fn run_imported(
+    imported: &Imported,
+    resource: Resource,
+    limit: u32,
+) -> (Vec<Value>, Vec<Value>) {
     let mapping = Mapping {
         sql: substitute_tenant(&imported.sql, "acme"),
         origin: "imported".into(),
@@ -84,8 +88,11 @@ fn same(out: &Value, src: &Value) -> bool {
             let parsed = chrono::DateTime::parse_from_rfc3339(s)
                 .map(|d| d.timestamp())
                 .or_else(|_| {
-                    chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S")
-                        .map(|d| d.and_utc().timestamp())
+                    chrono::NaiveDateTime::parse_from_str(
+                        s.trim_end_matches('Z'),
+                        "%Y-%m-%dT%H:%M:%S",
+                    )
+                    .map(|d| d.and_utc().timestamp())
                 });
             parsed.ok() == n.as_i64()
         }
@@ -186,7 +193,11 @@ async fn stripe_sample_mapping_set_imports_and_maps_every_field_from_its_source(
         .iter()
         .map(|u| u.source.trim_start_matches("data."))
         .collect();
-    assert_eq!(reported, NOT_IN_STRIPE_SCHEMA, "{:#?}", imported.untranslated);
+    assert_eq!(
+        reported, NOT_IN_STRIPE_SCHEMA,
+        "{:#?}",
+        imported.untranslated
+    );
     for u in &imported.untranslated {
         assert!(
             u.reason.contains("has no field"),
@@ -198,9 +209,19 @@ async fn stripe_sample_mapping_set_imports_and_maps_every_field_from_its_source(
     }
     // Readable: one field per line with the mapping it comes from, siblings merged.
     let sql = &imported.sql;
-    assert!(sql.contains("-- mappings[0] ATTRIBUTE data.id -> _{ORG_ID}.charges_data.id"), "{sql}");
-    assert!(sql.contains("'brand', payment_method_details['card']['brand']"), "{sql}");
-    assert_eq!(sql.matches("'charges_data', named_struct(").count(), 1, "{sql}");
+    assert!(
+        sql.contains("-- mappings[0] ATTRIBUTE data.id -> _{ORG_ID}.charges_data.id"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("'brand', payment_method_details['card']['brand']"),
+        "{sql}"
+    );
+    assert_eq!(
+        sql.matches("'charges_data', named_struct(").count(),
+        1,
+        "{sql}"
+    );
     assert!(sql.contains("AS \"_${tenant}\""), "{sql}");
     assert!(sql.contains("(object copy)"), "{sql}");
 
@@ -219,7 +240,11 @@ async fn stripe_sample_mapping_set_imports_and_maps_every_field_from_its_source(
         assert!(data.is_object(), "{row}");
         for p in &sample_paths {
             let (out, src) = (at(data, p), at(obj, p));
-            assert!(same(out, src), "{}: {p}: mapped {out} from {src}", obj["id"]);
+            assert!(
+                same(out, src),
+                "{}: {p}: mapped {out} from {src}",
+                obj["id"]
+            );
             compared += 1;
         }
         // The object copy brought fields no leaf mapping named.
@@ -227,8 +252,14 @@ async fn stripe_sample_mapping_set_imports_and_maps_every_field_from_its_source(
             at(data, "payment_method_details.type"),
             at(obj, "payment_method_details.type")
         ));
-        assert!(same(at(data, "outcome.risk_level"), at(obj, "outcome.risk_level")));
-        assert!(same(at(data, "payment_method_details.card.checks"), at(obj, "payment_method_details.card.checks")));
+        assert!(same(
+            at(data, "outcome.risk_level"),
+            at(obj, "outcome.risk_level")
+        ));
+        assert!(same(
+            at(data, "payment_method_details.card.checks"),
+            at(obj, "payment_method_details.card.checks")
+        ));
     }
     assert!(compared > 100);
     // At least one card was actually compared (not only nulls).
@@ -263,11 +294,21 @@ async fn mapping_set_document_form_with_static_expression_and_tenant() {
         ]
     });
     let imported = import_mapping_set(&doc.to_string(), Resource::Charges).unwrap();
-    assert!(imported.untranslated.is_empty(), "{:#?}", imported.untranslated);
+    assert!(
+        imported.untranslated.is_empty(),
+        "{:#?}",
+        imported.untranslated
+    );
     let sql = &imported.sql;
     assert!(sql.contains("'origin', 'it''s stripe'"), "{sql}");
-    assert!(sql.contains("'label', dp_concat(currency, ' ', dp_upper(status))"), "{sql}");
-    assert!(sql.contains("CASE WHEN paid THEN 'paid' ELSE 'unpaid' END"), "{sql}");
+    assert!(
+        sql.contains("'label', dp_concat(currency, ' ', dp_upper(status))"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("CASE WHEN paid THEN 'paid' ELSE 'unpaid' END"),
+        "{sql}"
+    );
 
     let (rows, objects) = run_imported(&imported, Resource::Charges, 5).await;
     for (row, obj) in rows.iter().zip(&objects) {
@@ -311,7 +352,11 @@ async fn array_index_whole_array_and_escaped_dots() {
         {"sourceType": "ATTRIBUTE", "source": "${data}.${status}", "destination": "_{TENANT}.status"}
     ]});
     let imported = import_mapping_set(&doc.to_string(), Resource::Subscriptions).unwrap();
-    assert!(imported.untranslated.is_empty(), "{:#?}", imported.untranslated);
+    assert!(
+        imported.untranslated.is_empty(),
+        "{:#?}",
+        imported.untranslated
+    );
     let sql = &imported.sql;
     assert!(sql.contains("items['data'][1]['price']['id']"), "{sql}");
     assert!(sql.contains("items['data'][2]['quantity']"), "{sql}");
@@ -368,7 +413,10 @@ fn untranslatable_mappings_are_reported_with_reasons() {
         .map(|u| (u.index, u.reason.as_str()))
         .collect();
     let expect = [
-        (1, "`no_such_field` is not a field of the charge source schema"),
+        (
+            1,
+            "`no_such_field` is not a field of the charge source schema",
+        ),
         (2, "kept as JSON text"),
         (3, "is an integer, it has no field `value`"),
         (4, "Destinations-only"),
@@ -386,7 +434,11 @@ fn untranslatable_mappings_are_reported_with_reasons() {
         assert!(r.contains(er), "mappings[{i}]: {r:?} lacks {er:?}");
     }
     // Each is listed at the top of the SQL as well.
-    assert!(imported.sql.contains("NOT TRANSLATED (11)"), "{}", imported.sql);
+    assert!(
+        imported.sql.contains("NOT TRANSLATED (11)"),
+        "{}",
+        imported.sql
+    );
 
     // Nothing translatable is an error that still lists every mapping.
     let none = json!({"mappings": [{"sourceType": "ATTRIBUTE", "source": "data.nope", "destination": "x"}]});
@@ -472,7 +524,9 @@ async fn builtin_mapping_is_sound_with_nullability_warnings() {
 
 #[tokio::test]
 async fn syntax_error_has_line_and_column() {
-    let report = check("SELECT\n    id AS \"_id\",\n    created AS \"timestamp\" created\nFROM charges").await;
+    let report =
+        check("SELECT\n    id AS \"_id\",\n    created AS \"timestamp\" created\nFROM charges")
+            .await;
     assert!(!report.is_sound());
     assert!(report.output_schema.is_none());
     let p = &only(&report, CheckKind::Compile)[0];
@@ -482,7 +536,8 @@ async fn syntax_error_has_line_and_column() {
 
 #[tokio::test]
 async fn unknown_source_column_is_located() {
-    let report = check("SELECT\n    id AS \"_id\",\n    createdd AS \"timestamp\"\nFROM charges").await;
+    let report =
+        check("SELECT\n    id AS \"_id\",\n    createdd AS \"timestamp\"\nFROM charges").await;
     let p = &only(&report, CheckKind::Compile)[0];
     assert!(p.message.contains("createdd"), "{p:?}");
     assert_eq!((p.line, p.column), (Some(3), Some(5)), "{p:?}");
@@ -503,17 +558,27 @@ async fn type_mismatch_suggests_the_cast() {
     let p = only(&report, CheckKind::TypeMismatch);
     assert_eq!(p.len(), 1, "{:#?}", report.problems);
     assert_eq!(p[0].path.as_deref(), Some("timestamp"));
-    assert!(p[0].message.contains("to_timestamp_seconds"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("to_timestamp_seconds"),
+        "{}",
+        p[0].message
+    );
     assert_eq!(p[0].line, Some(2));
 }
 
 #[tokio::test]
 async fn unknown_column_with_folded_case() {
-    let report = check("SELECT id AS \"_id\", created AS \"timestamp\",\n  'x' AS eventType FROM charges").await;
+    let report =
+        check("SELECT id AS \"_id\", created AS \"timestamp\",\n  'x' AS eventType FROM charges")
+            .await;
     let p = only(&report, CheckKind::UnknownColumn);
     assert_eq!(p.len(), 1, "{:#?}", report.problems);
     assert_eq!(p[0].path.as_deref(), Some("eventtype"));
-    assert!(p[0].message.contains("did you mean \"eventType\""), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("did you mean \"eventType\""),
+        "{}",
+        p[0].message
+    );
     assert_eq!(p[0].line, Some(2));
 }
 
@@ -524,7 +589,11 @@ async fn non_null_required_fields_do_not_warn() {
     )
     .await;
     assert!(report.is_sound(), "{:#?}", report.problems);
-    assert!(only(&report, CheckKind::Nullability).is_empty(), "{:#?}", report.problems);
+    assert!(
+        only(&report, CheckKind::Nullability).is_empty(),
+        "{:#?}",
+        report.problems
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,7 @@ mod dates;
 mod hashing;
 mod hierarchy;
 mod javatime;
+mod maps;
 mod regex;
 mod strings;
 mod url;
@@ -100,6 +101,7 @@ pub(crate) fn defs() -> Vec<Def> {
     v.extend(url::defs());
     v.extend(dates::defs());
     v.extend(hierarchy::defs());
+    v.extend(maps::defs());
     v.extend(conversion::defs());
     v.extend(control::defs());
     v
