@@ -240,29 +240,28 @@ pub async fn demo(a: DemoArgs) -> Result<u8> {
     Ok(exit_code(&reports))
 }
 
-/// `stripe-xdm preview`.
-pub async fn preview(a: PreviewArgs) -> Result<u8> {
-    let use_sim =
-        a.sim || (a.source.api_key_file.is_none() && std::env::var(&a.source.api_key_env).is_err());
-    let mut sim_handle = None;
+/// The first page of `resource`: from the built-in simulator when `use_sim`, otherwise from the
+/// account the source arguments name.
+pub(super) async fn first_page(
+    source: &SourceArgs,
+    resource: Resource,
+    use_sim: bool,
+) -> Result<stripe_xdm::source::Page> {
+    let mut handle = None;
     let client = if use_sim {
-        let handle = Simulator::new(SimConfig::default())
+        let h = Simulator::new(SimConfig::default())
             .start()
             .await
             .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
-        eprintln!(
-            "(no key in {}: previewing the built-in simulator)",
-            a.source.api_key_env
-        );
-        let mut args = a.source.clone();
-        args.base_url = handle.base_url();
-        sim_handle = Some(handle);
+        let mut args = source.clone();
+        args.base_url = h.base_url();
+        handle = Some(h);
         client_from(&args, Secret::new(SIM_KEY))?
     } else {
-        client_from(&a.source, key_from(&a.source)?)?
+        client_from(source, key_from(source)?)?
     };
     let page = client
-        .list_page(a.resource, Window::default(), None)
+        .list_page(resource, Window::default(), None)
         .await
         .map_err(|e| {
             if e.is_auth() {
@@ -270,7 +269,24 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
             } else {
                 CliError::failed(e)
             }
-        })?;
+        });
+    if let Some(h) = handle {
+        h.shutdown().await;
+    }
+    page
+}
+
+/// `stripe-xdm preview`.
+pub async fn preview(a: PreviewArgs) -> Result<u8> {
+    let use_sim =
+        a.sim || (a.source.api_key_file.is_none() && std::env::var(&a.source.api_key_env).is_err());
+    if use_sim && !a.sim {
+        eprintln!(
+            "(no key in {}: previewing the built-in simulator)",
+            a.source.api_key_env
+        );
+    }
+    let page = first_page(&a.source, a.resource, use_sim).await?;
     let decoded = stripe_xdm::decode::decode_records(a.resource, &page.body, &page.records);
     println!("{}", stripe_xdm::decode::schema::schema_tree(a.resource));
     let n = a.rows.min(100).min(decoded.batch.num_rows());
@@ -290,9 +306,6 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
             r.id.as_deref().unwrap_or("(no id)"),
             r.reason
         );
-    }
-    if let Some(h) = sim_handle {
-        h.shutdown().await;
     }
     Ok(0)
 }

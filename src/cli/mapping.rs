@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use stripe_xdm::decode::decode_records;
 use stripe_xdm::map::{Mapper, Mapping};
-use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
-use stripe_xdm::source::{envelope, Window};
-use stripe_xdm::{Resource, Secret};
+use stripe_xdm::source::envelope;
+use stripe_xdm::Resource;
 
-use super::commands::{client_from, key_from, load_schema};
+use super::commands::{first_page, load_schema};
 use super::{CliError, SourceArgs};
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -102,30 +101,7 @@ async fn sample_page(
         })?;
         return Ok((body, env.records));
     }
-    let (client, handle) = if a.account {
-        (client_from(&a.source, key_from(&a.source)?)?, None)
-    } else {
-        let handle = Simulator::new(SimConfig::default())
-            .start()
-            .await
-            .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
-        let mut args = a.source.clone();
-        args.base_url = handle.base_url();
-        (client_from(&args, Secret::new(SIM_KEY))?, Some(handle))
-    };
-    let page = client
-        .list_page(a.resource, Window::default(), None)
-        .await
-        .map_err(|e| {
-            if e.is_auth() {
-                CliError::usage(e)
-            } else {
-                CliError::failed(e)
-            }
-        })?;
-    if let Some(h) = handle {
-        h.shutdown().await;
-    }
+    let page = first_page(&a.source, a.resource, !a.account).await?;
     Ok((page.body, page.records))
 }
 

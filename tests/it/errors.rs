@@ -7,24 +7,13 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use stripe_xdm::map::Mapping;
 use stripe_xdm::pipeline::{self, RunConfig, RunReport};
-use stripe_xdm::sim::{Faults, SimConfig, SimHandle, Simulator, SIM_KEY};
+use stripe_xdm::sim::{Faults, SimConfig, SimHandle};
 use stripe_xdm::sink::analysis::{query, summarize};
 use stripe_xdm::sink::read_batch_dir;
-use stripe_xdm::source::{ClientConfig, StripeClient};
-use stripe_xdm::{Resource, Secret};
 
-async fn sim(config: SimConfig) -> (SimHandle, StripeClient) {
-    let handle = Simulator::new(config)
-        .start()
-        .await
-        .expect("simulator starts");
-    let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
-    cfg.requests_per_sec = Some(10_000.0);
-    cfg.endpoint_requests_per_sec = Some(10_000.0);
-    cfg.backoff_base = std::time::Duration::from_millis(5);
-    cfg.backoff_max = std::time::Duration::from_millis(20);
-    (handle, StripeClient::new(cfg).expect("client"))
-}
+use stripe_xdm::Resource;
+
+use crate::support::sim;
 
 /// A charges run with corrupt records and, when the built-in mapping has the expected shape,
 /// a status that breaks the enum for some rows.

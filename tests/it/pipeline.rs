@@ -8,25 +8,13 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use stripe_xdm::map::Mapping;
 use stripe_xdm::pipeline::{self, threshold_failure, PipelineError, RunConfig, RunReport};
-use stripe_xdm::sim::{Faults, SimConfig, SimHandle, Simulator, SIM_KEY};
+use stripe_xdm::sim::{Faults, SimConfig};
 use stripe_xdm::sink::{read_batch_dir, read_parquet, BatchStatus, Manifest, REJECTED_FILE};
-use stripe_xdm::source::{ClientConfig, StripeClient, Window};
+use stripe_xdm::source::Window;
 use stripe_xdm::xdm::XdmSchema;
-use stripe_xdm::{Resource, Secret};
+use stripe_xdm::Resource;
 
-async fn sim(config: SimConfig) -> (SimHandle, StripeClient) {
-    let handle = Simulator::new(config)
-        .start()
-        .await
-        .expect("simulator starts");
-    let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
-    cfg.requests_per_sec = Some(10_000.0);
-    cfg.endpoint_requests_per_sec = Some(10_000.0);
-    cfg.backoff_base = std::time::Duration::from_millis(5);
-    cfg.backoff_max = std::time::Duration::from_millis(20);
-    let client = StripeClient::new(cfg).expect("client");
-    (handle, client)
-}
+use crate::support::sim;
 
 fn builtin(resource: Resource, out: &Path) -> RunConfig {
     RunConfig::builtin(resource, "acme", out.to_path_buf()).expect("built-in schema parses")

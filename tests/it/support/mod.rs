@@ -1,3 +1,22 @@
 //! Shared helpers for the integration tests.
 
 pub mod stub;
+
+use stripe_xdm::sim::{SimConfig, SimHandle, Simulator, SIM_KEY};
+use stripe_xdm::source::{ClientConfig, StripeClient};
+use stripe_xdm::Secret;
+
+/// Starts the simulator with `config` and a client for it with no rate limit and short
+/// backoffs (tests must not wait on real Stripe pacing).
+pub async fn sim(config: SimConfig) -> (SimHandle, StripeClient) {
+    let handle = Simulator::new(config)
+        .start()
+        .await
+        .expect("simulator starts");
+    let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
+    cfg.requests_per_sec = Some(10_000.0);
+    cfg.endpoint_requests_per_sec = Some(10_000.0);
+    cfg.backoff_base = std::time::Duration::from_millis(5);
+    cfg.backoff_max = std::time::Duration::from_millis(20);
+    (handle, StripeClient::new(cfg).expect("client"))
+}
