@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod envelope;
 pub mod error;
+mod http;
 pub mod page;
 pub mod rate;
 pub mod retry;

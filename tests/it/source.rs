@@ -36,7 +36,6 @@ pub(crate) fn list_body(ids: &[&str], has_more: bool) -> String {
         .to_string()
 }
 
-
 async fn collect_all(c: &StripeClient, r: Resource, w: Window) -> Result<Vec<Page>, SourceError> {
     let (tx, mut rx) = mpsc::channel(2);
     let c2 = c.clone();

@@ -3,15 +3,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, ListArray,
-    MapBuilder, RecordBatch, StringArray, StringBuilder, StructArray, TimestampSecondArray,
-};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{
-    DataType, Date32Type, Field, Fields, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
-    TimeUnit, TimestampMillisecondType,
-};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use stripe_xdm::xdm::{
     validate, Behavior, Format, ProblemKind, Validated, XdmError, XdmSchema, XdmType,
 };

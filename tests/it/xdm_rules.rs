@@ -4,17 +4,15 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, ListArray,
-    MapBuilder, RecordBatch, StringArray, StringBuilder, StructArray, TimestampSecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, ListArray, MapBuilder, RecordBatch,
+    StringBuilder, StructArray, TimestampSecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{
-    DataType, Date32Type, Field, Fields, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
-    TimeUnit, TimestampMillisecondType,
+    DataType, Date32Type, Field, Fields, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimestampMillisecondType,
 };
-use stripe_xdm::xdm::{
-    validate, Behavior, Format, ProblemKind, Validated, XdmError, XdmSchema, XdmType,
-};
+use stripe_xdm::xdm::XdmSchema;
 
 use super::xdm::{acme, batch, codes, longs, rejected_rows, run, strings, types, warned};
 
