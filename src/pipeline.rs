@@ -84,7 +84,7 @@ impl RunConfig {
 pub enum PipelineError {
     /// Fetching from Stripe failed.
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
     /// The mapping cannot be used.
     #[error(transparent)]
     Map(#[from] MapError),
@@ -107,6 +107,12 @@ pub enum PipelineError {
     /// A processing task died.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<SourceError> for PipelineError {
+    fn from(e: SourceError) -> Self {
+        PipelineError::Source(Box::new(e))
+    }
 }
 
 impl PipelineError {

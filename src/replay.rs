@@ -74,8 +74,8 @@ pub async fn replay(
     let mut total = 0u64;
     let mut skipped = 0u64;
     for b in &rows {
-        let ids = b.column_by_name("object_id").map(|c| c.clone());
-        let sources = b.column_by_name("source").map(|c| c.clone());
+        let ids = b.column_by_name("object_id").cloned();
+        let sources = b.column_by_name("source").cloned();
         let (Some(ids), Some(sources)) = (ids, sources) else {
             return Err(PipelineError::Internal(format!(
                 "{} lacks object_id/source columns",

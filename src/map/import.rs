@@ -1015,12 +1015,13 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                     i += 2;
                 } else if d == '\\' && i + 1 < chars.len() {
                     i += 2;
-                } else if d.is_alphanumeric() || d == '_' || d == '$' {
-                    i += 1;
-                } else if d == '.'
-                    && chars
-                        .get(i + 1)
-                        .is_some_and(|n| n.is_alphabetic() || *n == '_' || *n == '$')
+                } else if d.is_alphanumeric()
+                    || d == '_'
+                    || d == '$'
+                    || (d == '.'
+                        && chars
+                            .get(i + 1)
+                            .is_some_and(|n| n.is_alphabetic() || *n == '_' || *n == '$'))
                 {
                     i += 1;
                 } else if d == '[' {

@@ -165,12 +165,12 @@ pub fn summarize(batch_dir: &Path, samples_per_code: usize) -> Result<ErrorSumma
         .filter_map(|k| groups.remove(&k))
         .collect();
     // Most frequent first; ties keep first-seen order (stable sort).
-    by_code.sort_by(|a, b| b.count.cmp(&a.count));
+    by_code.sort_by_key(|c| std::cmp::Reverse(c.count));
     let mut by_stage: Vec<StageCount> = stages
         .into_iter()
         .map(|(stage, count)| StageCount { stage, count })
         .collect();
-    by_stage.sort_by(|a, b| b.count.cmp(&a.count));
+    by_stage.sort_by_key(|s| std::cmp::Reverse(s.count));
     Ok(ErrorSummary {
         total,
         by_code,

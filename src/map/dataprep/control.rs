@@ -95,6 +95,7 @@ fn coalesce(a: &Args) -> Result<ArrayRef> {
     choose(a, |r| (0..a.len()).find(|&i| !a.is_null(i, r)))
 }
 
+#[allow(clippy::needless_range_loop)] // `i` indexes both the arguments and their comparators
 fn extreme(a: &Args, want: Ordering) -> Result<ArrayRef> {
     let arrays: Vec<ArrayRef> = a
         .arrays

@@ -164,7 +164,7 @@ fn date_part(a: &Args) -> Result<ArrayRef> {
                 "weekday" | "dw" => t.weekday().number_from_monday() as i64,
                 "hour" | "hh" | "hh24" => t.hour() as i64,
                 "hh12" => {
-                    (if t.hour() % 12 == 0 {
+                    (if t.hour().is_multiple_of(12) {
                         12
                     } else {
                         t.hour() % 12

@@ -96,11 +96,14 @@ fn gather(item: &DataType, sources: &[ArrayRef], idx: Vec<(usize, usize)>) -> Re
     Ok(interleave(&srcs, &idx)?)
 }
 
+/// One map row to build: (key, source index, row in source) per entry.
+pub(crate) type MapRow = Vec<(String, usize, usize)>;
+
 /// A map column whose row `r` holds `rows[r]` (key, source index, row in source), or null.
 pub(crate) fn build_map(
     value: &DataType,
     sources: &[ArrayRef],
-    rows: &[Option<Vec<(String, usize, usize)>>],
+    rows: &[Option<MapRow>],
 ) -> Result<ArrayRef> {
     let keys: StringArray = rows
         .iter()

@@ -452,7 +452,7 @@ pub(crate) fn format(
             'H' => num(t.hour() as i64),
             'k' => num(if t.hour() == 0 { 24 } else { t.hour() as i64 }),
             'K' => num((t.hour() % 12) as i64),
-            'h' => num(if t.hour() % 12 == 0 {
+            'h' => num(if t.hour().is_multiple_of(12) {
                 12
             } else {
                 (t.hour() % 12) as i64

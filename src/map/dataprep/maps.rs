@@ -89,7 +89,7 @@ fn literal_keys(lits: &[Option<&ScalarValue>], n: usize, what: &str) -> Result<V
 }
 
 fn to_object_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataType> {
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return plan_err!("to_object: expects KEY, VALUE pairs");
     }
     let keys = literal_keys(lits, t.len(), "to_object")?;
@@ -102,7 +102,7 @@ fn to_object_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataTy
 }
 
 fn arrays_to_objects_ret(t: &[DataType], lits: &[Option<&ScalarValue>]) -> Result<DataType> {
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return plan_err!("arrays_to_objects: expects KEY, ARRAY pairs");
     }
     let keys = literal_keys(lits, t.len(), "arrays_to_objects")?;
@@ -123,7 +123,7 @@ fn object_to_map_ret(t: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataT
             Ok(map_type(union_type(&types)))
         }
         [list, _] if item_type(list).is_some() => Ok(map_type(item_type(list).cloned().unwrap_or(DataType::Null))),
-        _ if t.len() % 2 == 0 => {
+        _ if t.len().is_multiple_of(2) => {
             let values: Vec<DataType> = t.iter().skip(1).step_by(2).cloned().collect();
             Ok(map_type(union_type(&values)))
         }
