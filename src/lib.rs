@@ -21,12 +21,14 @@
 //! [`pipeline`] wires the stages for one run and returns a report; [`sim`] is a Stripe
 //! simulator that only speaks HTTP, like Stripe.
 
+pub mod catalog;
 pub mod decode;
 pub mod defaults;
 pub mod map;
 pub mod pipeline;
 pub mod replay;
 pub mod resource;
+pub mod schedule;
 pub mod secret;
 pub mod sim;
 pub mod sink;

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Everything is network-free: Stripe is the built-in
 //! simulator or a stub on loopback that the tests start themselves.
 
+mod catalog;
 mod cli;
 mod dataprep;
 mod decode;
@@ -9,6 +10,7 @@ mod errors;
 mod mapping;
 mod pipeline;
 mod replay;
+mod schedule;
 mod sim;
 mod source;
 mod source_retry;

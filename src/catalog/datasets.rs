@@ -1,0 +1,243 @@
+//! Datasets: a name, an XDM schema and the ingestion toggles (Profile, error diagnostics,
+//! partial ingestion with its threshold).
+
+use rusqlite::{OptionalExtension, Row};
+use serde::Serialize;
+
+use super::accounts::names_where;
+use super::{check_label, unix_now, Catalog, CatalogError, SqlContext};
+use crate::xdm::XdmSchema;
+
+/// Platform's default partial-ingestion threshold (percent of failed records).
+pub const DEFAULT_PARTIAL_INGESTION_PERCENT: f64 = 5.0;
+
+/// A dataset to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDataset {
+    /// Unique name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// The XDM schema (compatibility-mode JSON), stored verbatim.
+    pub schema_json: String,
+    /// Profile dataset (needs exactly one primary identity).
+    pub profile_enabled: bool,
+    /// Error diagnostics (forced on by partial ingestion).
+    pub error_diagnostics: bool,
+    /// Partial ingestion threshold in percent (`None` = off).
+    pub partial_ingestion_percent: Option<f64>,
+}
+
+/// A stored dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dataset {
+    /// Unique name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// The XDM schema JSON.
+    pub schema_json: String,
+    /// Profile dataset.
+    pub profile_enabled: bool,
+    /// Error diagnostics.
+    pub error_diagnostics: bool,
+    /// Partial ingestion threshold in percent (`None` = off).
+    pub partial_ingestion_percent: Option<f64>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl Dataset {
+    /// Parses the stored schema.
+    pub fn schema(&self) -> Result<XdmSchema, CatalogError> {
+        XdmSchema::from_json_str(&self.schema_json).map_err(|e| CatalogError::Schema {
+            dataset: self.name.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Dataset> {
+        Ok(Dataset {
+            name: r.get("name")?,
+            description: r.get("description")?,
+            schema_json: r.get("schema_json")?,
+            profile_enabled: r.get("profile_enabled")?,
+            error_diagnostics: r.get("error_diagnostics")?,
+            partial_ingestion_percent: r.get("partial_ingestion_percent")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+}
+
+const COLUMNS: &str = "name, description, schema_json, profile_enabled, error_diagnostics, \
+                       partial_ingestion_percent, created_at, updated_at";
+
+/// Checks the toggles against the schema; returns the effective error-diagnostics flag.
+fn check_options(
+    name: &str,
+    schema_json: &str,
+    profile: bool,
+    diagnostics: bool,
+    partial: Option<f64>,
+) -> Result<bool, CatalogError> {
+    let schema = XdmSchema::from_json_str(schema_json).map_err(|e| CatalogError::Schema {
+        dataset: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    if profile {
+        let found = schema.identities().iter().filter(|i| i.primary).count();
+        if found != 1 || schema.primary_identity().is_none() {
+            return Err(CatalogError::ProfileIdentity {
+                dataset: name.to_string(),
+                found,
+            });
+        }
+    }
+    if let Some(p) = partial {
+        if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+            return Err(CatalogError::Threshold {
+                dataset: name.to_string(),
+                percent: p,
+            });
+        }
+    }
+    Ok(diagnostics || partial.is_some())
+}
+
+impl Catalog {
+    /// Creates a dataset. The schema must parse; Profile is refused unless the schema has
+    /// exactly one primary identity; partial ingestion forces error diagnostics on.
+    pub fn create_dataset(&mut self, new: &NewDataset) -> Result<Dataset, CatalogError> {
+        check_label("dataset", &new.name)?;
+        let diagnostics = check_options(
+            &new.name,
+            &new.schema_json,
+            new.profile_enabled,
+            new.error_diagnostics,
+            new.partial_ingestion_percent,
+        )?;
+        let now = unix_now();
+        let tx = self.write_tx()?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM datasets WHERE name = ?1)",
+                [&new.name],
+                |r| r.get(0),
+            )
+            .ctx(format!("look up dataset {:?}", new.name))?;
+        if exists {
+            return Err(CatalogError::Exists {
+                what: "dataset",
+                name: new.name.clone(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO datasets (name, description, schema_json, profile_enabled, error_diagnostics,
+                                   partial_ingestion_percent, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            (
+                &new.name,
+                &new.description,
+                &new.schema_json,
+                new.profile_enabled,
+                diagnostics,
+                new.partial_ingestion_percent,
+                now,
+            ),
+        )
+        .ctx(format!("insert dataset {:?}", new.name))?;
+        tx.commit().ctx(format!("commit dataset {:?}", new.name))?;
+        self.dataset(&new.name)
+    }
+
+    /// One dataset.
+    pub fn dataset(&self, name: &str) -> Result<Dataset, CatalogError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
+                [name],
+                Dataset::from_row,
+            )
+            .optional()
+            .ctx(format!("read dataset {name:?}"))?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "dataset",
+                name: name.to_string(),
+            })
+    }
+
+    /// All datasets, by name.
+    pub fn list_datasets(&self) -> Result<Vec<Dataset>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM datasets ORDER BY name"))
+            .ctx("list datasets")?;
+        let rows = stmt.query_map([], Dataset::from_row).ctx("list datasets")?;
+        rows.collect::<Result<_, _>>().ctx("list datasets")
+    }
+
+    /// Changes the ingestion options (error diagnostics, partial ingestion) with the same rules as
+    /// creation: partial ingestion forces diagnostics on.
+    pub fn update_dataset_options(
+        &mut self,
+        name: &str,
+        error_diagnostics: bool,
+        partial_ingestion_percent: Option<f64>,
+    ) -> Result<Dataset, CatalogError> {
+        let tx = self.write_tx()?;
+        let current = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
+                [name],
+                Dataset::from_row,
+            )
+            .optional()
+            .ctx(format!("read dataset {name:?}"))?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "dataset",
+                name: name.to_string(),
+            })?;
+        let diagnostics = check_options(
+            name,
+            &current.schema_json,
+            current.profile_enabled,
+            error_diagnostics,
+            partial_ingestion_percent,
+        )?;
+        tx.execute(
+            "UPDATE datasets SET error_diagnostics = ?2, partial_ingestion_percent = ?3, updated_at = ?4
+             WHERE name = ?1",
+            (name, diagnostics, partial_ingestion_percent, unix_now()),
+        )
+        .ctx(format!("update dataset {name:?}"))?;
+        tx.commit().ctx(format!("commit dataset {name:?}"))?;
+        self.dataset(name)
+    }
+
+    /// Removes a dataset's catalog entry (its committed batches on disk are left alone); refused
+    /// while dataflows use it.
+    pub fn remove_dataset(&mut self, name: &str) -> Result<(), CatalogError> {
+        let tx = self.write_tx()?;
+        let users = names_where(&tx, "dataset", name)?;
+        if !users.is_empty() {
+            return Err(CatalogError::DatasetInUse {
+                dataset: name.to_string(),
+                dataflows: users,
+            });
+        }
+        let n = tx
+            .execute("DELETE FROM datasets WHERE name = ?1", [name])
+            .ctx(format!("delete dataset {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "dataset",
+                name: name.to_string(),
+            });
+        }
+        tx.commit()
+            .ctx(format!("commit removal of dataset {name:?}"))
+    }
+}

@@ -1,0 +1,554 @@
+//! Runs, watermarks and alert deliveries.
+//!
+//! A run's life: `scheduled` → `running` (its window is fixed from the watermark) → `success` or
+//! `failed`. The watermark moves to the window's end only in the transaction that marks the run
+//! `success`, so a failed run leaves it where it was and the next run covers the same window.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::types::Type;
+use rusqlite::{OptionalExtension, Row, Transaction};
+use serde::Serialize;
+
+use super::dataflows::find;
+use super::{unix_now, Catalog, CatalogError, SqlContext};
+use crate::pipeline::RunReport;
+use crate::schedule::{window_for_run, Window};
+use crate::sink::BatchStatus;
+
+/// A run's status, as Platform's run `statusSummary.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Created, not started.
+    Scheduled,
+    /// In progress.
+    Running,
+    /// Batch committed (possibly with rejected records).
+    Success,
+    /// No batch committed.
+    Failed,
+}
+
+impl RunStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Scheduled => "scheduled",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            RunStatus::Scheduled,
+            RunStatus::Running,
+            RunStatus::Success,
+            RunStatus::Failed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| format!("unknown run status {s:?}"))
+    }
+}
+
+/// A run with its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Run id.
+    pub id: i64,
+    /// Dataflow name.
+    pub dataflow: String,
+    /// Status.
+    pub status: RunStatus,
+    /// The scheduled time it serves (unix seconds).
+    pub scheduled_time: i64,
+    /// When the record was created.
+    pub created_at: i64,
+    /// When it started.
+    pub started_at: Option<i64>,
+    /// When it ended.
+    pub ended_at: Option<i64>,
+    /// Its `created` window (set when it starts).
+    pub window: Option<Window>,
+    /// Records received.
+    pub fetched: u64,
+    /// Records ingested.
+    pub ingested: u64,
+    /// Records failed.
+    pub failed: u64,
+    /// Bytes read from Stripe.
+    pub bytes_in: u64,
+    /// Parquet bytes written.
+    pub bytes_out: u64,
+    /// Files written.
+    pub files: u64,
+    /// The batch id.
+    pub batch_id: Option<String>,
+    /// The mapping version it used.
+    pub mapping_version: u32,
+    /// Failed records by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+}
+
+impl Run {
+    /// Ingested / received, in percent (100 when nothing was received).
+    pub fn ingested_rate(&self) -> f64 {
+        if self.fetched == 0 {
+            100.0
+        } else {
+            self.ingested as f64 * 100.0 / self.fetched as f64
+        }
+    }
+
+    /// Which end-of-run alert applies: success only when it ended without errors.
+    pub fn end_alert(&self) -> Option<AlertKind> {
+        match self.status {
+            RunStatus::Success if self.failed == 0 && self.errors.is_empty() => {
+                Some(AlertKind::RunSuccess)
+            }
+            RunStatus::Success | RunStatus::Failed => Some(AlertKind::RunFailure),
+            _ => None,
+        }
+    }
+
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
+        let conv =
+            |i, e: String| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, e.into());
+        let status: String = r.get("status")?;
+        let errors: String = r.get("errors")?;
+        let gte: Option<i64> = r.get("window_gte")?;
+        let lt: Option<i64> = r.get("window_lt")?;
+        let n = |c: &str| r.get::<_, i64>(c).map(|v| v.max(0) as u64);
+        Ok(Run {
+            id: r.get("id")?,
+            dataflow: r.get("dataflow")?,
+            status: status.parse().map_err(|e| conv(2, e))?,
+            scheduled_time: r.get("scheduled_time")?,
+            created_at: r.get("created_at")?,
+            started_at: r.get("started_at")?,
+            ended_at: r.get("ended_at")?,
+            window: lt.map(|lt| Window { gte, lt }),
+            fetched: n("fetched")?,
+            ingested: n("ingested")?,
+            failed: n("failed")?,
+            bytes_in: n("bytes_in")?,
+            bytes_out: n("bytes_out")?,
+            files: n("files")?,
+            batch_id: r.get("batch_id")?,
+            mapping_version: r.get("mapping_version")?,
+            errors: serde_json::from_str(&errors).map_err(|e| conv(17, e.to_string()))?,
+            failure_reason: r.get("failure_reason")?,
+        })
+    }
+}
+
+/// How a run ended, as recorded by [`Catalog::finish_run`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutcome {
+    /// Batch committed.
+    pub success: bool,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Records received.
+    pub fetched: u64,
+    /// Records ingested.
+    pub ingested: u64,
+    /// Records failed.
+    pub failed: u64,
+    /// Bytes in.
+    pub bytes_in: u64,
+    /// Bytes out.
+    pub bytes_out: u64,
+    /// Files.
+    pub files: u64,
+    /// Batch id.
+    pub batch_id: Option<String>,
+    /// Failed records by code.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl From<&RunReport> for RunOutcome {
+    fn from(r: &RunReport) -> RunOutcome {
+        RunOutcome {
+            success: r.status == BatchStatus::Success,
+            failure_reason: r.failure_reason.clone(),
+            fetched: r.fetched,
+            ingested: r.ingested,
+            failed: r.rejected,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            files: r.files as u64,
+            batch_id: Some(r.batch_id.clone()),
+            errors: r.rejected_by_code.clone(),
+        }
+    }
+}
+
+/// A run notification kind (Platform's alert rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Sources Flow Run Start.
+    RunStart,
+    /// Sources Flow Run Success.
+    RunSuccess,
+    /// Sources Flow Run Failure.
+    RunFailure,
+}
+
+impl AlertKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::RunStart => "run_start",
+            AlertKind::RunSuccess => "run_success",
+            AlertKind::RunFailure => "run_failure",
+        }
+    }
+}
+
+/// One delivery attempt series of an alert to one target (webhook URL or command).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDelivery {
+    /// Id (0 before it is recorded).
+    pub id: i64,
+    /// The run.
+    pub run_id: i64,
+    /// The kind.
+    pub kind: AlertKind,
+    /// Where it went (`https://…` or `cmd: …`).
+    pub target: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether it was delivered.
+    pub ok: bool,
+    /// Unix seconds of the last attempt.
+    pub delivered_at: i64,
+    /// The JSON sent.
+    pub payload: String,
+    /// The last error, when not delivered.
+    pub error: Option<String>,
+}
+
+const SELECT: &str =
+    "SELECT r.*, d.name AS dataflow FROM runs r JOIN dataflows d ON d.id = r.dataflow_id";
+
+fn run_in(conn: &rusqlite::Connection, id: i64) -> Result<Run, CatalogError> {
+    conn.query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], Run::from_row)
+        .optional()
+        .ctx(format!("read run {id}"))?
+        .ok_or_else(|| CatalogError::NotFound {
+            what: "run",
+            name: id.to_string(),
+        })
+}
+
+fn refuse_active(tx: &Transaction<'_>, dataflow_id: i64, name: &str) -> Result<(), CatalogError> {
+    let active: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, status FROM runs WHERE dataflow_id = ?1 AND status IN ('scheduled','running')",
+            [dataflow_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .ctx(format!("look up the active run of dataflow {name:?}"))?;
+    match active {
+        Some((run_id, status)) => Err(CatalogError::RunInProgress {
+            dataflow: name.to_string(),
+            run_id,
+            status: status.parse().unwrap_or(RunStatus::Running),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn watermark_in(
+    conn: &rusqlite::Connection,
+    dataflow_id: i64,
+) -> Result<Option<i64>, CatalogError> {
+    conn.query_row(
+        "SELECT window_end FROM watermarks WHERE dataflow_id = ?1",
+        [dataflow_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .ctx("read the watermark")
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Catalog {
+    /// Records a run for `scheduled_time` in status `scheduled` (an ad hoc run request). Refused
+    /// while the dataflow has a scheduled or running run.
+    pub fn schedule_run(
+        &mut self,
+        dataflow: &str,
+        scheduled_time: i64,
+    ) -> Result<Run, CatalogError> {
+        let tx = self.write_tx()?;
+        let flow = find(&tx, dataflow)?;
+        refuse_active(&tx, flow.id, dataflow)?;
+        tx.execute(
+            "INSERT INTO runs (dataflow_id, status, scheduled_time, created_at, mapping_version)
+             VALUES (?1, 'scheduled', ?2, ?3, ?4)",
+            (flow.id, scheduled_time, unix_now(), flow.mapping_version),
+        )
+        .ctx(format!("insert a run of dataflow {dataflow:?}"))?;
+        let run = run_in(&tx, tx.last_insert_rowid())?;
+        tx.commit().ctx("commit the new run")?;
+        Ok(run)
+    }
+
+    /// Moves a scheduled run to `running`, fixing its window from the dataflow's watermark
+    /// ([`window_for_run`]) and its mapping version to the newest.
+    pub fn start_run(
+        &mut self,
+        run_id: i64,
+        safety_lag_secs: i64,
+        now: i64,
+    ) -> Result<Run, CatalogError> {
+        let tx = self.write_tx()?;
+        let run = run_in(&tx, run_id)?;
+        if run.status != RunStatus::Scheduled {
+            return Err(CatalogError::RunState {
+                run_id,
+                status: run.status,
+                expected: RunStatus::Scheduled,
+            });
+        }
+        let flow = find(&tx, &run.dataflow)?;
+        let w = window_for_run(
+            &flow.schedule,
+            watermark_in(&tx, flow.id)?,
+            run.scheduled_time,
+            safety_lag_secs,
+        );
+        tx.execute(
+            "UPDATE runs SET status = 'running', started_at = ?2, window_gte = ?3, window_lt = ?4,
+                             mapping_version = ?5 WHERE id = ?1",
+            (run_id, now, w.gte, w.lt, flow.mapping_version),
+        )
+        .ctx(format!("start run {run_id}"))?;
+        let run = run_in(&tx, run_id)?;
+        tx.commit()
+            .ctx(format!("commit the start of run {run_id}"))?;
+        Ok(run)
+    }
+
+    /// Creates and starts a run in one step (the scheduler's path): refused while another run
+    /// of the dataflow is active, so at most one runs at a time even across processes.
+    pub fn begin_run(
+        &mut self,
+        dataflow: &str,
+        scheduled_time: i64,
+        safety_lag_secs: i64,
+        now: i64,
+    ) -> Result<Run, CatalogError> {
+        let run = self.schedule_run(dataflow, scheduled_time)?;
+        self.start_run(run.id, safety_lag_secs, now)
+    }
+
+    /// Records a pipeline report for a running run: `success` advances the watermark to the
+    /// run's window end in the same transaction; `failed` leaves it.
+    pub fn commit_run(
+        &mut self,
+        run_id: i64,
+        report: &RunReport,
+        ended_at: i64,
+    ) -> Result<Run, CatalogError> {
+        self.finish_run(run_id, &RunOutcome::from(report), ended_at)
+    }
+
+    /// Marks a running run failed without a report (the pipeline returned an error).
+    pub fn fail_run(
+        &mut self,
+        run_id: i64,
+        reason: &str,
+        ended_at: i64,
+    ) -> Result<Run, CatalogError> {
+        let outcome = RunOutcome {
+            failure_reason: Some(reason.to_string()),
+            ..RunOutcome::default()
+        };
+        self.finish_run(run_id, &outcome, ended_at)
+    }
+
+    /// Ends a running run with `outcome`, atomically with the watermark when it succeeded.
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        ended_at: i64,
+    ) -> Result<Run, CatalogError> {
+        let tx = self.write_tx()?;
+        let run = run_in(&tx, run_id)?;
+        if run.status != RunStatus::Running {
+            return Err(CatalogError::RunState {
+                run_id,
+                status: run.status,
+                expected: RunStatus::Running,
+            });
+        }
+        let errors = serde_json::to_string(&outcome.errors).unwrap_or_else(|_| "{}".into());
+        let status = if outcome.success {
+            RunStatus::Success
+        } else {
+            RunStatus::Failed
+        };
+        tx.execute(
+            "UPDATE runs SET status = ?2, ended_at = ?3, fetched = ?4, ingested = ?5, failed = ?6,
+                 bytes_in = ?7, bytes_out = ?8, files = ?9, batch_id = ?10, errors = ?11, failure_reason = ?12
+             WHERE id = ?1",
+            rusqlite::params![
+                run_id, status.as_str(), ended_at, as_i64(outcome.fetched), as_i64(outcome.ingested),
+                as_i64(outcome.failed), as_i64(outcome.bytes_in), as_i64(outcome.bytes_out),
+                as_i64(outcome.files), outcome.batch_id, errors, outcome.failure_reason,
+            ],
+        )
+        .ctx(format!("record the end of run {run_id}"))?;
+        if outcome.success {
+            let lt = run
+                .window
+                .map(|w| w.lt)
+                .ok_or_else(|| CatalogError::Corrupt {
+                    context: format!("run {run_id}"),
+                    reason: "a running run without a window".into(),
+                })?;
+            tx.execute(
+                "INSERT INTO watermarks (dataflow_id, window_end, run_id, updated_at)
+                 SELECT dataflow_id, ?2, id, ?3 FROM runs WHERE id = ?1
+                 ON CONFLICT (dataflow_id) DO UPDATE SET
+                     window_end = MAX(window_end, excluded.window_end),
+                     run_id = excluded.run_id, updated_at = excluded.updated_at",
+                (run_id, lt, unix_now()),
+            )
+            .ctx(format!("advance the watermark for run {run_id}"))?;
+        }
+        let run = run_in(&tx, run_id)?;
+        tx.commit().ctx(format!("commit the end of run {run_id}"))?;
+        Ok(run)
+    }
+
+    /// One run.
+    pub fn run(&self, run_id: i64) -> Result<Run, CatalogError> {
+        run_in(&self.conn, run_id)
+    }
+
+    /// Runs, newest first, of one dataflow or all, at most `limit`.
+    pub fn list_runs(
+        &self,
+        dataflow: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Run>, CatalogError> {
+        let limit = limit.map(|l| l as i64).unwrap_or(-1);
+        let ctx = "list runs";
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "{SELECT} WHERE (?1 IS NULL OR d.name = ?1) ORDER BY r.scheduled_time DESC, r.id DESC LIMIT ?2"
+            ))
+            .ctx(ctx)?;
+        let rows = stmt.query_map((dataflow, limit), Run::from_row).ctx(ctx)?;
+        rows.collect::<Result<_, _>>().ctx(ctx)
+    }
+
+    /// The dataflow's scheduled-or-running run, if any.
+    pub fn active_run(&self, dataflow: &str) -> Result<Option<Run>, CatalogError> {
+        self.conn
+            .query_row(
+                &format!("{SELECT} WHERE d.name = ?1 AND r.status IN ('scheduled','running')"),
+                [dataflow],
+                Run::from_row,
+            )
+            .optional()
+            .ctx(format!("look up the active run of dataflow {dataflow:?}"))
+    }
+
+    /// The dataflow's watermark: the end of the last committed window (`None` before the first
+    /// successful run).
+    pub fn watermark(&self, dataflow: &str) -> Result<Option<i64>, CatalogError> {
+        let flow = self.dataflow(dataflow)?;
+        watermark_in(&self.conn, flow.id)
+    }
+
+    /// The latest scheduled time any run of the dataflow served (for
+    /// [`crate::schedule::Schedule::due_runs`]).
+    pub fn last_scheduled_time(&self, dataflow: &str) -> Result<Option<i64>, CatalogError> {
+        let flow = self.dataflow(dataflow)?;
+        self.conn
+            .query_row(
+                "SELECT MAX(scheduled_time) FROM runs WHERE dataflow_id = ?1",
+                [flow.id],
+                |r| r.get(0),
+            )
+            .ctx(format!(
+                "read the last scheduled time of dataflow {dataflow:?}"
+            ))
+    }
+
+    /// Records an alert delivery; returns its id.
+    pub fn record_alert(&mut self, d: &AlertDelivery) -> Result<i64, CatalogError> {
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO alert_deliveries (run_id, kind, target, attempts, ok, delivered_at, payload, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![d.run_id, d.kind.as_str(), d.target, d.attempts, d.ok, d.delivered_at, d.payload, d.error],
+        )
+        .ctx(format!("record a {} alert of run {}", d.kind.as_str(), d.run_id))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().ctx("commit the alert record")?;
+        Ok(id)
+    }
+
+    /// The alert deliveries of a run, oldest first.
+    pub fn alert_deliveries(&self, run_id: i64) -> Result<Vec<AlertDelivery>, CatalogError> {
+        let ctx = format!("list the alerts of run {run_id}");
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, run_id, kind, target, attempts, ok, delivered_at, payload, error
+                 FROM alert_deliveries WHERE run_id = ?1 ORDER BY id",
+            )
+            .ctx(ctx.clone())?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                let kind: String = r.get(2)?;
+                let kind = match kind.as_str() {
+                    "run_start" => AlertKind::RunStart,
+                    "run_success" => AlertKind::RunSuccess,
+                    _ => AlertKind::RunFailure,
+                };
+                Ok(AlertDelivery {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    kind,
+                    target: r.get(3)?,
+                    attempts: r.get(4)?,
+                    ok: r.get(5)?,
+                    delivered_at: r.get(6)?,
+                    payload: r.get(7)?,
+                    error: r.get(8)?,
+                })
+            })
+            .ctx(ctx.clone())?;
+        rows.collect::<Result<_, _>>().ctx(ctx)
+    }
+}
