@@ -33,6 +33,7 @@ pub mod secret;
 pub mod sim;
 pub mod sink;
 pub mod source;
+pub mod upload;
 pub mod xdm;
 
 pub use resource::Resource;

@@ -15,5 +15,6 @@ mod sim;
 mod source;
 mod source_retry;
 mod support;
+mod upload;
 mod xdm;
 mod xdm_rules;
