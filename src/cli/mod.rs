@@ -2,8 +2,11 @@
 
 mod analyse;
 mod commands;
+mod flows;
+mod flows_output;
 mod mapping;
 mod table;
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +45,18 @@ enum Command {
     /// Analyse and replay rejected rows.
     #[command(subcommand)]
     Errors(mapping::ErrorsCommand),
+    /// Stripe accounts (keys stored privately, shown masked).
+    Accounts(flows::AccountsArgs),
+    /// Datasets: XDM schema, Profile, diagnostics and partial ingestion.
+    Datasets(flows::DatasetsArgs),
+    /// Dataflows: account, resource, mapping, dataset, alerts and schedule.
+    Dataflows(flows::DataflowsArgs),
+    /// Runs of dataflows and their metrics.
+    Runs(flows::RunsArgs),
+    /// Every dataflow's last and next run, totals and failed runs.
+    Monitor(flows::MonitorArgs),
+    /// Send a committed batch to a Platform dataset with the Batch Ingestion API.
+    Upload(upload::UploadArgs),
 }
 
 /// Options of `demo`.
@@ -206,6 +221,12 @@ pub fn main() -> ExitCode {
             Command::Errors(mapping::ErrorsCommand::Replay(a)) => mapping::errors_replay(a).await,
             Command::Errors(mapping::ErrorsCommand::Summary(a)) => analyse::errors_summary(a),
             Command::Errors(mapping::ErrorsCommand::Query(a)) => analyse::errors_query(a).await,
+            Command::Accounts(a) => flows::accounts(a).await,
+            Command::Datasets(a) => flows::datasets(a).await,
+            Command::Dataflows(a) => flows::dataflows(a).await,
+            Command::Runs(a) => flows::runs(a).await,
+            Command::Monitor(a) => flows::monitor(a).await,
+            Command::Upload(a) => upload::upload(a).await,
         }
     });
     match result {

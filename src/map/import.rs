@@ -1590,7 +1590,7 @@ mod tests {
         let r = Resource::Charges;
         assert_eq!(
             translate_expression("concat(data.currency, \" \", data.status)", r).unwrap(),
-            "concat(currency, ' ', status)"
+            "dp_concat(currency, ' ', status)"
         );
         assert_eq!(
             translate_expression("iif(data.paid, \"yes\", 'no')", r).unwrap(),

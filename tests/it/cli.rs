@@ -390,3 +390,75 @@ async fn errors_summary_and_query_over_a_run() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_sends_a_committed_batch_and_refuses_a_second_time() {
+    use stripe_xdm::upload::loopback::{LoopbackConfig, LoopbackPlatform};
+    let sim = start(SimConfig::default().with_count(Resource::Prices, 150)).await;
+    let out = tempfile::tempdir().unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "run",
+            "--resource",
+            "prices",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "1000",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--json",
+        ],
+        Some(SIM_KEY),
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let batch = report[0]["batch_dir"].as_str().unwrap().to_string();
+
+    let cfg = LoopbackConfig::default();
+    let creds = out.path().join("aep.env");
+    std::fs::write(
+        &creds,
+        format!(
+            "AEP_ACCESS_TOKEN={}\nAEP_API_KEY={}\nAEP_ORG_ID={}\nAEP_SANDBOX={}\n",
+            cfg.access_token, cfg.api_key, cfg.org_id, cfg.sandbox
+        ),
+    )
+    .unwrap();
+    let token = cfg.access_token.clone();
+    let platform = LoopbackPlatform::start(cfg).await.unwrap();
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = vec![
+            "upload".into(),
+            batch.clone(),
+            "--dataset-id".into(),
+            "ds1".into(),
+            "--credentials-file".into(),
+            creds.to_str().unwrap().into(),
+            "--base-url".into(),
+            platform.base_url(),
+            "--poll-interval".into(),
+            "1".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        stripe_xdm(&refs, None)
+    };
+    let dry = output(run(args(&["--dry-run"]))).await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("POST"), "{}", text(&dry));
+    assert_eq!(platform.request_count(), 0, "a dry run sends nothing");
+    let up = output(run(args(&["--json"]))).await;
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let rep: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(rep["status"], "success", "{rep}");
+    assert!(!text(&up).contains(&token), "the token is never printed");
+    let again = output(run(args(&[]))).await;
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    platform.shutdown().await;
+    sim.shutdown().await;
+}

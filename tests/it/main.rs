@@ -7,6 +7,7 @@ mod dataprep;
 mod decode;
 mod defaults;
 mod errors;
+mod flows;
 mod mapping;
 mod pipeline;
 mod replay;
