@@ -17,5 +17,6 @@ mod source;
 mod source_retry;
 mod support;
 mod upload;
+mod upload_faults;
 mod xdm;
 mod xdm_rules;
