@@ -228,8 +228,9 @@ pub(super) fn excerpt(body: &[u8]) -> String {
     truncate_chars(text.trim(), 200)
 }
 
-/// A reqwest error described with its cause chain but without the URL.
-fn describe(e: &reqwest::Error) -> String {
+/// A reqwest error described with its cause chain but without the URL (which may carry
+/// query parameters); shared with the Platform upload client.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

@@ -18,6 +18,7 @@ pub use client::StripeClient;
 pub use config::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
 pub use envelope::{record_id, scan, Envelope, EnvelopeError};
 pub use error::SourceError;
+pub(crate) use http::describe as describe_http_error;
 pub use page::{FetchStats, Page, Window};
 pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
 pub use retry::RetryPolicy;

@@ -195,14 +195,20 @@ impl PlatformClient {
                 }
             }
         };
-        let resp = req.send().await.map_err(|e| describe(&e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| crate::source::describe_http_error(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = resp.bytes().await.map_err(|e| describe(&e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::source::describe_http_error(&e))?;
         tracing::debug!(url, status, bytes = body.len(), "Platform response");
         if (200..300).contains(&status) {
             Ok(Ok(body))
@@ -256,25 +262,4 @@ impl PlatformClient {
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
     text.trim().chars().take(200).collect()
-}
-
-/// A reqwest error with its cause chain, without the URL.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "reading the response body failed"
-    } else {
-        "request failed"
-    };
-    let mut out = kind.to_string();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
