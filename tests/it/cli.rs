@@ -22,6 +22,27 @@ fn stripe_xdm(args: &[&str], key: Option<&str>) -> Command {
     cmd
 }
 
+/// `stripe-xdm run --resource R --base-url <sim> [--rate 1000] --out OUT EXTRA…` with `key` in
+/// `STRIPE_API_KEY`.
+fn run_cmd(
+    sim: &SimHandle,
+    resource: &str,
+    out: &Path,
+    extra: &[&str],
+    key: &str,
+    unlimited: bool,
+) -> Command {
+    let base = sim.base_url();
+    let out = out.to_str().expect("utf-8 temp path");
+    let mut args = vec!["run", "--resource", resource, "--base-url", &base];
+    if unlimited {
+        args.extend(["--rate", "1000"]);
+    }
+    args.extend(["--out", out]);
+    args.extend_from_slice(extra);
+    stripe_xdm(&args, Some(key))
+}
+
 async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
         .await
@@ -40,21 +61,13 @@ fn text(o: &Output) -> String {
 async fn run_succeeds_and_reports_json_with_consistent_counts() {
     let sim = start(SimConfig::default().with_count(Resource::Customers, 300)).await;
     let out = tempfile::tempdir().unwrap();
-    let base = sim.base_url();
-    let o = output(stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "customers",
-            "--base-url",
-            &base,
-            "--rate",
-            "1000",
-            "--out",
-            out.path().to_str().unwrap(),
-            "--json",
-        ],
-        Some(SIM_KEY),
+    let o = output(run_cmd(
+        &sim,
+        "customers",
+        out.path(),
+        &["--json"],
+        SIM_KEY,
+        true,
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -74,19 +87,7 @@ async fn a_wrong_key_exits_2_with_stripes_message_and_no_key() {
     let sim = start(SimConfig::default().with_count(Resource::Charges, 10)).await;
     let out = tempfile::tempdir().unwrap();
     let wrong = "sk_test_wrongwrongwrong9999";
-    let o = output(stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "charges",
-            "--base-url",
-            &sim.base_url(),
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        Some(wrong),
-    ))
-    .await;
+    let o = output(run_cmd(&sim, "charges", out.path(), &[], wrong, false)).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("401"), "{t}");
@@ -133,20 +134,13 @@ async fn a_threshold_exceeded_exits_1() {
     )
     .await;
     let out = tempfile::tempdir().unwrap();
-    let o = output(stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "charges",
-            "--base-url",
-            &sim.base_url(),
-            "--rate",
-            "1000",
-            "--partial-ingestion",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        Some(SIM_KEY),
+    let o = output(run_cmd(
+        &sim,
+        "charges",
+        out.path(),
+        &["--partial-ingestion"],
+        SIM_KEY,
+        true,
     ))
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -176,24 +170,11 @@ async fn a_killed_run_leaves_no_visible_batch() {
     )
     .await;
     let out = tempfile::tempdir().unwrap();
-    let mut child = stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "charges",
-            "--base-url",
-            &sim.base_url(),
-            "--rate",
-            "1000",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        Some(SIM_KEY),
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = run_cmd(&sim, "charges", out.path(), &[], SIM_KEY, true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let staging = out.path().join("charges/.staging");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !dir_has_entries(&staging) {
@@ -345,22 +326,13 @@ async fn errors_summary_and_query_over_a_run() {
     .await;
     let corrupt = sim.simulator().corrupt_count(Resource::Charges, None, None);
     let out = tempfile::tempdir().unwrap();
-    let o = output(stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "charges",
-            "--base-url",
-            &sim.base_url(),
-            "--rate",
-            "1000",
-            "--partial-ingestion",
-            "50",
-            "--out",
-            out.path().to_str().unwrap(),
-            "--json",
-        ],
-        Some(SIM_KEY),
+    let o = output(run_cmd(
+        &sim,
+        "charges",
+        out.path(),
+        &["--partial-ingestion", "50", "--json"],
+        SIM_KEY,
+        true,
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -396,20 +368,13 @@ async fn upload_sends_a_committed_batch_and_refuses_a_second_time() {
     use stripe_xdm::upload::loopback::{LoopbackConfig, LoopbackPlatform};
     let sim = start(SimConfig::default().with_count(Resource::Prices, 150)).await;
     let out = tempfile::tempdir().unwrap();
-    let o = output(stripe_xdm(
-        &[
-            "run",
-            "--resource",
-            "prices",
-            "--base-url",
-            &sim.base_url(),
-            "--rate",
-            "1000",
-            "--out",
-            out.path().to_str().unwrap(),
-            "--json",
-        ],
-        Some(SIM_KEY),
+    let o = output(run_cmd(
+        &sim,
+        "prices",
+        out.path(),
+        &["--json"],
+        SIM_KEY,
+        true,
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
