@@ -19,8 +19,12 @@
 //! ```
 //!
 //! [`pipeline`] wires the stages for one run and returns a report; [`sim`] is a Stripe
-//! simulator that only speaks HTTP, like Stripe.
+//! simulator that only speaks HTTP, like Stripe. Around the run: [`catalog`] (accounts,
+//! datasets, dataflows, runs, checkpoints), [`runner`] (one dataflow run end to end, and the
+//! scheduler), [`alert`] (run notifications) and [`upload`] (Platform's Batch Ingestion API).
 
+/// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
+pub mod alert;
 pub mod catalog;
 pub mod decode;
 pub mod defaults;
@@ -28,6 +32,7 @@ pub mod map;
 pub mod pipeline;
 pub mod replay;
 pub mod resource;
+pub mod runner;
 pub mod schedule;
 pub mod secret;
 pub mod sim;

@@ -19,6 +19,44 @@ pub struct Alerts {
     pub run_failure: bool,
 }
 
+/// Where a dataflow's committed batches go after each successful run (Platform's Batch
+/// Ingestion API). Credentials come from `credentials_file` or the `AEP_*` environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadTarget {
+    /// The Platform dataset id.
+    pub dataset_id: String,
+    /// The gateway base URL (`None`: Platform's production gateway).
+    pub base_url: Option<String>,
+    /// A credentials file (JSON or `KEY=value` lines); `None`: the environment.
+    pub credentials_file: Option<String>,
+}
+
+/// Masks a webhook URL for display: scheme, host and port stay, the path (which often carries
+/// a token, as Slack's does) and any query or user info become `…`.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let tail = &rest[rest.find(['/', '?', '#']).unwrap_or(rest.len())..];
+    let masked = if tail.is_empty() || tail == "/" {
+        ""
+    } else {
+        "/…"
+    };
+    if scheme.is_empty() {
+        format!("{host}{masked}")
+    } else {
+        format!("{scheme}://{host}{masked}")
+    }
+}
+
+fn serialize_masked<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(url) => s.serialize_some(&mask_url(url)),
+        None => s.serialize_none(),
+    }
+}
+
 /// A dataflow to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDataflow {
@@ -38,6 +76,12 @@ pub struct NewDataflow {
     pub alerts: Alerts,
     /// The schedule (validated against `now` at creation).
     pub schedule: Schedule,
+    /// Webhook receiving the alerts (JSON POST).
+    pub alert_webhook: Option<String>,
+    /// Local command receiving the alerts (payload on stdin).
+    pub alert_command: Option<String>,
+    /// Upload each committed batch to Platform.
+    pub upload: Option<UploadTarget>,
 }
 
 /// A stored dataflow.
@@ -59,6 +103,13 @@ pub struct Dataflow {
     pub alerts: Alerts,
     /// Schedule.
     pub schedule: Schedule,
+    /// Webhook receiving the alerts (shown masked: its path often carries a token).
+    #[serde(serialize_with = "serialize_masked")]
+    pub alert_webhook: Option<String>,
+    /// Local command receiving the alerts.
+    pub alert_command: Option<String>,
+    /// Upload each committed batch to Platform.
+    pub upload: Option<UploadTarget>,
     /// Whether the scheduler runs it.
     pub enabled: bool,
     /// Changes on every write; pass it back to [`Catalog::update_dataflow`].
@@ -84,6 +135,12 @@ pub struct DataflowUpdate {
     pub mapping_sql: Option<String>,
     /// New alerts.
     pub alerts: Option<Alerts>,
+    /// New alert webhook (`Some(None)` removes it).
+    pub alert_webhook: Option<Option<String>>,
+    /// New alert command (`Some(None)` removes it).
+    pub alert_command: Option<Option<String>>,
+    /// New upload target (`Some(None)` turns uploads off).
+    pub upload: Option<Option<UploadTarget>>,
 }
 
 /// One version of a dataflow's mapping.
@@ -110,7 +167,8 @@ pub struct DeletedDataflow {
 
 const SELECT: &str = "SELECT d.id, d.name, d.description, d.account, d.resource, d.dataset,
        d.alert_run_start, d.alert_run_success, d.alert_run_failure,
-       d.frequency, d.interval, d.start_time, d.backfill, d.enabled, d.etag, d.created_at, d.updated_at,
+       d.frequency, d.interval, d.start_time, d.backfill, d.enabled,
+       d.alert_webhook, d.alert_command, d.upload_dataset_id, d.upload_base_url, d.upload_credentials_file, d.etag, d.created_at, d.updated_at,
        (SELECT MAX(version) FROM mapping_versions m WHERE m.dataflow_id = d.id) AS mapping_version
   FROM dataflows d";
 
@@ -138,6 +196,18 @@ impl Dataflow {
                 start_time: r.get("start_time")?,
                 backfill: r.get("backfill")?,
             },
+            alert_webhook: r.get("alert_webhook")?,
+            alert_command: r.get("alert_command")?,
+            upload: r
+                .get::<_, Option<String>>("upload_dataset_id")?
+                .map(|dataset_id| -> rusqlite::Result<UploadTarget> {
+                    Ok(UploadTarget {
+                        dataset_id,
+                        base_url: r.get("upload_base_url")?,
+                        credentials_file: r.get("upload_credentials_file")?,
+                    })
+                })
+                .transpose()?,
             enabled: r.get("enabled")?,
             etag: r.get("etag")?,
             mapping_version: r.get::<_, Option<u32>>("mapping_version")?.unwrap_or(0),
@@ -233,8 +303,9 @@ impl Catalog {
         tx.execute(
             "INSERT INTO dataflows (name, description, account, resource, dataset,
                  alert_run_start, alert_run_success, alert_run_failure,
-                 frequency, interval, start_time, backfill, enabled, etag, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, 1, ?13, ?13)",
+                 frequency, interval, start_time, backfill, enabled, etag, created_at, updated_at,
+                 alert_webhook, alert_command, upload_dataset_id, upload_base_url, upload_credentials_file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, 1, ?13, ?13, ?14, ?15, ?16, ?17, ?18)",
             rusqlite::params![
                 new.name,
                 new.description,
@@ -249,6 +320,11 @@ impl Catalog {
                 s.start_time,
                 s.backfill,
                 unix_now(),
+                new.alert_webhook,
+                new.alert_command,
+                new.upload.as_ref().map(|u| &u.dataset_id),
+                new.upload.as_ref().and_then(|u| u.base_url.as_ref()),
+                new.upload.as_ref().and_then(|u| u.credentials_file.as_ref()),
             ],
         )
         .ctx(format!("insert dataflow {:?}", new.name))?;
@@ -347,6 +423,33 @@ impl Catalog {
                 (id, a.run_start, a.run_success, a.run_failure),
             )
             .ctx(format!("update the alerts of dataflow {name:?}"))?;
+        }
+        if let Some(webhook) = &update.alert_webhook {
+            tx.execute(
+                "UPDATE dataflows SET alert_webhook = ?2 WHERE id = ?1",
+                (id, webhook),
+            )
+            .ctx(format!("update the alert webhook of dataflow {name:?}"))?;
+        }
+        if let Some(command) = &update.alert_command {
+            tx.execute(
+                "UPDATE dataflows SET alert_command = ?2 WHERE id = ?1",
+                (id, command),
+            )
+            .ctx(format!("update the alert command of dataflow {name:?}"))?;
+        }
+        if let Some(upload) = &update.upload {
+            tx.execute(
+                "UPDATE dataflows SET upload_dataset_id = ?2, upload_base_url = ?3,
+                                      upload_credentials_file = ?4 WHERE id = ?1",
+                (
+                    id,
+                    upload.as_ref().map(|u| &u.dataset_id),
+                    upload.as_ref().and_then(|u| u.base_url.as_ref()),
+                    upload.as_ref().and_then(|u| u.credentials_file.as_ref()),
+                ),
+            )
+            .ctx(format!("update the upload target of dataflow {name:?}"))?;
         }
         if let Some(sql) = &update.mapping_sql {
             insert_mapping(&tx, id, sql, ts)?;

@@ -6,10 +6,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -100,6 +100,29 @@ CREATE TABLE alert_deliveries (
     error        TEXT
 );
 CREATE INDEX alert_deliveries_run ON alert_deliveries(run_id);
+"#;
+
+/// Version 2: alert targets and the Platform upload target of a dataflow; per run the process
+/// that owns it, its Platform batch and status; per-page checkpoints of running runs.
+const V2: &str = r#"
+ALTER TABLE dataflows ADD COLUMN alert_webhook TEXT;
+ALTER TABLE dataflows ADD COLUMN alert_command TEXT;
+ALTER TABLE dataflows ADD COLUMN upload_dataset_id TEXT;
+ALTER TABLE dataflows ADD COLUMN upload_base_url TEXT;
+ALTER TABLE dataflows ADD COLUMN upload_credentials_file TEXT;
+ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
+ALTER TABLE runs ADD COLUMN platform_batch_id TEXT;
+ALTER TABLE runs ADD COLUMN platform_status TEXT;
+ALTER TABLE runs ADD COLUMN platform_errors TEXT;
+ALTER TABLE runs ADD COLUMN uploaded_at INTEGER;
+CREATE TABLE checkpoints (
+    run_id     INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    batch_id   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 "#;
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.

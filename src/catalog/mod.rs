@@ -23,6 +23,7 @@ mod accounts;
 mod dataflows;
 mod datasets;
 mod migrations;
+mod recovery;
 mod runs;
 
 use std::path::{Path, PathBuf};
@@ -32,11 +33,13 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use accounts::Account;
 pub use dataflows::{
-    Alerts, Dataflow, DataflowUpdate, DeletedDataflow, MappingVersion, NewDataflow,
+    mask_url, Alerts, Dataflow, DataflowUpdate, DeletedDataflow, MappingVersion, NewDataflow,
+    UploadTarget,
 };
 pub use datasets::{Dataset, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT};
 pub use migrations::SCHEMA_VERSION;
-pub use runs::{AlertDelivery, AlertKind, Run, RunOutcome, RunStatus};
+pub use recovery::{process_alive, Checkpoint};
+pub use runs::{AlertDelivery, AlertKind, Run, RunOutcome, RunStatus, RunUpload};
 
 use crate::schedule::ScheduleError;
 

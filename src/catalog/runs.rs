@@ -104,6 +104,24 @@ pub struct Run {
     pub errors: BTreeMap<String, u64>,
     /// Why it failed.
     pub failure_reason: Option<String>,
+    /// The process running it (`None` once it ended, or while an interrupted run waits to be
+    /// resumed).
+    pub owner_pid: Option<u32>,
+    /// Its batch's upload to Platform, when one was made.
+    pub upload: Option<RunUpload>,
+}
+
+/// A run's batch as Platform saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunUpload {
+    /// Platform's batch id.
+    pub platform_batch_id: Option<String>,
+    /// Platform's final status (`success`, `failed`, …) or the local reason it did not get one.
+    pub status: String,
+    /// Platform's errors (`code: description (n records)`), or the upload's own error.
+    pub errors: Vec<String>,
+    /// Unix seconds.
+    pub uploaded_at: i64,
 }
 
 impl Run {
@@ -154,6 +172,20 @@ impl Run {
             mapping_version: r.get("mapping_version")?,
             errors: serde_json::from_str(&errors).map_err(|e| conv(17, e.to_string()))?,
             failure_reason: r.get("failure_reason")?,
+            owner_pid: r.get("owner_pid")?,
+            upload: match r.get::<_, Option<String>>("platform_status")? {
+                None => None,
+                Some(status) => Some(RunUpload {
+                    platform_batch_id: r.get("platform_batch_id")?,
+                    status,
+                    errors: serde_json::from_str(
+                        &r.get::<_, Option<String>>("platform_errors")?
+                            .unwrap_or_else(|| "[]".into()),
+                    )
+                    .map_err(|e| conv(26, e.to_string()))?,
+                    uploaded_at: r.get::<_, Option<i64>>("uploaded_at")?.unwrap_or(0),
+                }),
+            },
         })
     }
 }
@@ -249,7 +281,7 @@ pub struct AlertDelivery {
 const SELECT: &str =
     "SELECT r.*, d.name AS dataflow FROM runs r JOIN dataflows d ON d.id = r.dataflow_id";
 
-fn run_in(conn: &rusqlite::Connection, id: i64) -> Result<Run, CatalogError> {
+pub(super) fn run_in(conn: &rusqlite::Connection, id: i64) -> Result<Run, CatalogError> {
     conn.query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], Run::from_row)
         .optional()
         .ctx(format!("read run {id}"))?
@@ -343,8 +375,15 @@ impl Catalog {
         );
         tx.execute(
             "UPDATE runs SET status = 'running', started_at = ?2, window_gte = ?3, window_lt = ?4,
-                             mapping_version = ?5 WHERE id = ?1",
-            (run_id, now, w.gte, w.lt, flow.mapping_version),
+                             mapping_version = ?5, owner_pid = ?6, heartbeat_at = ?2 WHERE id = ?1",
+            (
+                run_id,
+                now,
+                w.gte,
+                w.lt,
+                flow.mapping_version,
+                std::process::id(),
+            ),
         )
         .ctx(format!("start run {run_id}"))?;
         let run = run_in(&tx, run_id)?;
@@ -415,7 +454,8 @@ impl Catalog {
         };
         tx.execute(
             "UPDATE runs SET status = ?2, ended_at = ?3, fetched = ?4, ingested = ?5, failed = ?6,
-                 bytes_in = ?7, bytes_out = ?8, files = ?9, batch_id = ?10, errors = ?11, failure_reason = ?12
+                 bytes_in = ?7, bytes_out = ?8, files = ?9, batch_id = ?10, errors = ?11, failure_reason = ?12,
+                 owner_pid = NULL
              WHERE id = ?1",
             rusqlite::params![
                 run_id, status.as_str(), ended_at, as_i64(outcome.fetched), as_i64(outcome.ingested),
@@ -442,6 +482,8 @@ impl Catalog {
             )
             .ctx(format!("advance the watermark for run {run_id}"))?;
         }
+        tx.execute("DELETE FROM checkpoints WHERE run_id = ?1", [run_id])
+            .ctx(format!("drop the checkpoint of run {run_id}"))?;
         let run = run_in(&tx, run_id)?;
         tx.commit().ctx(format!("commit the end of run {run_id}"))?;
         Ok(run)

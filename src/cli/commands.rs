@@ -127,6 +127,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
         sink: Default::default(),
         batch_id: None,
+        control: Default::default(),
     };
     let report = pipeline::run(&client, cfg).await.map_err(pipeline_error)?;
     print_reports(std::slice::from_ref(&report), a.json);
@@ -260,7 +261,15 @@ pub(super) async fn first_page(
     } else {
         client_from(source, key_from(source)?)?
     };
-    let page = client
+    let page = list_first(&client, resource).await;
+    if let Some(h) = handle {
+        h.shutdown().await;
+    }
+    page
+}
+
+async fn list_first(client: &StripeClient, resource: Resource) -> Result<stripe_xdm::source::Page> {
+    client
         .list_page(resource, Window::default(), None)
         .await
         .map_err(|e| {
@@ -269,27 +278,46 @@ pub(super) async fn first_page(
             } else {
                 CliError::failed(e)
             }
-        });
-    if let Some(h) = handle {
-        h.shutdown().await;
-    }
-    page
+        })
 }
+
+/// The most rows `preview` shows: one page of a Stripe list.
+const MAX_PREVIEW_ROWS: usize = 100;
 
 /// `stripe-xdm preview`.
 pub async fn preview(a: PreviewArgs) -> Result<u8> {
-    let use_sim =
-        a.sim || (a.source.api_key_file.is_none() && std::env::var(&a.source.api_key_env).is_err());
-    if use_sim && !a.sim {
-        eprintln!(
-            "(no key in {}: previewing the built-in simulator)",
-            a.source.api_key_env
-        );
+    if a.rows == 0 || a.rows > MAX_PREVIEW_ROWS {
+        return Err(CliError::usage(format!(
+            "--rows {}: preview shows 1 to {MAX_PREVIEW_ROWS} rows (the first page of the list)",
+            a.rows
+        )));
     }
-    let page = first_page(&a.source, a.resource, use_sim).await?;
+    let page = match &a.account {
+        Some(name) => {
+            // The account's key, from the catalog: never from the environment or the command line.
+            let key = a
+                .home
+                .open()?
+                .account_key(name)
+                .map_err(super::flows::cat_err)?;
+            list_first(&client_from(&a.source, key)?, a.resource).await?
+        }
+        None => {
+            let use_sim = a.sim
+                || (a.source.api_key_file.is_none()
+                    && std::env::var(&a.source.api_key_env).is_err());
+            if use_sim && !a.sim {
+                eprintln!(
+                    "(no key in {}: previewing the built-in simulator)",
+                    a.source.api_key_env
+                );
+            }
+            first_page(&a.source, a.resource, use_sim).await?
+        }
+    };
     let decoded = stripe_xdm::decode::decode_records(a.resource, &page.body, &page.records);
     println!("{}", stripe_xdm::decode::schema::schema_tree(a.resource));
-    let n = a.rows.min(100).min(decoded.batch.num_rows());
+    let n = a.rows.min(decoded.batch.num_rows());
     let shown = decoded.batch.slice(0, n);
     // Keep the table readable: the first columns that fit a terminal, strings shortened.
     let cols: Vec<usize> = (0..shown.num_columns().min(8)).collect();

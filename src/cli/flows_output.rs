@@ -7,8 +7,9 @@ use stripe_xdm::catalog::{Account, Dataflow, Dataset, Run, RunStatus};
 
 use clap::{Args, Subcommand};
 
-use super::flows::{cat_err, now, HomeArgs};
+use super::flows::{cat_err, HomeArgs};
 use super::{table, CliError};
+use stripe_xdm::runner::now;
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -226,6 +227,26 @@ pub fn dataflow(f: &Dataflow, json: bool) {
     println!("Start time:    {}", time(f.schedule.start_time));
     println!("Backfill:      {}", yes_no(f.schedule.backfill()));
     println!("Alerts:        {}", alerts_text(f));
+    if let Some(w) = &f.alert_webhook {
+        println!("Alert webhook: {}", stripe_xdm::catalog::mask_url(w));
+    }
+    if let Some(c) = &f.alert_command {
+        println!("Alert command: {c}");
+    }
+    match &f.upload {
+        Some(u) => println!(
+            "Upload:        Platform dataset {} at {}{}",
+            u.dataset_id,
+            u.base_url
+                .as_deref()
+                .unwrap_or(stripe_xdm::upload::DEFAULT_BASE_URL),
+            u.credentials_file
+                .as_deref()
+                .map(|p| format!(" (credentials {p})"))
+                .unwrap_or_default()
+        ),
+        None => println!("Upload:        off (batches stay local)"),
+    }
     println!(
         "State:         {}",
         if f.enabled { "enabled" } else { "disabled" }
@@ -329,6 +350,23 @@ pub fn run(r: &Run, json: bool) {
     }
     for (code, n) in &r.errors {
         println!("Error {code}: {n}");
+    }
+    if r.status == RunStatus::Running {
+        match r.owner_pid {
+            Some(pid) => println!("Owner:            process {pid}"),
+            None => println!("Owner:            none (interrupted: the next run resumes it)"),
+        }
+    }
+    if let Some(u) = &r.upload {
+        println!(
+            "Platform batch:   {} ({}, {})",
+            u.platform_batch_id.as_deref().unwrap_or("-"),
+            u.status,
+            time(u.uploaded_at)
+        );
+        for e in &u.errors {
+            println!("Platform error:   {e}");
+        }
     }
 }
 

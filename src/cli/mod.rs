@@ -1,12 +1,18 @@
 //! Command-line interface: clap definitions and dispatch. Nothing outside this module knows clap.
 
 mod analyse;
+mod backfill;
 mod commands;
+mod dataflows;
 mod flows;
 mod flows_output;
 mod mapping;
+mod progress;
+mod serve;
+mod signals;
 mod table;
 mod upload;
+mod wizard;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +61,10 @@ enum Command {
     Runs(flows::RunsArgs),
     /// Every dataflow's last and next run, totals and failed runs.
     Monitor(flows::MonitorArgs),
+    /// Run every enabled dataflow on its schedule until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
+    /// A dataflow's next window as a high-volume, resumable run (or --plan: estimate it first).
+    Backfill(backfill::BackfillArgs),
     /// Send a committed batch to a Platform dataset with the Batch Ingestion API.
     Upload(upload::UploadArgs),
 }
@@ -157,6 +167,12 @@ pub struct PreviewArgs {
     /// Read from the built-in simulator instead of Stripe (the default when no key is set).
     #[arg(long)]
     pub sim: bool,
+    /// Read with the key of this catalog account (see `accounts add`) instead of --api-key-*.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["sim", "api_key_file"])]
+    pub account: Option<String>,
+    /// Where the catalog lives (for --account).
+    #[command(flatten)]
+    pub home: flows::HomeArgs,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Rows to show (at most 100).
@@ -226,6 +242,8 @@ pub fn main() -> ExitCode {
             Command::Dataflows(a) => flows::dataflows(a).await,
             Command::Runs(a) => flows::runs(a).await,
             Command::Monitor(a) => flows::monitor(a).await,
+            Command::Serve(a) => serve::serve(a).await,
+            Command::Backfill(a) => backfill::backfill(a).await,
             Command::Upload(a) => upload::upload(a).await,
         }
     });

@@ -179,6 +179,10 @@ pub(crate) fn push_base62(h: u64, n: usize, out: &mut Vec<u8>) {
 /// Object `i`'s `created` second: objects come in bursts of `per_second` that share one
 /// second; burst `b` sits at `start + (b + jitter_b) * span / bursts`, which is strictly
 /// increasing in `b`, so `created` is non-decreasing in the index.
+///
+/// With a skew `s > 0` the burst's fraction `f = (b + jitter_b) / bursts` of the range is
+/// mapped to `f^(1/(1+s))` first: a monotone map that packs the objects towards the end of the
+/// range (the last `q` of the range holds `1 - (1-q)^(1+s)` of them).
 #[derive(Debug, Clone)]
 pub(crate) struct Timeline {
     start: i64,
@@ -187,6 +191,8 @@ pub(crate) struct Timeline {
     per_second: u64,
     bursts: u64,
     salt: u64,
+    /// `1 / (1 + skew)`; `None` for the uniform (integer-exact) timeline.
+    skew_exponent: Option<f64>,
 }
 
 impl Timeline {
@@ -206,7 +212,15 @@ impl Timeline {
             per_second,
             bursts: count.div_ceil(per_second).max(1),
             salt: hash(&[seed, namespace, salt::TIMELINE]),
+            skew_exponent: None,
         }
+    }
+
+    /// Packs objects towards the end of the range (see the type's docs); `skew <= 0` (or not
+    /// finite) keeps the uniform timeline unchanged.
+    pub(crate) fn with_skew(mut self, skew: f64) -> Self {
+        self.skew_exponent = (skew.is_finite() && skew > 0.0).then(|| 1.0 / (1.0 + skew));
+        self
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -218,7 +232,15 @@ impl Timeline {
         let burst = i / self.per_second;
         let jitter = u128::from(mix64(self.salt ^ burst) & 0xffff);
         let pos = (u128::from(burst) << 16) | jitter;
-        let offset = pos * u128::from(self.span) / (u128::from(self.bursts) << 16);
+        let offset = match self.skew_exponent {
+            None => pos * u128::from(self.span) / (u128::from(self.bursts) << 16),
+            // Consecutive positions differ by far more than an ulp of `f`, and `powf` and the
+            // multiplication are monotone to within an ulp, so this stays non-decreasing.
+            Some(e) => {
+                let f = pos as f64 / (u128::from(self.bursts) << 16) as f64;
+                (f.powf(e) * self.span as f64).floor() as u128
+            }
+        };
         self.start
             .saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
     }
@@ -277,5 +299,33 @@ mod tests {
         let w = t.window(Some(1_500), Some(1_600));
         assert!(w.clone().all(|i| (1_500..1_600).contains(&t.created(i))));
         assert!(t.created(w.start - 1) < 1_500 && t.created(w.end) >= 1_600);
+    }
+
+    #[test]
+    fn skewed_timeline_is_monotone_and_packed_at_the_end() {
+        let uniform = Timeline::new(7, 1, 1_000, 101_000, 50_000, 2);
+        assert_eq!(
+            (0..50_000).map(|i| uniform.created(i)).collect::<Vec<_>>(),
+            (0..50_000)
+                .map(|i| uniform.clone().with_skew(0.0).created(i))
+                .collect::<Vec<_>>()
+        );
+        let t = Timeline::new(7, 1, 1_000, 101_000, 50_000, 2).with_skew(4.0);
+        let mut prev = i64::MIN;
+        for i in 0..50_000 {
+            let c = t.created(i);
+            assert!(c >= prev && (1_000..101_000).contains(&c), "{i}: {c}");
+            prev = c;
+        }
+        // The last tenth of the range holds 1 - 0.9^5 ≈ 41% of the objects.
+        let last_tenth = t.window(Some(91_000), None);
+        let share = (last_tenth.end - last_tenth.start) as f64 / 50_000.0;
+        assert!((0.38..0.44).contains(&share), "{share}");
+        for gte in [1_000, 5_000, 60_000, 99_999] {
+            let w = t.window(Some(gte), Some(gte + 700));
+            assert!(w.clone().all(|i| (gte..gte + 700).contains(&t.created(i))));
+            assert!(w.start == 0 || t.created(w.start - 1) < gte);
+            assert!(w.end == 50_000 || t.created(w.end) >= gte + 700);
+        }
     }
 }

@@ -75,6 +75,10 @@ pub struct SimConfig {
     pub end: i64,
     /// How many consecutive objects share one `created` second (at least 1).
     pub per_second: u64,
+    /// How strongly objects are packed towards the end of `[start, end)`: `0.0` (the default)
+    /// spreads them uniformly; with `s > 0` the last fraction `q` of the range holds
+    /// `1 - (1-q)^(1+s)` of the objects (see [`SimConfig::with_skew`]).
+    pub skew: f64,
     /// Accepted secret keys with access to everything (`sk_live_…` keys see `livemode:true`).
     pub keys: Vec<String>,
     /// Restricted keys (`rk_test_…`) and the resources each may read; other list
@@ -101,6 +105,7 @@ impl Default for SimConfig {
             start: DEFAULT_START,
             end: DEFAULT_END,
             per_second: 3,
+            skew: 0.0,
             keys: vec![SIM_KEY.into()],
             restricted: Vec::new(),
             faults: Faults::default(),
@@ -142,6 +147,16 @@ impl SimConfig {
     /// Sets how many consecutive objects share one second.
     pub fn with_per_second(mut self, n: u64) -> Self {
         self.per_second = n.max(1);
+        self
+    }
+
+    /// Packs objects towards the end of the `created` range, as real accounts that grow do:
+    /// an object's uniform position `p` in `[0, 1)` becomes `p^(1/(1+skew))`. With `skew` 4
+    /// the last tenth of the range holds ≈41% of the objects and the first half ≈3%. `created`
+    /// stays non-decreasing in the index, so windows and cursors behave as before. `0.0` (the
+    /// default; negative values too) is the uniform timeline, bit for bit.
+    pub fn with_skew(mut self, skew: f64) -> Self {
+        self.skew = skew;
         self
     }
 
@@ -194,6 +209,7 @@ impl Simulator {
                 config.count(r),
                 config.per_second,
             )
+            .with_skew(config.skew)
         });
         Simulator { config, timelines }
     }

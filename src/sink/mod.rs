@@ -23,7 +23,17 @@ use parquet::file::properties::WriterProperties;
 pub use manifest::{
     BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, MANIFEST_FILE,
 };
-pub use rejects::{ErrorEntry, Rejection, Stage, REJECTED_FILE};
+pub use rejects::{ErrorEntry, Rejection, RejectsState, Stage, REJECTED_FILE};
+
+/// What a staged batch holds at a checkpoint: the sealed accepted files and the rejects. A
+/// resume reopens the staging area at exactly this point ([`BatchWriter::resume`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagedState {
+    /// Sealed accepted files, in order.
+    pub files: Vec<FileEntry>,
+    /// Sealed rejects.
+    pub rejects: RejectsState,
+}
 
 /// Platform's limit of files per batch.
 pub const MAX_FILES_PER_BATCH: usize = 1500;
@@ -162,13 +172,7 @@ impl BatchWriter {
             std::fs::remove_dir_all(&staging).map_err(io_err("clearing", &staging))?;
         }
         std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).expect("valid level"),
-            ))
-            .set_max_row_group_row_count(Some(options.row_group_rows))
-            .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = writer_props(&options);
         let rejects = rejects::RejectWriter::new(&staging)?;
         Ok(BatchWriter {
             batch_id: batch_id.to_string(),
@@ -179,6 +183,68 @@ impl BatchWriter {
             options,
             current: None,
             files: Vec::new(),
+            rejects,
+        })
+    }
+
+    /// Reopens the staging area of `batch_id` at checkpoint `state`: accepted files and reject
+    /// parts written after it are removed, the diagnostics cut back, and writing continues with
+    /// the next part. Fails when the staging area or one of the state's files is gone.
+    pub fn resume(
+        dirs: DatasetDir,
+        batch_id: &str,
+        schema: SchemaRef,
+        options: SinkOptions,
+        state: &StagedState,
+    ) -> Result<Self, SinkError> {
+        let staging = dirs.staging(batch_id);
+        for f in &state.files {
+            let p = staging.join(&f.name);
+            let len = std::fs::metadata(&p).map_err(io_err("reading", &p))?.len();
+            if len != f.bytes {
+                return Err(SinkError::Io {
+                    action: "resuming",
+                    path: p,
+                    reason: format!("the file has {len} bytes, the checkpoint says {}", f.bytes),
+                });
+            }
+        }
+        for entry in std::fs::read_dir(&staging).map_err(io_err("listing", &staging))? {
+            let entry = entry.map_err(io_err("listing", &staging))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("part-") && !state.files.iter().any(|f| f.name == name) {
+                let p = entry.path();
+                std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
+            }
+        }
+        let rejects = rejects::RejectWriter::resume(&staging, &state.rejects)?;
+        Ok(BatchWriter {
+            batch_id: batch_id.to_string(),
+            dirs,
+            staging,
+            schema,
+            props: writer_props(&options),
+            options,
+            current: None,
+            files: state.files.clone(),
+            rejects,
+        })
+    }
+
+    /// Closes the open accepted file and reject part and syncs them: everything written so far
+    /// is durable, and the returned state is what a checkpoint records.
+    pub fn seal(&mut self) -> Result<StagedState, SinkError> {
+        self.close_file()?;
+        if let Some(last) = self.files.last() {
+            let p = self.staging.join(&last.name);
+            if let Ok(f) = File::open(&p) {
+                f.sync_all().map_err(io_err("syncing", &p))?;
+            }
+        }
+        let rejects = self.rejects.seal()?;
+        sync_dir(&self.staging);
+        Ok(StagedState {
+            files: self.files.clone(),
             rejects,
         })
     }
@@ -301,6 +367,16 @@ impl BatchWriter {
         sync_dir(parent);
         Ok((target, manifest))
     }
+}
+
+fn writer_props(options: &SinkOptions) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .set_max_row_group_row_count(Some(options.row_group_rows))
+        .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn sync_dir(dir: &Path) {

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{io_err, SinkError};
 
@@ -160,13 +160,37 @@ pub(crate) struct RejectSummary {
 }
 
 /// Streams rejected rows to Parquet and keeps diagnostics lines on disk.
+///
+/// Rejected rows go to Parquet *parts* that [`RejectWriter::seal`] closes at each checkpoint;
+/// [`RejectWriter::finish`] joins them into one `rejected.parquet`. The diagnostics files are
+/// append-only, so a checkpoint records their lengths and a resume truncates them back.
 pub(crate) struct RejectWriter {
     dir: PathBuf,
-    parquet: Option<ArrowWriter<File>>,
+    parquet: Option<(ArrowWriter<File>, String)>,
+    parts: Vec<String>,
     parsing: BufWriter<File>,
     conversion: BufWriter<File>,
     parsing_rows: u64,
     conversion_rows: u64,
+}
+
+/// The rejected rows staged up to a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectsState {
+    /// Sealed Parquet parts.
+    pub parts: Vec<String>,
+    /// Bytes of the parsing diagnostics file.
+    pub parsing_bytes: u64,
+    /// Bytes of the conversion diagnostics file.
+    pub conversion_bytes: u64,
+    /// Lines in the parsing diagnostics file.
+    pub parsing_rows: u64,
+    /// Lines in the conversion diagnostics file.
+    pub conversion_rows: u64,
+}
+
+fn part_name(i: usize) -> String {
+    format!(".rejected-part-{i:05}.parquet")
 }
 
 const PARSING: &str = "row_errors/parsing_errors_0.json";
@@ -185,6 +209,7 @@ impl RejectWriter {
         Ok(RejectWriter {
             dir: dir.to_path_buf(),
             parquet: None,
+            parts: Vec::new(),
             parsing: open(PARSING)?,
             conversion: open(CONVERSION)?,
             parsing_rows: 0,
@@ -192,33 +217,94 @@ impl RejectWriter {
         })
     }
 
+    /// Reopens the rejects of a staged batch at a checkpoint: parts after it are removed, the
+    /// diagnostics files cut back to their checkpointed lengths.
+    pub fn resume(dir: &Path, state: &RejectsState) -> Result<Self, SinkError> {
+        let row_errors = dir.join("row_errors");
+        std::fs::create_dir_all(&row_errors).map_err(io_err("creating", &row_errors))?;
+        for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
+            let entry = entry.map_err(io_err("listing", dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".rejected-part-") && !state.parts.contains(&name) {
+                let p = entry.path();
+                std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
+            }
+        }
+        let reopen = |name: &str, len: u64| -> Result<BufWriter<File>, SinkError> {
+            let p = dir.join(name);
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p)
+                .map_err(io_err("opening", &p))?;
+            f.set_len(len).map_err(io_err("truncating", &p))?;
+            let mut w = BufWriter::new(f);
+            use std::io::Seek;
+            w.seek(std::io::SeekFrom::Start(len))
+                .map_err(io_err("seeking", &p))?;
+            Ok(w)
+        };
+        Ok(RejectWriter {
+            dir: dir.to_path_buf(),
+            parquet: None,
+            parts: state.parts.clone(),
+            parsing: reopen(PARSING, state.parsing_bytes)?,
+            conversion: reopen(CONVERSION, state.conversion_bytes)?,
+            parsing_rows: state.parsing_rows,
+            conversion_rows: state.conversion_rows,
+        })
+    }
+
+    /// Closes the open part and flushes the diagnostics; returns what is staged so far.
+    pub fn seal(&mut self) -> Result<RejectsState, SinkError> {
+        if let Some((w, name)) = self.parquet.take() {
+            let path = self.dir.join(&name);
+            w.close().map_err(|e| SinkError::Parquet {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            self.parts.push(name);
+        }
+        let len = |w: &mut BufWriter<File>, name: &str| -> Result<u64, SinkError> {
+            let p = self.dir.join(name);
+            w.flush().map_err(io_err("writing", &p))?;
+            w.get_ref().sync_data().map_err(io_err("syncing", &p))?;
+            Ok(w.get_ref().metadata().map_err(io_err("reading", &p))?.len())
+        };
+        let parsing_bytes = len(&mut self.parsing, PARSING)?;
+        let conversion_bytes = len(&mut self.conversion, CONVERSION)?;
+        Ok(RejectsState {
+            parts: self.parts.clone(),
+            parsing_bytes,
+            conversion_bytes,
+            parsing_rows: self.parsing_rows,
+            conversion_rows: self.conversion_rows,
+        })
+    }
+
     pub fn write(&mut self, rows: &[Rejection]) -> Result<(), SinkError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let path = self.dir.join(REJECTED_FILE);
         if self.parquet.is_none() {
+            let name = part_name(self.parts.len());
+            let path = self.dir.join(&name);
             let file = File::create(&path).map_err(io_err("creating", &path))?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
-            let w = ArrowWriter::try_new(file, rejected_schema(), Some(props)).map_err(|e| {
-                SinkError::Parquet {
+            let w = ArrowWriter::try_new(file, rejected_schema(), Some(reject_props())).map_err(
+                |e| SinkError::Parquet {
                     path: path.clone(),
                     reason: e.to_string(),
-                }
-            })?;
-            self.parquet = Some(w);
+                },
+            )?;
+            self.parquet = Some((w, name));
         }
         let batch = to_batch(rows);
-        self.parquet
-            .as_mut()
-            .expect("opened above")
-            .write(&batch)
-            .map_err(|e| SinkError::Parquet {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let (w, name) = self.parquet.as_mut().expect("opened above");
+        w.write(&batch).map_err(|e| SinkError::Parquet {
+            path: PathBuf::from(name.clone()),
+            reason: e.to_string(),
+        })?;
         for r in rows {
             self.diagnostic_line(r)?;
         }
@@ -281,14 +367,11 @@ impl RejectWriter {
 
     /// Closes the files. Diagnostics files are kept only when `diagnostics` is on and they
     /// hold rows.
-    pub fn finish(self, diagnostics: bool) -> Result<RejectSummary, SinkError> {
+    pub fn finish(mut self, diagnostics: bool) -> Result<RejectSummary, SinkError> {
         let mut summary = RejectSummary::default();
-        if let Some(w) = self.parquet {
-            let path = self.dir.join(REJECTED_FILE);
-            w.close().map_err(|e| SinkError::Parquet {
-                path,
-                reason: e.to_string(),
-            })?;
+        self.seal()?;
+        if !self.parts.is_empty() {
+            join_parts(&self.dir, &self.parts)?;
             summary.file = Some(REJECTED_FILE.to_string());
         }
         for (mut w, name, rows) in [
@@ -309,4 +392,35 @@ impl RejectWriter {
         }
         Ok(summary)
     }
+}
+
+fn reject_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build()
+}
+
+/// Joins the sealed parts into `rejected.parquet` (a rename when there is one) and removes them.
+fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
+    let target = dir.join(REJECTED_FILE);
+    if let [only] = parts {
+        let p = dir.join(only);
+        return std::fs::rename(&p, &target).map_err(io_err("renaming", &p));
+    }
+    let file = File::create(&target).map_err(io_err("creating", &target))?;
+    let perr = |e: parquet::errors::ParquetError| SinkError::Parquet {
+        path: target.clone(),
+        reason: e.to_string(),
+    };
+    let mut w =
+        ArrowWriter::try_new(file, rejected_schema(), Some(reject_props())).map_err(perr)?;
+    for part in parts {
+        let p = dir.join(part);
+        for batch in super::read_parquet(&p)? {
+            w.write(&batch).map_err(perr)?;
+        }
+        std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
+    }
+    w.close().map_err(perr)?;
+    Ok(())
 }

@@ -11,8 +11,10 @@ pub mod envelope;
 pub mod error;
 mod http;
 pub mod page;
+pub mod plan;
 pub mod rate;
 pub mod retry;
+pub mod windows;
 
 pub use client::StripeClient;
 pub use config::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
@@ -20,5 +22,10 @@ pub use envelope::{record_id, scan, Envelope, EnvelopeError};
 pub use error::SourceError;
 pub(crate) use http::describe as describe_http_error;
 pub use page::{FetchStats, Page, Window};
+pub use plan::{plan_backfill, BackfillPlanEstimate, EstimateBasis, WindowEstimate};
 pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
 pub use retry::RetryPolicy;
+pub use windows::{
+    fetch_windows, record_created, FetchSummary, WindowEvent, WindowOptions, WindowPlan,
+    WindowState, WindowedPage,
+};

@@ -49,6 +49,9 @@ fn flow(name: &str, schedule: Schedule) -> NewDataflow {
             run_failure: true,
         },
         schedule,
+        alert_webhook: None,
+        alert_command: None,
+        upload: None,
     }
 }
 

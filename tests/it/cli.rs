@@ -427,3 +427,229 @@ async fn upload_sends_a_committed_batch_and_refuses_a_second_time() {
     platform.shutdown().await;
     sim.shutdown().await;
 }
+
+// ------------------------------------------------ key prompt, wizard and preview --account
+
+/// Runs the binary with `--home` and `input` piped on its stdin.
+async fn with_stdin(home: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = stripe_xdm(args, None);
+    cmd.arg("--home")
+        .arg(home)
+        .env_remove("STRIPE_XDM_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = input.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("binary runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // The child may exit before reading everything: a broken pipe is its answer.
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().expect("binary ends")
+    })
+    .await
+    .unwrap()
+}
+
+/// Every file under `dir` but the private key files, as lossy text.
+fn files_but_secrets(dir: &Path) -> String {
+    let mut s = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "secrets") {
+                s += &files_but_secrets(&p);
+            }
+        } else {
+            s += &String::from_utf8_lossy(&std::fs::read(&p).unwrap());
+        }
+    }
+    s
+}
+
+/// `accounts add main --api-key-stdin` with the simulator's key piped in.
+async fn add_account_from_stdin(home: &Path, base: &str) -> Output {
+    let args = [
+        "accounts",
+        "add",
+        "main",
+        "--api-key-stdin",
+        "--base-url",
+        base,
+    ];
+    with_stdin(home, &args, &format!("{SIM_KEY}\n")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_add_reads_the_key_from_stdin_and_never_shows_it() {
+    let sim = start(SimConfig::default().with_count(Resource::Customers, 5)).await;
+    let home = tempfile::tempdir().unwrap();
+    let o = add_account_from_stdin(home.path(), &sim.base_url()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("added"), "{}", text(&o));
+    assert!(!text(&o).contains(SIM_KEY), "the key is never printed");
+    let list = with_stdin(home.path(), &["accounts", "list", "--json"], "").await;
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v[0]["name"], "main", "{v}");
+    assert!(!text(&list).contains(SIM_KEY));
+    assert!(
+        !files_but_secrets(home.path()).contains(SIM_KEY),
+        "the key is only in its private file, not in the catalog"
+    );
+
+    // No key source and stdin not a terminal: refused, naming the three ways.
+    let o = output(stripe_xdm(
+        &["accounts", "add", "other", "--base-url", &sim.base_url()],
+        None,
+    ))
+    .await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    for way in ["--api-key-env", "--api-key-file", "--api-key-stdin"] {
+        assert!(t.contains(way), "names {way}: {t}");
+    }
+    // An empty stdin is no key.
+    let args = ["accounts", "add", "other", "--api-key-stdin"];
+    let o = with_stdin(home.path(), &args, "\n").await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataflows_create_interactive_takes_piped_answers_and_re_asks_bad_ones() {
+    let sim = start(SimConfig::default().with_count(Resource::Customers, 5)).await;
+    let home = tempfile::tempdir().unwrap();
+    let added = add_account_from_stdin(home.path(), &sim.base_url()).await;
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added));
+    // One answer per line, in the wizard's order ("" takes the default).
+    let answers = [
+        "1",               // account
+        "customers",       // resource path
+        "",                // new dataset's name: "customers"
+        "",                // its description
+        "",                // its XDM schema: the built-in one
+        "y",               // Profile
+        "n",               // error diagnostics
+        "y",               // partial ingestion
+        "10",              // its threshold
+        "Wizard flow",     // dataflow name
+        "from the wizard", // description
+        "run-start, 3",    // alerts
+        "",                // webhook
+        "",                // command
+        "",                // mapping: the built-in one
+        "minute",          // frequency
+        "5",               // interval: refused, minute needs ≥ 15
+        "30",              // interval
+        "",                // start time: now
+        "n",               // backfill
+        "y",               // create it
+    ];
+    let o = with_stdin(
+        home.path(),
+        &["dataflows", "create", "--interactive"],
+        &(answers.join("\n") + "\n"),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        stderr.contains("minute interval ≥ 15"),
+        "names the rule: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Interval, minutes between runs").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Assign dataset & map fields"),
+        "the review: {stderr}"
+    );
+    let show = with_stdin(
+        home.path(),
+        &["dataflows", "show", "Wizard flow", "--json"],
+        "",
+    )
+    .await;
+    assert_eq!(show.status.code(), Some(0), "{}", text(&show));
+    let f: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(f["resource"], "customers", "{f}");
+    assert_eq!(f["dataset"], "customers", "{f}");
+    assert_eq!(f["description"], "from the wizard", "{f}");
+    assert_eq!(f["schedule"]["frequency"], "minute", "{f}");
+    assert_eq!(f["schedule"]["interval"], 30, "{f}");
+    assert_eq!(f["schedule"]["backfill"], false, "{f}");
+    assert_eq!(f["alerts"]["run_start"], true, "{f}");
+    assert_eq!(f["alerts"]["run_success"], false, "{f}");
+    assert_eq!(f["alerts"]["run_failure"], true, "{f}");
+    let ds = with_stdin(
+        home.path(),
+        &["datasets", "show", "customers", "--json"],
+        "",
+    )
+    .await;
+    let d: serde_json::Value = serde_json::from_slice(&ds.stdout).unwrap();
+    assert_eq!(d["profile_enabled"], true, "{d}");
+    assert_eq!(d["partial_ingestion_percent"], 10.0, "{d}");
+
+    // Running out of answers is a usage error that says why.
+    let o = with_stdin(
+        home.path(),
+        &["dataflows", "create", "--interactive"],
+        "1\n",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the wizard needs answers on stdin"),
+        "{}",
+        text(&o)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_with_an_account_reads_its_stored_key() {
+    let sim = start(SimConfig::default().with_count(Resource::Charges, 20)).await;
+    let home = tempfile::tempdir().unwrap();
+    let base = sim.base_url();
+    let added = add_account_from_stdin(home.path(), &base).await;
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added));
+    let preview = |rows: &'static str| {
+        let args: Vec<String> = [
+            "preview",
+            "--account",
+            "main",
+            "--resource",
+            "charges",
+            "--rows",
+            rows,
+            "--base-url",
+            &base,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let home = home.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            with_stdin(&home, &args, "").await
+        }
+    };
+    let o = preview("3").await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!t.contains(SIM_KEY), "{t}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let table = stdout.split("first 3 of").nth(1).expect("the sample rows");
+    let rows = table.lines().filter(|l| l.starts_with("| ch_")).count();
+    assert_eq!(rows, 3, "{stdout}");
+
+    let o = preview("101").await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("1 to 100"), "{}", text(&o));
+    sim.shutdown().await;
+}

@@ -1,8 +1,10 @@
 //! The one integration-test binary. Everything is network-free: Stripe is the built-in
 //! simulator or a stub on loopback that the tests start themselves.
 
+mod alerts;
 mod catalog;
 mod cli;
+mod crash;
 mod dataprep;
 mod decode;
 mod defaults;
@@ -11,12 +13,15 @@ mod flows;
 mod mapping;
 mod pipeline;
 mod replay;
+mod resume;
 mod schedule;
+mod serve;
 mod sim;
 mod source;
 mod source_retry;
 mod support;
 mod upload;
 mod upload_faults;
+mod windows;
 mod xdm;
 mod xdm_rules;

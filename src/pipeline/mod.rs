@@ -8,23 +8,27 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use crate::decode::{self, Decoded, CODE_UNPARSABLE};
+use crate::decode::{Decoded, CODE_UNPARSABLE};
 use crate::map::{MapError, Mapper, Mapping, CODE_TRANSFORM};
 use crate::sink::{
     self, BatchError, BatchStatus, BatchWriter, DatasetDir, ErrorEntry, Manifest, Metrics,
     Rejection, SinkError, SinkOptions, Stage,
 };
 
-use crate::source::{Page, SourceError, StripeClient, Window};
+use crate::source::windows::WindowPlan;
+use crate::source::{SourceError, StripeClient, Window};
+
+mod control;
+mod drive;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
+pub use control::{CheckpointStore, MemoryCheckpoints, Progress, ProgressSink, RunControl};
+pub use drive::{CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL};
 
 /// Records per chunk handed to DataFusion: large enough to amortise planning, small enough to
 /// keep memory flat.
@@ -56,6 +60,8 @@ pub struct RunConfig {
     pub sink: SinkOptions,
     /// A batch id to use (a fresh one when `None`).
     pub batch_id: Option<String>,
+    /// Cancellation, checkpoints, concurrency and progress.
+    pub control: RunControl,
 }
 
 impl RunConfig {
@@ -75,6 +81,7 @@ impl RunConfig {
             chunk_records: DEFAULT_CHUNK_RECORDS,
             sink: SinkOptions::default(),
             batch_id: None,
+            control: RunControl::default(),
         })
     }
 }
@@ -107,6 +114,13 @@ pub enum PipelineError {
     /// A processing task died.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was stopped from outside (Ctrl-C, shutdown) before it committed; its staged data
+    /// and checkpoint stay for a resume.
+    #[error("the run was interrupted before it committed; it resumes from its last checkpoint")]
+    Cancelled,
+    /// A checkpoint could not be saved or read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 impl From<SourceError> for PipelineError {
@@ -167,6 +181,8 @@ pub struct RunReport {
     pub bytes_out: u64,
     /// Accepted files written.
     pub files: usize,
+    /// Checkpoints saved by this attempt (0 without a checkpoint store).
+    pub checkpoints: u64,
     /// Wall time.
     pub duration: Duration,
     /// Where the batch (or the failed run's rejects) went.
@@ -178,12 +194,6 @@ impl RunReport {
     pub fn records_per_sec(&self) -> f64 {
         self.fetched as f64 / self.duration.as_secs_f64().max(1e-9)
     }
-}
-
-/// A chunk's outcome on its way to the writer.
-struct Processed {
-    accepted: RecordBatch,
-    rejected: Vec<Rejection>,
 }
 
 /// Runs one resource through the whole pipeline.
@@ -202,21 +212,36 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     let before = client.stats();
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
     let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);
-    let writer = BatchWriter::create(dirs, &batch_id, cfg.schema.arrow_schema(), cfg.sink)?;
+    if cfg.control.checkpoints.is_some() {
+        // An earlier attempt of this run may have committed its batch and died before the
+        // catalog heard of it: the batch is the run's outcome, not something to redo.
+        if let Some(report) = committed_report(&dirs, &batch_id, &cfg)? {
+            return Ok(report);
+        }
+    }
+    let (writer, start, resumed) = open_writer(&cfg, dirs, &batch_id)?;
     let staging = writer.staging_dir().to_path_buf();
+    if resumed {
+        tracing::info!(batch = %batch_id, "resuming from a checkpoint");
+    }
 
-    let result = drive(client, &cfg, &mapper, writer).await;
-    let (writer, totals) = match result {
+    let result = drive::drive(client, &cfg, &mapper, writer, start).await;
+    let (written, totals) = match result {
         Ok(ok) => ok,
+        Err(PipelineError::Cancelled) if cfg.control.checkpoints.is_some() => {
+            // Staged data and its checkpoint stay for the resume.
+            return Err(PipelineError::Cancelled);
+        }
         Err(e) => {
             // No batch from a run that did not finish: drop its staging area.
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
     };
+    let (writer, checkpoints) = (written.writer, written.checkpoints);
     let stats = client.stats();
     let fetched = totals.fetched;
-    let rejected: u64 = totals.rejected_by_code.values().sum();
+    let rejected: u64 = totals.rejected();
     let ingested = totals.ingested;
     if fetched != ingested + rejected {
         let _ = std::fs::remove_dir_all(&staging);
@@ -248,7 +273,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
             output_record_count: ingested,
             failed_record_count: rejected,
             warning_count: totals.warnings,
-            input_byte_size: stats.bytes_in - before.bytes_in,
+            input_byte_size: totals.bytes_in,
         },
         errors: error_summary(
             ingested,
@@ -277,16 +302,114 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         rejected,
         rejected_by_code: totals.rejected_by_code,
         warnings: totals.warnings,
-        pages: stats.pages - before.pages,
+        pages: totals.pages,
         requests: stats.requests - before.requests,
         retries: stats.retries - before.retries,
         throttled: stats.throttled - before.throttled,
-        bytes_in: stats.bytes_in - before.bytes_in,
+        bytes_in: totals.bytes_in,
         bytes_out: manifest.output_bytes,
         files: manifest.files.len(),
+        checkpoints,
         duration: started.elapsed(),
         batch_dir,
     })
+}
+
+/// Opens the batch writer: at the run's last checkpoint when there is a usable one, else fresh.
+fn open_writer(
+    cfg: &RunConfig,
+    dirs: DatasetDir,
+    batch_id: &str,
+) -> Result<(BatchWriter, (WindowPlan, drive::Totals), bool), PipelineError> {
+    let schema = cfg.schema.arrow_schema();
+    if let Some(store) = &cfg.control.checkpoints {
+        let loaded = store.load().map_err(PipelineError::Checkpoint)?;
+        if let Some(text) = loaded {
+            match serde_json::from_str::<drive::CheckpointState>(&text) {
+                Ok(st)
+                    if st.version == drive::CHECKPOINT_VERSION
+                        && st.batch_id == batch_id
+                        && st.window == (cfg.window.gte, cfg.window.lt)
+                        && st.plan.check().is_ok() =>
+                {
+                    match BatchWriter::resume(
+                        dirs.clone(),
+                        batch_id,
+                        schema.clone(),
+                        cfg.sink,
+                        &st.staged,
+                    ) {
+                        Ok(w) => return Ok((w, (st.plan, st.totals), true)),
+                        Err(e) => tracing::warn!(
+                            batch = batch_id,
+                            error = %e,
+                            "the checkpoint's staged data is unusable; starting the run over"
+                        ),
+                    }
+                }
+                Ok(_) => tracing::warn!(
+                    batch = batch_id,
+                    "the checkpoint belongs to another batch or window; starting over"
+                ),
+                Err(e) => tracing::warn!(
+                    batch = batch_id,
+                    error = %e,
+                    "the checkpoint does not parse; starting over"
+                ),
+            }
+        }
+    }
+    let plan = drive::initial_plan(
+        cfg.window,
+        cfg.control.concurrency.max(1),
+        chrono::Utc::now().timestamp(),
+    );
+    let writer = BatchWriter::create(dirs, batch_id, schema, cfg.sink)?;
+    Ok((writer, (plan, drive::Totals::default()), false))
+}
+
+/// The report of a batch an earlier attempt already committed (under `batches/` or `failed/`).
+fn committed_report(
+    dirs: &DatasetDir,
+    batch_id: &str,
+    cfg: &RunConfig,
+) -> Result<Option<RunReport>, PipelineError> {
+    for dir in [dirs.committed(batch_id), dirs.failed(batch_id)] {
+        let path = dir.join(sink::MANIFEST_FILE);
+        if !path.exists() {
+            continue;
+        }
+        let m = Manifest::read(&path).map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let mut by_code = BTreeMap::new();
+        for e in &m.errors {
+            if let Some(n) = e.record_count {
+                by_code.insert(e.code.clone(), n);
+            }
+        }
+        return Ok(Some(RunReport {
+            batch_id: batch_id.to_string(),
+            resource: cfg.resource.path().to_string(),
+            dataset: cfg.dataset.clone(),
+            status: m.status,
+            failure_reason: m.failure_reason.clone(),
+            fetched: m.metrics.input_record_count,
+            ingested: m.metrics.output_record_count,
+            rejected: m.metrics.failed_record_count,
+            rejected_by_code: by_code,
+            warnings: m.metrics.warning_count,
+            pages: 0,
+            requests: 0,
+            retries: 0,
+            throttled: 0,
+            bytes_in: m.metrics.input_byte_size,
+            bytes_out: m.output_bytes,
+            files: m.files.len(),
+            checkpoints: 0,
+            duration: Duration::ZERO,
+            batch_dir: dir,
+        }));
+    }
+    Ok(None)
 }
 
 fn schema_name(schema: &XdmSchema) -> String {
@@ -358,107 +481,6 @@ pub fn code_message(code: &str) -> &'static str {
         "XDM-FORMAT" => "A value does not match the field's format.",
         _ => "Validation error.",
     }
-}
-
-#[derive(Default)]
-struct Totals {
-    fetched: u64,
-    ingested: u64,
-    warnings: u64,
-    rejected_by_code: BTreeMap<String, u64>,
-}
-
-async fn drive(
-    client: &StripeClient,
-    cfg: &RunConfig,
-    mapper: &Mapper,
-    mut writer: BatchWriter,
-) -> Result<(BatchWriter, Totals), PipelineError> {
-    let (page_tx, mut page_rx) = mpsc::channel::<Page>(16);
-    let fetcher = {
-        let client = client.clone();
-        let (resource, window) = (cfg.resource, cfg.window);
-        tokio::spawn(async move { client.fetch_all(resource, window, page_tx).await })
-    };
-
-    // The writer thread: Parquet encoding overlaps the next chunk's decode/map/validate.
-    let (out_tx, out_rx) = std_mpsc::sync_channel::<Processed>(2);
-    let writer_thread = std::thread::spawn(move || -> Result<BatchWriter, SinkError> {
-        for p in out_rx {
-            writer.write(&p.accepted)?;
-            writer.reject(&p.rejected)?;
-        }
-        Ok(writer)
-    });
-
-    let mut totals = Totals::default();
-    let mut pending: Vec<Page> = Vec::new();
-    let mut pending_records = 0usize;
-    let mut send_error: Option<PipelineError> = None;
-    loop {
-        let next = page_rx.recv().await;
-        let done = next.is_none();
-        if let Some(page) = next {
-            pending_records += page.len();
-            pending.push(page);
-        }
-        if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
-            let pages = std::mem::take(&mut pending);
-            pending_records = 0;
-            let processed = process_chunk(cfg, mapper, pages, &mut totals).await?;
-            if out_tx.send(processed).is_err() {
-                send_error = Some(PipelineError::Internal("writer stopped".into()));
-                break;
-            }
-        }
-        if done {
-            break;
-        }
-    }
-    drop(out_tx);
-    let writer_result = writer_thread
-        .join()
-        .map_err(|_| PipelineError::Internal("writer thread panicked".into()))?;
-    fetcher
-        .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
-    let writer = writer_result?;
-    if let Some(e) = send_error {
-        return Err(e);
-    }
-    Ok((writer, totals))
-}
-
-/// Decodes, maps and validates one chunk of pages.
-async fn process_chunk(
-    cfg: &RunConfig,
-    mapper: &Mapper,
-    pages: Vec<Page>,
-    totals: &mut Totals,
-) -> Result<Processed, PipelineError> {
-    let resource = cfg.resource;
-    let decoded: Decoded = tokio::task::spawn_blocking(move || {
-        decode::decode_pages(
-            resource,
-            pages
-                .iter()
-                .map(|p| (&p.body, p.records.as_slice()))
-                .collect::<Vec<_>>(),
-        )
-    })
-    .await
-    .map_err(|e| PipelineError::Internal(e.to_string()))?;
-    totals.fetched += decoded.records() as u64;
-    let outcome = map_and_validate(&cfg.schema, mapper, decoded).await?;
-    totals.warnings += outcome.warnings;
-    for r in &outcome.rejected {
-        *totals.rejected_by_code.entry(primary_code(r)).or_default() += 1;
-    }
-    totals.ingested += outcome.accepted.num_rows() as u64;
-    Ok(Processed {
-        accepted: outcome.accepted,
-        rejected: outcome.rejected,
-    })
 }
 
 /// The code a rejected row is counted under.

@@ -1,0 +1,575 @@
+//! `stripe-xdm dataflows …`: create (flags or the wizard), list, show, review, run, update,
+//! enable, disable, delete.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use stripe_xdm::catalog::{
+    Alerts, Catalog, CatalogError, DataflowUpdate, NewDataflow, RunStatus, UploadTarget,
+};
+use stripe_xdm::map::check::check_mapping;
+use stripe_xdm::map::Mapping;
+use stripe_xdm::runner::{self, RunnerConfig, RunnerError};
+use stripe_xdm::schedule::{Frequency, Schedule};
+use stripe_xdm::Resource;
+
+use super::flows::{cat_err, ApiArgs, HomeArgs};
+use super::flows_output as out;
+use super::CliError;
+
+type Result<T> = std::result::Result<T, CliError>;
+
+/// `dataflows …`
+#[derive(Debug, Args)]
+pub struct DataflowsArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(subcommand)]
+    command: DataflowsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataflowsCommand {
+    /// Create a dataflow (account → resource → mapping → dataset, on a schedule); without
+    /// flags, in a terminal, a wizard asks for each step.
+    Create(DataflowCreateArgs),
+    /// List dataflows.
+    List(JsonArgs),
+    /// Show one dataflow.
+    Show(NameJsonArgs),
+    /// Print the Platform's Review page of a dataflow.
+    Review(NameArgs),
+    /// Run a dataflow now, over the window after its watermark (or resume its interrupted run).
+    Run(DataflowRunArgs),
+    /// Update a dataflow: name, description, schedule, mapping, alerts, upload, dataset options.
+    Update(DataflowUpdateArgs),
+    /// Enable a dataflow.
+    Enable(NameArgs),
+    /// Disable a dataflow.
+    Disable(NameArgs),
+    /// Delete a dataflow (its dataset's committed batches stay).
+    Delete(DataflowDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct NameArgs {
+    /// Dataflow name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct NameJsonArgs {
+    /// Dataflow name.
+    name: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Alerts to subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(clippy::enum_variant_names)]
+pub(super) enum AlertArg {
+    RunStart,
+    RunSuccess,
+    RunFailure,
+}
+
+/// Where the alerts and the batches go (shared by create and update).
+#[derive(Debug, Args, Default, Clone)]
+pub(super) struct TargetArgs {
+    /// Webhook receiving the alerts as a JSON POST (shown masked: its path may hold a token).
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+    /// Local command receiving the alerts (payload JSON on stdin), run with `sh -c`.
+    #[arg(long, value_name = "CMD")]
+    pub alert_command: Option<String>,
+    /// Upload each committed batch to this Platform dataset id.
+    #[arg(long, value_name = "ID")]
+    pub upload_dataset_id: Option<String>,
+    /// Platform gateway for uploads (default: Platform's production gateway).
+    #[arg(long, value_name = "URL", requires = "upload_dataset_id")]
+    pub platform_url: Option<String>,
+    /// Platform credentials file for uploads (default: the AEP_* environment at run time).
+    #[arg(long, value_name = "PATH", requires = "upload_dataset_id")]
+    pub platform_credentials_file: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn upload(&self) -> Option<UploadTarget> {
+        self.upload_dataset_id.as_ref().map(|id| UploadTarget {
+            dataset_id: id.clone(),
+            base_url: self.platform_url.clone(),
+            credentials_file: self
+                .platform_credentials_file
+                .as_ref()
+                .map(|p| absolute(p).display().to_string()),
+        })
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Options of `dataflows create`; the wizard fills the same fields.
+#[derive(Debug, Args, Default)]
+pub(super) struct DataflowCreateArgs {
+    /// Dataflow name (default: derived from the resource, e.g. "Stripe charges").
+    pub name: Option<String>,
+    /// Account name.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Resource path: charges, subscriptions, refunds, balance_transactions, customers, prices.
+    #[arg(long)]
+    pub resource: Option<Resource>,
+    /// Dataset name (created with `datasets create`).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Mapping SQL file (default: the built-in sql/<resource>.sql).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Tenant id substituted for ${tenant} in the mapping.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Alerts (repeatable).
+    #[arg(long, value_enum)]
+    pub alert: Vec<AlertArg>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Frequency: once, minute, hour, day, week.
+    #[arg(long, default_value = "once")]
+    pub frequency: String,
+    /// Units of frequency between runs (not with once; minute needs ≥ 15).
+    #[arg(long)]
+    pub interval: Option<u32>,
+    /// First scheduled time, UTC (unix seconds, RFC 3339 or YYYY-MM-DD; default now).
+    #[arg(long)]
+    pub start_time: Option<String>,
+    /// Do not backfill: the first run fetches only objects created from the start time on.
+    #[arg(long)]
+    pub no_backfill: bool,
+    /// Ask for every step with prompts, as the Platform wizard does (the default in a terminal
+    /// when --account, --resource or --dataset is missing).
+    #[arg(long)]
+    pub interactive: bool,
+}
+
+/// Options of `dataflows run` (and `backfill`).
+#[derive(Debug, Args)]
+pub(super) struct DataflowRunArgs {
+    /// Dataflow name.
+    pub name: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Output folder (default: <home>/data).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// `created` windows fetched at once (dense windows split while they run).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Minimum seconds between checkpoints (each seals a Parquet file).
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_secs: u64,
+    /// Seconds between Platform batch status polls when the dataflow uploads.
+    #[arg(long, default_value_t = 10)]
+    pub poll_interval: u64,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DataflowUpdateArgs {
+    /// Dataflow name.
+    name: String,
+    /// Refuse the update unless the dataflow's etag is still this (from `dataflows show`).
+    #[arg(long)]
+    if_match: Option<i64>,
+    /// New name.
+    #[arg(long)]
+    rename: Option<String>,
+    /// New description ("" clears it).
+    #[arg(long)]
+    description: Option<String>,
+    /// New mapping SQL file: adds a mapping version; later runs use it.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Tenant id substituted for ${tenant} in the new mapping.
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    tenant: String,
+    /// New alerts (repeatable; replaces the set).
+    #[arg(long, value_enum)]
+    alert: Vec<AlertArg>,
+    /// Turn every alert off.
+    #[arg(long, conflicts_with = "alert")]
+    no_alerts: bool,
+    #[command(flatten)]
+    targets: TargetArgs,
+    /// Remove the alert webhook.
+    #[arg(long, conflicts_with = "alert_webhook")]
+    no_alert_webhook: bool,
+    /// Remove the alert command.
+    #[arg(long, conflicts_with = "alert_command")]
+    no_alert_command: bool,
+    /// Stop uploading batches to Platform.
+    #[arg(long, conflicts_with = "upload_dataset_id")]
+    no_upload: bool,
+    /// New frequency.
+    #[arg(long)]
+    frequency: Option<String>,
+    /// New interval.
+    #[arg(long)]
+    interval: Option<u32>,
+    /// New start time (only while the current one has not passed).
+    #[arg(long)]
+    start_time: Option<String>,
+    /// The dataset's partial ingestion threshold in percent (turns partial ingestion on).
+    #[arg(long, value_name = "PCT")]
+    partial_ingestion: Option<f64>,
+    /// Turn partial ingestion off on the dataset.
+    #[arg(long, conflicts_with = "partial_ingestion")]
+    no_partial_ingestion: bool,
+    /// Turn error diagnostics on or off on the dataset.
+    #[arg(long, value_name = "BOOL")]
+    error_diagnostics: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+struct DataflowDeleteArgs {
+    /// Dataflow name.
+    name: String,
+    /// Cancel a scheduled or running run instead of refusing.
+    #[arg(long)]
+    cancel: bool,
+}
+
+fn alerts_of(list: &[AlertArg]) -> Alerts {
+    Alerts {
+        run_start: list.contains(&AlertArg::RunStart),
+        run_success: list.contains(&AlertArg::RunSuccess),
+        run_failure: list.contains(&AlertArg::RunFailure),
+    }
+}
+
+fn check_targets(flow: &str, t: &TargetArgs) -> Result<()> {
+    let targets = stripe_xdm::alert::AlertTargets {
+        webhook: t.alert_webhook.clone(),
+        command: t.alert_command.clone(),
+    };
+    targets
+        .validate()
+        .map_err(|e| CliError::usage(format!("dataflow {flow:?}: {e}")))
+}
+
+fn schedule_err(flow: &str, source: stripe_xdm::schedule::ScheduleError) -> CliError {
+    cat_err(CatalogError::Schedule {
+        dataflow: flow.to_string(),
+        source,
+    })
+}
+
+/// The name a dataflow gets when none is given.
+pub(super) fn default_name(resource: Resource) -> String {
+    format!("Stripe {}", resource.path())
+}
+
+async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result<()> {
+    let missing = x.account.is_none() || x.resource.is_none() || x.dataset.is_none();
+    if x.interactive || (missing && super::wizard::is_terminal()) {
+        x = super::wizard::create(cat, x)?;
+    }
+    let (Some(account), Some(resource), Some(dataset_name)) =
+        (x.account.clone(), x.resource, x.dataset.clone())
+    else {
+        return Err(CliError::usage(
+            "dataflows create needs --account, --resource and --dataset (or run it in a terminal for the wizard)",
+        ));
+    };
+    let name = x.name.clone().unwrap_or_else(|| default_name(resource));
+    let frequency: Frequency = x
+        .frequency
+        .parse()
+        .map_err(|e| CliError::usage(format!("dataflow {name:?}: {e}")))?;
+    let now = runner::now();
+    let start_time = match &x.start_time {
+        Some(t) => super::commands::parse_time("--start-time", t)?,
+        None => now,
+    };
+    let schedule = Schedule {
+        frequency,
+        interval: x.interval,
+        start_time,
+        backfill: x.no_backfill.then_some(false),
+    };
+    schedule
+        .validate(now)
+        .map_err(|source| schedule_err(&name, source))?;
+    check_targets(&name, &x.targets)?;
+    let mapping = match &x.mapping {
+        Some(p) => Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?,
+        None => Mapping::builtin(resource, &x.tenant),
+    };
+    // Using an existing dataset: the mapping's output must fit its schema before anything runs.
+    let dataset = cat.dataset(&dataset_name).map_err(cat_err)?;
+    let schema = dataset.schema().map_err(cat_err)?;
+    let report = check_mapping(&mapping, resource, &schema).await;
+    if !report.is_sound() {
+        let errors: Vec<String> = report.errors().map(|p| format!("  {p}")).collect();
+        return Err(CliError::usage(format!(
+            "dataflow {name:?}: mapping {} does not fit dataset {dataset_name:?}'s schema ({} error(s)):\n{}",
+            mapping.origin,
+            errors.len(),
+            errors.join("\n")
+        )));
+    }
+    let flow = cat
+        .create_dataflow(
+            &NewDataflow {
+                name,
+                description: x.description.clone(),
+                account,
+                resource: resource.path().to_string(),
+                dataset: dataset_name,
+                mapping_sql: mapping.sql,
+                alerts: alerts_of(&x.alert),
+                schedule,
+                alert_webhook: x.targets.alert_webhook.clone(),
+                alert_command: x.targets.alert_command.clone(),
+                upload: x.targets.upload(),
+            },
+            now,
+        )
+        .map_err(cat_err)?;
+    println!("dataflow {:?} created", flow.name);
+    Ok(())
+}
+
+async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()> {
+    let current = cat.dataflow(&x.name).map_err(cat_err)?;
+    let etag = x.if_match.unwrap_or(current.etag);
+    let mut update = DataflowUpdate {
+        name: x.rename.clone(),
+        description: x
+            .description
+            .as_ref()
+            .map(|d| (!d.is_empty()).then(|| d.clone())),
+        ..DataflowUpdate::default()
+    };
+    if x.frequency.is_some() || x.interval.is_some() || x.start_time.is_some() {
+        let mut s = current.schedule.clone();
+        if let Some(f) = &x.frequency {
+            s.frequency = f
+                .parse()
+                .map_err(|e| CliError::usage(format!("dataflow {:?}: {e}", x.name)))?;
+            if s.frequency == Frequency::Once {
+                s.interval = None;
+                s.backfill = None;
+            }
+        }
+        if x.interval.is_some() {
+            s.interval = x.interval;
+        }
+        if let Some(t) = &x.start_time {
+            s.start_time = super::commands::parse_time("--start-time", t)?;
+        }
+        update.schedule = Some(s);
+    }
+    if let Some(p) = &x.mapping {
+        let mapping = Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?;
+        let resource: Resource = current.resource.parse().map_err(CliError::usage)?;
+        let schema = cat
+            .dataset(&current.dataset)
+            .and_then(|d| d.schema())
+            .map_err(cat_err)?;
+        let report = check_mapping(&mapping, resource, &schema).await;
+        if !report.is_sound() {
+            let errors: Vec<String> = report.errors().map(|p| format!("  {p}")).collect();
+            return Err(CliError::usage(format!(
+                "dataflow {:?}: mapping {} does not fit dataset {:?}'s schema:\n{}",
+                x.name,
+                mapping.origin,
+                current.dataset,
+                errors.join("\n")
+            )));
+        }
+        update.mapping_sql = Some(mapping.sql);
+    }
+    if x.no_alerts {
+        update.alerts = Some(Alerts::default());
+    } else if !x.alert.is_empty() {
+        update.alerts = Some(alerts_of(&x.alert));
+    }
+    check_targets(&x.name, &x.targets)?;
+    if x.no_alert_webhook {
+        update.alert_webhook = Some(None);
+    } else if let Some(w) = &x.targets.alert_webhook {
+        update.alert_webhook = Some(Some(w.clone()));
+    }
+    if x.no_alert_command {
+        update.alert_command = Some(None);
+    } else if let Some(c) = &x.targets.alert_command {
+        update.alert_command = Some(Some(c.clone()));
+    }
+    if x.no_upload {
+        update.upload = Some(None);
+    } else if x.targets.upload_dataset_id.is_some() {
+        update.upload = Some(x.targets.upload());
+    }
+    let dataset_change =
+        x.partial_ingestion.is_some() || x.no_partial_ingestion || x.error_diagnostics.is_some();
+    let updated = cat
+        .update_dataflow(&x.name, etag, &update, runner::now())
+        .map_err(cat_err)?;
+    let mut changed = vec![format!("etag {}", updated.etag)];
+    if update.mapping_sql.is_some() {
+        changed.push(format!("mapping v{}", updated.mapping_version));
+    }
+    if dataset_change {
+        let current_ds = cat.dataset(&updated.dataset).map_err(cat_err)?;
+        let partial = if x.no_partial_ingestion {
+            None
+        } else {
+            x.partial_ingestion.or(current_ds.partial_ingestion_percent)
+        };
+        let diagnostics = x.error_diagnostics.unwrap_or(current_ds.error_diagnostics);
+        let ds = cat
+            .update_dataset_options(&updated.dataset, diagnostics, partial)
+            .map_err(cat_err)?;
+        changed.push(format!(
+            "dataset {:?}: partial ingestion {}, error diagnostics {}",
+            ds.name,
+            ds.partial_ingestion_percent
+                .map_or("off".to_string(), |p| format!("{p}%")),
+            if ds.error_diagnostics { "on" } else { "off" }
+        ));
+    }
+    println!(
+        "dataflow {:?} updated ({})",
+        updated.name,
+        changed.join(", ")
+    );
+    Ok(())
+}
+
+pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
+    let flow = cat.dataflow(&x.name).map_err(cat_err)?;
+    let mut cfg = RunnerConfig::new(cat.home());
+    cfg.api_base_url = x.api.base_url.clone();
+    cfg.requests_per_sec = x.api.rate;
+    if let Some(out) = &x.out {
+        cfg.out_dir = out.clone();
+    }
+    cfg.concurrency = x.concurrency.max(1);
+    cfg.checkpoint_every = std::time::Duration::from_secs(x.checkpoint_secs);
+    cfg.upload_poll_interval = std::time::Duration::from_secs(x.poll_interval.max(1));
+    let progress = super::progress::Display::new(x.quiet || x.json);
+    cfg.progress = Some(progress.clone());
+    // Ctrl-C stops the run at its next safe point; it stays resumable.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::signals::wait_for_shutdown().await;
+        let _ = cancel_tx.send(true);
+    });
+    let result = runner::run_dataflow(&cfg, &flow.name, runner::now(), Some(cancel_rx)).await;
+    progress.finish();
+    let result = match result {
+        Ok(r) => r,
+        Err(e @ RunnerError::Interrupted { .. }) => {
+            return Err(CliError::failed(e));
+        }
+        Err(e) => return Err(CliError::usage(e)),
+    };
+    out::run(&result.run, x.json);
+    if !x.json {
+        if result.resumed {
+            println!("(resumed run {} from its last checkpoint)", result.run.id);
+        }
+        if let Some(rep) = &result.report {
+            println!("written to {}", rep.batch_dir.display());
+        }
+    }
+    if let Some(e) = result.error {
+        return Err(if result.usage_error {
+            CliError::usage(e)
+        } else {
+            CliError::failed(e)
+        });
+    }
+    let uploaded_ok = result
+        .run
+        .upload
+        .as_ref()
+        .is_none_or(|u| stripe_xdm::upload::is_success(&u.status));
+    Ok(if result.run.status == RunStatus::Success && uploaded_ok {
+        0
+    } else {
+        super::EXIT_DATA
+    })
+}
+
+/// `stripe-xdm dataflows …`
+pub async fn dataflows(a: DataflowsArgs) -> Result<u8> {
+    let mut cat = a.home.open()?;
+    match a.command {
+        DataflowsCommand::Create(x) => create_dataflow(&mut cat, x).await?,
+        DataflowsCommand::List(j) => {
+            let list = cat.list_dataflows().map_err(cat_err)?;
+            out::dataflows(&list, j.json);
+        }
+        DataflowsCommand::Show(x) => {
+            let flow = cat.dataflow(&x.name).map_err(cat_err)?;
+            out::dataflow(&flow, x.json);
+        }
+        DataflowsCommand::Review(x) => {
+            let flow = cat.dataflow(&x.name).map_err(cat_err)?;
+            let dataset = cat.dataset(&flow.dataset).map_err(cat_err)?;
+            let title = dataset
+                .schema()
+                .ok()
+                .and_then(|s| s.title().map(str::to_string));
+            let columns = flow
+                .resource
+                .parse::<Resource>()
+                .ok()
+                .map(|r| stripe_xdm::decode::arrow_schema(r).fields().len());
+            out::review(&flow, &dataset, title.as_deref(), columns);
+        }
+        DataflowsCommand::Run(x) => return run_dataflow(&cat, x).await,
+        DataflowsCommand::Update(x) => update_dataflow(&mut cat, x).await?,
+        DataflowsCommand::Enable(x) => {
+            cat.set_dataflow_enabled(&x.name, true).map_err(cat_err)?;
+            println!("dataflow {:?} enabled", x.name);
+        }
+        DataflowsCommand::Disable(x) => {
+            cat.set_dataflow_enabled(&x.name, false).map_err(cat_err)?;
+            println!("dataflow {:?} disabled", x.name);
+        }
+        DataflowsCommand::Delete(x) => {
+            let d = cat.delete_dataflow(&x.name, x.cancel).map_err(cat_err)?;
+            print!(
+                "dataflow {:?} deleted ({} run record(s) removed",
+                d.name, d.runs_removed
+            );
+            match d.cancelled_run {
+                Some(id) => println!(", run {id} cancelled); its dataset's batches are kept"),
+                None => println!("); its dataset's batches are kept"),
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,339 @@
+//! The streaming core of a run: windowed fetch → chunks → decode/map/validate → writer thread,
+//! with checkpoints.
+//!
+//! ```text
+//! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ writer thread
+//!        bounded channel (16 pages)          decode on rayon,        bounded (2 chunks)
+//!                                             map in DataFusion      Parquet + rejects,
+//!                                                                    seal + checkpoint
+//! ```
+//!
+//! A checkpoint is taken by the writer thread *after* it has written every chunk before it: it
+//! seals the open Parquet files (so they are complete and synced), then saves the window plan as
+//! of the last page of those chunks, the sealed files and the totals. Whatever was written or
+//! fetched after the last checkpoint is thrown away by a resume and fetched again, so a resumed
+//! run commits exactly what an uninterrupted one would.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{map_and_validate, primary_code, PipelineError, Progress, RunConfig};
+use crate::decode::{self, Decoded};
+use crate::map::Mapper;
+use crate::sink::{BatchWriter, Rejection, StagedState};
+use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
+use crate::source::{Page, StripeClient, Window};
+
+/// Pages buffered between the fetcher and the chunker.
+pub const PAGE_CHANNEL: usize = 16;
+/// Processed chunks buffered before the writer thread.
+pub const CHUNK_CHANNEL: usize = 2;
+/// The lower bound used for an open `created[gte]`: 2010-01-01, before Stripe's first charge.
+/// Anything older (there is nothing) is still covered by one window `[0, EARLIEST_CREATED)`.
+pub const EARLIEST_CREATED: i64 = 1_262_304_000;
+
+/// Running totals of a run (persisted in checkpoints).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Totals {
+    pub fetched: u64,
+    pub ingested: u64,
+    pub warnings: u64,
+    pub rejected_by_code: BTreeMap<String, u64>,
+    pub pages: u64,
+    pub bytes_in: u64,
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.fetched += other.fetched;
+        self.ingested += other.ingested;
+        self.warnings += other.warnings;
+        self.pages += other.pages;
+        self.bytes_in += other.bytes_in;
+        for (k, v) in &other.rejected_by_code {
+            *self.rejected_by_code.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected_by_code.values().sum()
+    }
+}
+
+/// What a checkpoint stores: enough to reopen the staging area and the fetch where they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CheckpointState {
+    /// Format version of this JSON.
+    pub version: u32,
+    /// The batch being staged.
+    pub batch_id: String,
+    /// The run's `created` window, to refuse a checkpoint of another window.
+    pub window: (Option<i64>, Option<i64>),
+    /// The windows as of the last checkpointed page.
+    pub plan: WindowPlan,
+    /// Sealed files.
+    pub staged: StagedState,
+    /// Totals of the checkpointed pages.
+    pub totals: Totals,
+}
+
+/// The version of [`CheckpointState`] written here.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+
+/// The first plan of a run's window: `n` equal windows over `[gte, lt)`; an open `gte` starts
+/// at [`EARLIEST_CREATED`] with one extra window below it, an open `lt` ends at `now + 1`.
+pub(crate) fn initial_plan(window: Window, n: usize, now: i64) -> WindowPlan {
+    let lt = window.lt.unwrap_or(now + 1);
+    match window.gte {
+        Some(gte) => WindowPlan::split(gte, lt, n),
+        None if lt <= EARLIEST_CREATED => WindowPlan::split(0, lt, 1),
+        None => {
+            let mut plan = WindowPlan::split(EARLIEST_CREATED, lt, n);
+            let id = plan.next_id;
+            plan.windows.push(crate::source::windows::WindowState::new(
+                id,
+                0,
+                EARLIEST_CREATED,
+            ));
+            plan.next_id += 1;
+            plan
+        }
+    }
+}
+
+/// A chunk on its way to the writer.
+struct Processed {
+    accepted: RecordBatch,
+    rejected: Vec<Rejection>,
+    events: Vec<WindowEvent>,
+    totals: Totals,
+}
+
+enum ToWriter {
+    Chunk(Processed),
+    /// Seal and checkpoint now (before a cancelled run lets go).
+    Checkpoint,
+}
+
+/// What the writer thread hands back.
+pub(crate) struct Written {
+    pub writer: BatchWriter,
+    pub checkpoints: u64,
+}
+
+/// Runs fetch → process → write from `resume` (or the start) to the end of the run's window.
+pub(crate) async fn drive(
+    client: &StripeClient,
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    writer: BatchWriter,
+    start: (WindowPlan, Totals),
+) -> Result<(Written, Totals), PipelineError> {
+    let (plan, base_totals) = start;
+    let started = Instant::now();
+    let (page_tx, mut page_rx) = mpsc::channel::<WindowedPage>(PAGE_CHANNEL);
+    let fetcher = {
+        let client = client.clone();
+        let resource = cfg.resource;
+        let opts = WindowOptions {
+            concurrency: cfg.control.concurrency.max(1),
+            ..WindowOptions::default()
+        };
+        let plan = plan.clone();
+        tokio::spawn(async move { fetch_windows(&client, resource, plan, opts, page_tx).await })
+    };
+
+    let writer_thread = {
+        let store = cfg.control.checkpoints.clone();
+        let every = cfg.control.checkpoint_every;
+        let header = CheckpointState {
+            version: CHECKPOINT_VERSION,
+            batch_id: writer.batch_id().to_string(),
+            window: (cfg.window.gte, cfg.window.lt),
+            plan: plan.clone(),
+            staged: StagedState::default(),
+            totals: base_totals.clone(),
+        };
+        let (out_tx, out_rx) = std_mpsc::sync_channel::<ToWriter>(CHUNK_CHANNEL);
+        let handle = std::thread::spawn(move || write_loop(writer, out_rx, store, every, header));
+        (out_tx, handle)
+    };
+    let (out_tx, writer_handle) = writer_thread;
+
+    let mut totals = base_totals;
+    let mut progress_plan = plan;
+    let before = client.stats();
+    let mut pending: Vec<Page> = Vec::new();
+    let mut events: Vec<WindowEvent> = Vec::new();
+    let mut pending_records = 0usize;
+    let mut cancel = cfg.control.cancel.clone();
+    let mut failure: Option<PipelineError> = None;
+    loop {
+        let next = tokio::select! {
+            next = page_rx.recv() => next,
+            _ = cancelled(&mut cancel) => {
+                failure = Some(PipelineError::Cancelled);
+                break;
+            }
+        };
+        let done = next.is_none();
+        if let Some(wp) = next {
+            pending_records += wp.page.len();
+            progress_plan.apply(&wp.event);
+            events.push(wp.event);
+            pending.push(wp.page);
+        }
+        if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
+            let pages = std::mem::take(&mut pending);
+            pending_records = 0;
+            let processed = match process_chunk(cfg, mapper, pages).await {
+                Ok(p) => p,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            totals.add(&processed.totals);
+            let processed = Processed {
+                events: std::mem::take(&mut events),
+                ..processed
+            };
+            if out_tx.send(ToWriter::Chunk(processed)).is_err() {
+                failure = Some(PipelineError::Internal("writer stopped".into()));
+                break;
+            }
+            if let Some(p) = &cfg.control.progress {
+                let stats = client.stats();
+                p.update(&Progress {
+                    records: totals.fetched,
+                    pages: totals.pages,
+                    rejected: totals.rejected(),
+                    windows_done: progress_plan.windows.iter().filter(|w| w.done).count(),
+                    windows_total: progress_plan.windows.len(),
+                    fraction: progress_plan.progress(),
+                    retries: stats.retries - before.retries,
+                    throttled: stats.throttled - before.throttled,
+                    elapsed_secs: started.elapsed().as_secs_f64(),
+                });
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    if matches!(failure, Some(PipelineError::Cancelled)) {
+        // Keep what was written: one last checkpoint, so a resume refetches as little as possible.
+        let _ = out_tx.send(ToWriter::Checkpoint);
+    }
+    drop(out_tx);
+    drop(page_rx);
+    let written = writer_handle
+        .join()
+        .map_err(|_| PipelineError::Internal("writer thread panicked".into()))?;
+    if let Some(e) = failure {
+        fetcher.abort();
+        return Err(e);
+    }
+    fetcher
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    Ok((written?, totals))
+}
+
+/// The writer thread: writes chunks in order and checkpoints at most every `every`.
+fn write_loop(
+    mut writer: BatchWriter,
+    rx: std_mpsc::Receiver<ToWriter>,
+    store: Option<Arc<dyn super::CheckpointStore>>,
+    every: Duration,
+    mut state: CheckpointState,
+) -> Result<Written, PipelineError> {
+    let mut last = Instant::now();
+    let mut checkpoints = 0;
+    let mut dirty = false;
+    for msg in rx {
+        let force = match msg {
+            ToWriter::Chunk(p) => {
+                writer.write(&p.accepted)?;
+                writer.reject(&p.rejected)?;
+                for e in &p.events {
+                    state.plan.apply(e);
+                }
+                state.totals.add(&p.totals);
+                dirty = true;
+                false
+            }
+            ToWriter::Checkpoint => true,
+        };
+        let Some(store) = &store else { continue };
+        if dirty && (force || last.elapsed() >= every) {
+            state.staged = writer.seal()?;
+            let json = serde_json::to_string(&state)
+                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            store.save(&json).map_err(PipelineError::Checkpoint)?;
+            checkpoints += 1;
+            last = Instant::now();
+            dirty = false;
+        }
+    }
+    Ok(Written {
+        writer,
+        checkpoints,
+    })
+}
+
+/// Resolves when cancellation is asked for (never without a receiver).
+async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match rx {
+        Some(rx) => {
+            if rx.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Decodes, maps and validates one chunk of pages.
+async fn process_chunk(
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    pages: Vec<Page>,
+) -> Result<Processed, PipelineError> {
+    let resource = cfg.resource;
+    let mut totals = Totals {
+        pages: pages.len() as u64,
+        bytes_in: pages.iter().map(|p| p.body.len() as u64).sum(),
+        ..Totals::default()
+    };
+    let decoded: Decoded = tokio::task::spawn_blocking(move || {
+        decode::decode_pages(
+            resource,
+            pages
+                .iter()
+                .map(|p| (&p.body, p.records.as_slice()))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    totals.fetched = decoded.records() as u64;
+    let outcome = map_and_validate(&cfg.schema, mapper, decoded).await?;
+    totals.warnings = outcome.warnings;
+    for r in &outcome.rejected {
+        *totals.rejected_by_code.entry(primary_code(r)).or_default() += 1;
+    }
+    totals.ingested = outcome.accepted.num_rows() as u64;
+    Ok(Processed {
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        events: Vec::new(),
+        totals,
+    })
+}

@@ -1,0 +1,410 @@
+//! One run of a dataflow, from the catalog to the committed batch and back: take (or resume)
+//! the run, send the start alert, run the pipeline over the run's window with checkpoints in the
+//! catalog, commit the run with its metrics (advancing the watermark), upload the batch to
+//! Platform when the dataflow asks for it, and send the end alert. `dataflows run` and the
+//! scheduler ([`serve`]) both go through [`run_dataflow`].
+
+pub mod serve;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::alert::{self, AlertTargets, DeliveryOptions};
+use crate::catalog::{AlertKind, Catalog, CatalogError, Dataflow, Run, RunStatus, RunUpload};
+use crate::map::Mapping;
+use crate::pipeline::{self, CheckpointStore, PipelineError, ProgressSink, RunConfig, RunReport};
+use crate::source::{ClientConfig, StripeClient, Window};
+use crate::upload::{self, PlatformCredentials, UploadConfig, UploadOptions, UploadReport};
+use crate::Resource;
+
+/// Seconds kept behind the scheduled time at the end of a run's window, for Stripe's
+/// late-visible objects.
+pub const SAFETY_LAG_SECS: i64 = 60;
+
+/// How runs are made (shared by every run of a process).
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// The catalog's home folder (each run opens its own connection).
+    pub home: PathBuf,
+    /// Stripe (or simulator) base URL.
+    pub api_base_url: String,
+    /// Request budget per second (`None`: Stripe's default for the key's mode).
+    pub requests_per_sec: Option<f64>,
+    /// Where batches go (`<out>/<dataset>/batches/<id>`).
+    pub out_dir: PathBuf,
+    /// See [`SAFETY_LAG_SECS`].
+    pub safety_lag_secs: i64,
+    /// Alert delivery retries and timeouts.
+    pub alert_options: DeliveryOptions,
+    /// Platform credentials for uploads (`None`: each dataflow's file, else the environment).
+    pub platform_credentials: Option<PlatformCredentials>,
+    /// Seconds between Platform batch status polls.
+    pub upload_poll_interval: Duration,
+    /// `created` windows walked at once.
+    pub concurrency: usize,
+    /// Minimum time between checkpoints.
+    pub checkpoint_every: Duration,
+    /// Progress receiver for the pipeline.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl std::fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerConfig")
+            .field("home", &self.home)
+            .field("api_base_url", &self.api_base_url)
+            .field("out_dir", &self.out_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunnerConfig {
+    /// Defaults for `home`: Stripe's API, batches under `<home>/data`, 60 s safety lag,
+    /// 4 windows at once, a checkpoint at most every 10 s.
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        let home = home.into();
+        RunnerConfig {
+            out_dir: home.join("data"),
+            home,
+            api_base_url: crate::source::DEFAULT_BASE_URL.to_string(),
+            requests_per_sec: None,
+            safety_lag_secs: SAFETY_LAG_SECS,
+            alert_options: DeliveryOptions::default(),
+            platform_credentials: None,
+            upload_poll_interval: Duration::from_secs(10),
+            concurrency: 4,
+            checkpoint_every: Duration::from_secs(10),
+            progress: None,
+        }
+    }
+}
+
+/// Why a run could not be made or recorded (a run that fails on data is not an error: it is a
+/// `failed` run).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The catalog refused or failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The dataflow's configuration cannot run (bad resource, key, mapping, schema).
+    #[error("dataflow {dataflow:?}: {reason}")]
+    Config {
+        /// The dataflow.
+        dataflow: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The run was interrupted before it committed; it stays resumable.
+    #[error("dataflow {dataflow:?}: run {run_id} was interrupted before it committed; the next run resumes it from its last checkpoint")]
+    Interrupted {
+        /// The dataflow.
+        dataflow: String,
+        /// The run.
+        run_id: i64,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The run as recorded at its end.
+    pub run: Run,
+    /// Whether it resumed an interrupted run.
+    pub resumed: bool,
+    /// The pipeline's report (`None` when the pipeline failed before committing).
+    pub report: Option<RunReport>,
+    /// The pipeline's error, when it failed.
+    pub error: Option<String>,
+    /// Whether the error is a configuration / credentials problem.
+    pub usage_error: bool,
+    /// The upload, when the dataflow uploads.
+    pub upload: Option<UploadReport>,
+}
+
+/// Checkpoints of one run in the catalog.
+struct CatalogCheckpoints {
+    catalog: Mutex<Catalog>,
+    run_id: i64,
+    batch_id: String,
+}
+
+impl CheckpointStore for CatalogCheckpoints {
+    fn load(&self) -> Result<Option<String>, String> {
+        let cat = self.catalog.lock().map_err(|e| e.to_string())?;
+        Ok(cat
+            .checkpoint(self.run_id)
+            .map_err(|e| e.to_string())?
+            .filter(|c| c.batch_id == self.batch_id)
+            .map(|c| c.state))
+    }
+
+    fn save(&self, state: &str) -> Result<(), String> {
+        let mut cat = self.catalog.lock().map_err(|e| e.to_string())?;
+        cat.save_checkpoint(self.run_id, &self.batch_id, state)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The batch id of a run: stable across resumes, so a resumed run finishes the same batch.
+pub fn batch_id_for(run: &Run) -> String {
+    format!("run-{:06}-{}", run.id, run.scheduled_time)
+}
+
+fn targets(flow: &Dataflow) -> AlertTargets {
+    AlertTargets {
+        webhook: flow.alert_webhook.clone(),
+        command: flow.alert_command.clone(),
+    }
+}
+
+fn wants(flow: &Dataflow, kind: AlertKind) -> bool {
+    match kind {
+        AlertKind::RunStart => flow.alerts.run_start,
+        AlertKind::RunSuccess => flow.alerts.run_success,
+        AlertKind::RunFailure => flow.alerts.run_failure,
+    }
+}
+
+/// Sends `kind` for `run` if the dataflow subscribed to it and has a target; records each
+/// delivery in the catalog.
+pub async fn send_alert(
+    cat: &mut Catalog,
+    flow: &Dataflow,
+    run: &Run,
+    kind: AlertKind,
+    opts: &DeliveryOptions,
+) -> Result<(), CatalogError> {
+    let targets = targets(flow);
+    if !wants(flow, kind) || targets.is_empty() {
+        return Ok(());
+    }
+    let payload = alert::notification(kind, flow, run);
+    for d in alert::deliver(&targets, kind, &payload, run.id, opts).await {
+        if !d.ok {
+            tracing::warn!(run = run.id, target = %d.target, error = d.error.as_deref().unwrap_or(""), "alert not delivered");
+        }
+        cat.record_alert(&d)?;
+    }
+    Ok(())
+}
+
+fn config_err(flow: &str, reason: impl std::fmt::Display) -> RunnerError {
+    RunnerError::Config {
+        dataflow: flow.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Runs dataflow `name` for `scheduled_time` (or resumes its interrupted run), end to end.
+/// `cancel` turning true stops the pipeline at its next safe point and leaves the run resumable
+/// ([`RunnerError::Interrupted`]).
+pub async fn run_dataflow(
+    cfg: &RunnerConfig,
+    name: &str,
+    scheduled_time: i64,
+    cancel: Option<watch::Receiver<bool>>,
+) -> Result<RunResult, RunnerError> {
+    let mut cat = Catalog::open(&cfg.home)?;
+    let flow = cat.dataflow(name)?;
+    let resource: Resource = flow
+        .resource
+        .parse()
+        .map_err(|e| config_err(name, format!("resource {:?}: {e}", flow.resource)))?;
+    let dataset = cat.dataset(&flow.dataset)?;
+    let schema = dataset.schema()?;
+    let key = cat.account_key(&flow.account)?;
+    let mut client_cfg = ClientConfig::new(cfg.api_base_url.clone(), key);
+    client_cfg.requests_per_sec = cfg.requests_per_sec;
+    let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
+
+    let (run, resumed) =
+        cat.begin_or_resume_run(name, scheduled_time, cfg.safety_lag_secs, now())?;
+    if !resumed {
+        send_alert(
+            &mut cat,
+            &flow,
+            &run,
+            AlertKind::RunStart,
+            &cfg.alert_options,
+        )
+        .await?;
+    }
+    let mapping = match cat.mapping(&flow.name, Some(run.mapping_version)) {
+        Ok(m) => m,
+        Err(e) => {
+            let failed = cat.fail_run(run.id, &e.to_string(), now())?;
+            return finish(
+                &mut cat,
+                cfg,
+                &flow,
+                failed,
+                resumed,
+                None,
+                Some((e.to_string(), true)),
+            )
+            .await;
+        }
+    };
+    let w = run.window.expect("a started run has a window");
+    let batch_id = batch_id_for(&run);
+    let checkpoints: Arc<dyn CheckpointStore> = Arc::new(CatalogCheckpoints {
+        catalog: Mutex::new(Catalog::open(&cfg.home)?),
+        run_id: run.id,
+        batch_id: batch_id.clone(),
+    });
+    let run_cfg = RunConfig {
+        resource,
+        mapping: Mapping {
+            sql: mapping.sql,
+            origin: format!("dataflow {:?} mapping v{}", flow.name, mapping.version),
+        },
+        schema,
+        out_dir: cfg.out_dir.clone(),
+        dataset: flow.dataset.clone(),
+        window: Window {
+            gte: w.gte,
+            lt: Some(w.lt),
+        },
+        error_diagnostics: dataset.error_diagnostics,
+        partial_ingestion: dataset.partial_ingestion_percent,
+        chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
+        sink: Default::default(),
+        batch_id: Some(batch_id),
+        control: pipeline::RunControl {
+            cancel,
+            checkpoints: Some(checkpoints),
+            checkpoint_every: cfg.checkpoint_every,
+            concurrency: cfg.concurrency.max(1),
+            progress: cfg.progress.clone(),
+        },
+    };
+    match pipeline::run(&client, run_cfg).await {
+        Ok(report) => {
+            let done = cat.commit_run(run.id, &report, now())?;
+            finish(&mut cat, cfg, &flow, done, resumed, Some(report), None).await
+        }
+        Err(PipelineError::Cancelled) => {
+            cat.release_run(run.id)?;
+            Err(RunnerError::Interrupted {
+                dataflow: name.to_string(),
+                run_id: run.id,
+            })
+        }
+        Err(e) => {
+            let usage = e.is_usage();
+            let failed = cat.fail_run(run.id, &e.to_string(), now())?;
+            finish(
+                &mut cat,
+                cfg,
+                &flow,
+                failed,
+                resumed,
+                None,
+                Some((e.to_string(), usage)),
+            )
+            .await
+        }
+    }
+}
+
+/// Uploads a successful run's batch when the dataflow asks for it, then sends the end alert.
+async fn finish(
+    cat: &mut Catalog,
+    cfg: &RunnerConfig,
+    flow: &Dataflow,
+    mut run: Run,
+    resumed: bool,
+    report: Option<RunReport>,
+    error: Option<(String, bool)>,
+) -> Result<RunResult, RunnerError> {
+    let mut upload_report = None;
+    if let (Some(target), Some(rep), RunStatus::Success) = (&flow.upload, &report, run.status) {
+        let (record, up) = upload_run(cfg, target, rep).await;
+        upload_report = up;
+        run = cat.record_upload(run.id, &record)?;
+    }
+    let mut kind = run.end_alert().unwrap_or(AlertKind::RunFailure);
+    if run
+        .upload
+        .as_ref()
+        .is_some_and(|u| !upload::is_success(&u.status))
+    {
+        kind = AlertKind::RunFailure;
+    }
+    send_alert(cat, flow, &run, kind, &cfg.alert_options).await?;
+    let (error, usage_error) = match error {
+        Some((e, usage)) => (Some(e), usage),
+        None => (None, false),
+    };
+    Ok(RunResult {
+        run,
+        resumed,
+        report,
+        error,
+        usage_error,
+        upload: upload_report,
+    })
+}
+
+/// Uploads a committed batch; every outcome (including a local error) becomes a [`RunUpload`].
+async fn upload_run(
+    cfg: &RunnerConfig,
+    target: &crate::catalog::UploadTarget,
+    report: &RunReport,
+) -> (RunUpload, Option<UploadReport>) {
+    let failed = |reason: String| RunUpload {
+        platform_batch_id: None,
+        status: "not uploaded".into(),
+        errors: vec![reason],
+        uploaded_at: now(),
+    };
+    let creds = match (&cfg.platform_credentials, &target.credentials_file) {
+        (Some(c), _) => Ok(c.clone()),
+        (None, Some(path)) => PlatformCredentials::from_file(std::path::Path::new(path)),
+        (None, None) => PlatformCredentials::from_env(),
+    };
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => return (failed(e.to_string()), None),
+    };
+    let mut ucfg = UploadConfig::new(target.dataset_id.clone(), creds);
+    if let Some(url) = &target.base_url {
+        ucfg.base_url = url.trim_end_matches('/').to_string();
+    }
+    ucfg.poll_interval = cfg.upload_poll_interval;
+    match upload::upload_batch(&ucfg, &report.batch_dir, UploadOptions::default()).await {
+        Ok(up) => (
+            RunUpload {
+                platform_batch_id: up.platform_batch_id.clone(),
+                status: up.status.clone().unwrap_or_else(|| "unknown".into()),
+                errors: up
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        let mut s = format!(
+                            "{}: {}",
+                            e.code.as_deref().unwrap_or("?"),
+                            e.description.as_deref().unwrap_or("")
+                        );
+                        if let Some(n) = e.record_count {
+                            s.push_str(&format!(" ({n} records)"));
+                        }
+                        s
+                    })
+                    .collect(),
+                uploaded_at: now(),
+            },
+            Some(up),
+        ),
+        Err(e) => (failed(e.to_string()), None),
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

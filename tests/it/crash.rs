@@ -1,0 +1,205 @@
+//! A real crash: `stripe-xdm dataflows run` killed with SIGKILL at several points of a
+//! backfill, then run again: it resumes from its last checkpoint and the committed batch holds
+//! exactly the simulator's objects, once each.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use stripe_xdm::catalog::{Catalog, RunStatus};
+use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::sink::{read_batch_dir, REJECTED_FILE};
+use stripe_xdm::Resource;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
+const KEY_VAR: &str = "STRIPE_XDM_TEST_CRASH_KEY";
+const COUNT: u64 = 5_000;
+
+fn xdm(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--home")
+        .arg(home)
+        .env(KEY_VAR, SIM_KEY)
+        .env_remove("STRIPE_XDM_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = xdm(home, args).output().expect("binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
+    text
+}
+
+fn batch_ids(dir: &Path) -> (BTreeSet<String>, usize) {
+    let mut ids = BTreeSet::new();
+    let mut rows = 0;
+    for b in read_batch_dir(dir).unwrap() {
+        let s = b
+            .column(b.schema().index_of("_id").unwrap())
+            .as_string::<i32>()
+            .clone();
+        for i in 0..s.len() {
+            ids.insert(s.value(i).to_string());
+            rows += 1;
+        }
+    }
+    if dir.join(REJECTED_FILE).exists() {
+        for b in stripe_xdm::sink::read_parquet(&dir.join(REJECTED_FILE)).unwrap() {
+            let s = b.column(0).as_string::<i32>().clone();
+            for i in 0..s.len() {
+                ids.insert(s.value(i).to_string());
+                rows += 1;
+            }
+        }
+    }
+    (ids, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
+    let faults = Faults {
+        slow_rate: 1.0,
+        slow_ms: 10,
+        corrupt_rate: 0.01,
+        ..Faults::default()
+    };
+    let sim = Simulator::new(
+        SimConfig::default()
+            .with_count(Resource::Charges, COUNT)
+            .with_faults(faults),
+    )
+    .start()
+    .await
+    .unwrap();
+    let expected: BTreeSet<String> = sim
+        .simulator()
+        .ids(Resource::Charges, None, None)
+        .into_iter()
+        .collect();
+    let base = sim.base_url();
+    for (trial, kill_at) in [0.2f64, 0.6].into_iter().enumerate() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let schema = h.join("charges.xdm.json");
+        std::fs::write(
+            &schema,
+            stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
+        )
+        .unwrap();
+        ok(
+            h,
+            &[
+                "accounts",
+                "add",
+                "main",
+                "--api-key-env",
+                KEY_VAR,
+                "--base-url",
+                &base,
+            ],
+        );
+        ok(
+            h,
+            &[
+                "datasets",
+                "create",
+                "charges",
+                "--schema",
+                schema.to_str().unwrap(),
+                "--partial-ingestion",
+                "5",
+            ],
+        );
+        ok(
+            h,
+            &[
+                "dataflows",
+                "create",
+                "backfill",
+                "--account",
+                "main",
+                "--resource",
+                "charges",
+                "--dataset",
+                "charges",
+            ],
+        );
+        let run_args = [
+            "dataflows",
+            "run",
+            "backfill",
+            "--base-url",
+            &base,
+            "--rate",
+            "10000",
+            "--checkpoint-secs",
+            "0",
+            "--concurrency",
+            "3",
+            "--quiet",
+        ];
+        let mut child = xdm(h, &run_args).spawn().unwrap();
+        // Kill it once the checkpointed share of the backfill passes `kill_at`.
+        let started = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(25));
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "trial {trial}: no progress"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "trial {trial}: the run ended before the kill"
+            );
+            let cat = Catalog::open(h).unwrap();
+            let Some(run) = cat.active_run("backfill").unwrap() else {
+                continue;
+            };
+            let Some(cp) = cat.checkpoint(run.id).unwrap() else {
+                continue;
+            };
+            let state: serde_json::Value = serde_json::from_str(&cp.state).unwrap();
+            let fetched = state["totals"]["fetched"].as_u64().unwrap_or(0);
+            if fetched as f64 >= kill_at * COUNT as f64 {
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let cat = Catalog::open(h).unwrap();
+        let run = cat
+            .active_run("backfill")
+            .unwrap()
+            .expect("the killed run is still running");
+        assert_eq!(run.status, RunStatus::Running);
+        // Run again: the dead owner's run is adopted and resumed.
+        let out = ok(h, &run_args);
+        assert!(out.contains("resumed run"), "trial {trial}: {out}");
+        let done = Catalog::open(h).unwrap().run(run.id).unwrap();
+        assert_eq!(done.status, RunStatus::Success, "{done:?}");
+        assert_eq!(done.fetched, COUNT);
+        assert_eq!(done.fetched, done.ingested + done.failed);
+        let dir = h
+            .join("data/charges/batches")
+            .join(done.batch_id.as_deref().unwrap());
+        let (ids, rows) = batch_ids(&dir);
+        assert_eq!(
+            rows as u64, COUNT,
+            "trial {trial}: each object once (accepted or rejected)"
+        );
+        assert_eq!(
+            ids, expected,
+            "trial {trial}: exactly the simulator's objects"
+        );
+    }
+}
