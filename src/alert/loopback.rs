@@ -7,7 +7,8 @@
 //! use stripe_xdm::alert::loopback::WebhookReceiver;
 //! let hook = WebhookReceiver::start(vec![503]).await?; // 503 once, then 200
 //! // … deliver to hook.url() …
-//! assert_eq!(hook.requests(), 2);
+//! assert_eq!(hook.requests(), 2); // both attempts
+//! assert_eq!(hook.received().len(), 1); // the accepted body
 //! hook.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -112,11 +113,13 @@ impl WebhookReceiver {
         lock(&self.inner).delay = delay;
     }
 
-    /// The bodies received, in order.
+    /// The bodies accepted (answered 2xx), in order: what was delivered. Requests answered
+    /// otherwise are only in [`WebhookReceiver::seen`] and [`WebhookReceiver::requests`].
     pub fn received(&self) -> Vec<Value> {
         lock(&self.inner)
             .seen
             .iter()
+            .filter(|r| (200..300).contains(&r.status))
             .map(|r| r.body.clone())
             .collect()
     }
@@ -126,7 +129,7 @@ impl WebhookReceiver {
         lock(&self.inner).seen.clone()
     }
 
-    /// Requests received.
+    /// Requests received, whatever they were answered (every attempt).
     pub fn requests(&self) -> usize {
         lock(&self.inner).seen.len()
     }

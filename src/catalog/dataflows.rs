@@ -31,23 +31,11 @@ pub struct UploadTarget {
     pub credentials_file: Option<String>,
 }
 
-/// Masks a webhook URL for display: scheme, host and port stay, the path (which often carries
-/// a token, as Slack's does) and any query or user info become `…`.
+/// Masks a webhook URL for display: scheme, host and port stay; the path (which often carries
+/// a token, as Slack's does), query and user info become `…` (see
+/// [`crate::alert::webhook_display`]).
 pub fn mask_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    let tail = &rest[rest.find(['/', '?', '#']).unwrap_or(rest.len())..];
-    let masked = if tail.is_empty() || tail == "/" {
-        ""
-    } else {
-        "/…"
-    };
-    if scheme.is_empty() {
-        format!("{host}{masked}")
-    } else {
-        format!("{scheme}://{host}{masked}")
-    }
+    crate::alert::webhook_display(url)
 }
 
 fn serialize_masked<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

@@ -349,6 +349,7 @@ pub async fn sim(a: SimArgs) -> Result<u8> {
             slow_rate: a.slow_rate,
             slow_ms: a.slow_ms,
             corrupt_rate: a.corrupt_rate,
+            rate_limit: a.rate_limit,
             ..Faults::default()
         });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.port));

@@ -371,7 +371,7 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
         ..DataflowUpdate::default()
     };
     if x.frequency.is_some() || x.interval.is_some() || x.start_time.is_some() {
-        let mut s = current.schedule.clone();
+        let mut s = current.schedule;
         if let Some(f) = &x.frequency {
             s.frequency = f
                 .parse()
@@ -510,11 +510,7 @@ pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8
             CliError::failed(e)
         });
     }
-    let uploaded_ok = result
-        .run
-        .upload
-        .as_ref()
-        .is_none_or(|u| stripe_xdm::upload::is_success(&u.status));
+    let uploaded_ok = result.run.upload.as_ref().is_none_or(runner::upload_ok);
     Ok(if result.run.status == RunStatus::Success && uploaded_ok {
         0
     } else {

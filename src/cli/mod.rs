@@ -207,6 +207,9 @@ pub struct SimArgs {
     /// Delay of a slow response, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub slow_ms: u64,
+    /// Enforce a request rate (requests/s) like Stripe's limiter: faster clients get 429s.
+    #[arg(long)]
+    pub rate_limit: Option<f64>,
 }
 
 /// Parses the command line, runs it, and returns the exit code.

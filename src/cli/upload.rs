@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use stripe_xdm::catalog::{Catalog, RunUpload, CATALOG_FILE};
-use stripe_xdm::sink::MANIFEST_FILE;
+use stripe_xdm::sink::{Manifest, MANIFEST_FILE};
 use stripe_xdm::upload::{
     upload_batch, PlatformCredentials, UploadConfig, UploadError, UploadOptions, UploadReport,
     UploadState,
@@ -62,7 +62,8 @@ fn upload_error(e: UploadError) -> CliError {
     }
 }
 
-/// Committed batches of a dataset directory not yet ingested, oldest first (by manifest time).
+/// Committed batches of a dataset directory with rows and not yet ingested, oldest first (by
+/// manifest time).
 fn pending_batches(dataset_dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let batches = dataset_dir.join("batches");
     let entries = std::fs::read_dir(&batches).map_err(|e| {
@@ -74,8 +75,10 @@ fn pending_batches(dataset_dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
-        if !dir.join(MANIFEST_FILE).exists() {
-            continue;
+        // Only committed batches with rows: Platform refuses a batch without files.
+        match Manifest::read(&dir.join(MANIFEST_FILE)) {
+            Ok(m) if !m.files.is_empty() => {}
+            _ => continue,
         }
         let done = UploadState::load(&dir)
             .ok()

@@ -3,10 +3,8 @@
 //! same [`DataflowCreateArgs`] the flags fill; fields given as flags are kept and not asked.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use stripe_xdm::catalog::{Catalog, Dataset, NewDataset};
-use stripe_xdm::map::Mapping;
 use stripe_xdm::schedule::Frequency;
 use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::Resource;
@@ -21,7 +19,7 @@ type Check<T> = std::result::Result<T, String>;
 mod steps;
 use steps::{
     alert_names, check_label, check_webhook, on_off, parse_alerts, schema_title, step_account,
-    step_dataset, step_resource, step_schedule, toggles,
+    step_dataset, step_mapping, step_resource, step_schedule, toggles,
 };
 
 /// Invalid answers to one question before the wizard gives up.
@@ -75,14 +73,14 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             let _ = writeln!(self.out);
             return Err(CliError::usage("the wizard needs answers on stdin"));
         }
-        let answer = line.trim();
+        let answer = match (line.trim(), default) {
+            ("", Some(d)) => d.to_string(),
+            (a, _) => a.to_string(),
+        };
         if self.echo {
-            self.say(answer)?;
+            self.say(&answer)?;
         }
-        Ok(match (answer.is_empty(), default) {
-            (true, Some(d)) => d.to_string(),
-            _ => answer.to_string(),
-        })
+        Ok(answer)
     }
 
     /// Asks until `check` accepts the answer, saying what is wrong each time (at most
@@ -243,15 +241,7 @@ fn run<R: BufRead, W: Write>(
     }
     p.say("\n[4/6] Map fields to XDM")?;
     if x.mapping.is_none() {
-        let builtin = format!("built-in sql/{resource}.sql");
-        x.mapping = p.ask("Mapping SQL file", Some(&builtin), |a| {
-            if a == builtin {
-                return Ok(None);
-            }
-            Mapping::from_file(a.as_ref(), &x.tenant)
-                .map(|_| Some(PathBuf::from(a)))
-                .map_err(|e| e.to_string())
-        })?;
+        x.mapping = step_mapping(p, cat, resource, &dataset, &x.tenant)?;
     }
     p.say("\n[5/6] Scheduling")?;
     step_schedule(p, &mut x, now)?;
@@ -525,6 +515,35 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("Interval,"), "{out}");
+    }
+
+    #[test]
+    fn a_mapping_that_does_not_fit_the_dataset_is_re_asked() {
+        let (_home, mut cat) = catalog_with_account();
+        let charges = stripe_xdm::defaults::xdm_schema_json(Resource::Charges);
+        cat.create_dataset(&NewDataset {
+            name: "ch".into(),
+            description: None,
+            schema_json: stripe_xdm::map::substitute_tenant(charges, "tenant"),
+            profile_enabled: false,
+            error_diagnostics: false,
+            partial_ingestion_percent: None,
+        })
+        .unwrap();
+        let x = DataflowCreateArgs {
+            account: Some("main".into()),
+            resource: Some(Resource::Customers),
+            dataset: Some("ch".into()),
+            name: Some("f".into()),
+            description: Some("d".into()),
+            ..args()
+        };
+        // No alerts, then the built-in customers mapping, which never fits charges.
+        let mut p = prompter(&"\n".repeat(6));
+        let e = run(&mut p, &mut cat, x, 1_900_000_000).unwrap_err();
+        assert!(e.message.contains("5 invalid answers"), "{}", e.message);
+        let out = said(&p);
+        assert!(out.contains("does not fit the dataset's schema"), "{out}");
     }
 
     #[test]

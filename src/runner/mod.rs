@@ -49,6 +49,8 @@ pub struct RunnerConfig {
     pub checkpoint_every: Duration,
     /// Progress receiver for the pipeline.
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Records per processing chunk (a checkpoint covers whole chunks).
+    pub chunk_records: usize,
 }
 
 impl std::fmt::Debug for RunnerConfig {
@@ -78,6 +80,7 @@ impl RunnerConfig {
             concurrency: 4,
             checkpoint_every: Duration::from_secs(10),
             progress: None,
+            chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
         }
     }
 }
@@ -161,14 +164,6 @@ fn targets(flow: &Dataflow) -> AlertTargets {
     }
 }
 
-fn wants(flow: &Dataflow, kind: AlertKind) -> bool {
-    match kind {
-        AlertKind::RunStart => flow.alerts.run_start,
-        AlertKind::RunSuccess => flow.alerts.run_success,
-        AlertKind::RunFailure => flow.alerts.run_failure,
-    }
-}
-
 /// Sends `kind` for `run` if the dataflow subscribed to it and has a target; records each
 /// delivery in the catalog.
 pub async fn send_alert(
@@ -179,7 +174,7 @@ pub async fn send_alert(
     opts: &DeliveryOptions,
 ) -> Result<(), CatalogError> {
     let targets = targets(flow);
-    if !wants(flow, kind) || targets.is_empty() {
+    if !alert::enabled(&flow.alerts, kind) || targets.is_empty() {
         return Ok(());
     }
     let payload = alert::notification(kind, flow, run);
@@ -271,7 +266,7 @@ pub async fn run_dataflow(
         },
         error_diagnostics: dataset.error_diagnostics,
         partial_ingestion: dataset.partial_ingestion_percent,
-        chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
+        chunk_records: cfg.chunk_records.max(1),
         sink: Default::default(),
         batch_id: Some(batch_id),
         control: pipeline::RunControl {
@@ -323,16 +318,23 @@ async fn finish(
 ) -> Result<RunResult, RunnerError> {
     let mut upload_report = None;
     if let (Some(target), Some(rep), RunStatus::Success) = (&flow.upload, &report, run.status) {
-        let (record, up) = upload_run(cfg, target, rep).await;
-        upload_report = up;
+        let record = if rep.files == 0 {
+            // Nothing new in the window: Platform refuses a batch without files.
+            RunUpload {
+                platform_batch_id: None,
+                status: UPLOAD_SKIPPED.into(),
+                errors: vec!["no records in the window: nothing to ingest".into()],
+                uploaded_at: now(),
+            }
+        } else {
+            let (record, up) = upload_run(cfg, target, rep).await;
+            upload_report = up;
+            record
+        };
         run = cat.record_upload(run.id, &record)?;
     }
-    let mut kind = run.end_alert().unwrap_or(AlertKind::RunFailure);
-    if run
-        .upload
-        .as_ref()
-        .is_some_and(|u| !upload::is_success(&u.status))
-    {
+    let mut kind = alert::end_kind(&run);
+    if run.upload.as_ref().is_some_and(|u| !upload_ok(u)) {
         kind = AlertKind::RunFailure;
     }
     send_alert(cat, flow, &run, kind, &cfg.alert_options).await?;
@@ -402,6 +404,14 @@ async fn upload_run(
         ),
         Err(e) => (failed(e.to_string()), None),
     }
+}
+
+/// The upload status of a run whose window held no records (nothing was sent).
+pub const UPLOAD_SKIPPED: &str = "skipped";
+
+/// True when a run's upload ended well: Platform ingested the batch, or there was nothing to send.
+pub fn upload_ok(u: &RunUpload) -> bool {
+    upload::is_success(&u.status) || u.status == UPLOAD_SKIPPED
 }
 
 /// Unix seconds now.

@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 use super::{run_dataflow, RunResult, RunnerConfig, RunnerError};
 use crate::catalog::{process_alive, Catalog, RunStatus};
 
+/// Runs in flight, by dataflow: the scheduled time served and the task.
+type InFlight = HashMap<String, (i64, JoinHandle<Result<RunResult, RunnerError>>)>;
+
 /// The scheduler's clock (unix seconds); tests pass a fixed or stepped one.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -97,8 +100,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<ServeSummary, RunnerError> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let mut in_flight: HashMap<String, (i64, JoinHandle<Result<RunResult, RunnerError>>)> =
-        HashMap::new();
+    let mut in_flight: InFlight = HashMap::new();
     let mut summary = ServeSummary::default();
     let cfg = Arc::new(cfg);
     loop {
@@ -146,11 +148,7 @@ pub async fn serve(
 }
 
 /// Collects finished runs (all of them when `wait`).
-async fn reap(
-    in_flight: &mut HashMap<String, (i64, JoinHandle<Result<RunResult, RunnerError>>)>,
-    summary: &mut ServeSummary,
-    wait: bool,
-) {
+async fn reap(in_flight: &mut InFlight, summary: &mut ServeSummary, wait: bool) {
     let names: Vec<String> = in_flight
         .iter()
         .filter(|(_, (_, h))| wait || h.is_finished())

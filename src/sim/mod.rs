@@ -60,6 +60,10 @@ pub struct Faults {
     pub retry_after_secs: Option<u64>,
     /// `Stripe-Should-Retry` value sent with injected 5xx (none if `None`).
     pub should_retry: Option<bool>,
+    /// Enforce a request rate like Stripe's limiter: a token bucket of this many requests per
+    /// second holding at most one second's worth; a request finding it empty gets a `429`
+    /// (counted in [`SimStats::limited_429`], without `Retry-After`, as Stripe often sends them).
+    pub rate_limit: Option<f64>,
 }
 
 /// The simulator's configuration: the dataset, the accepted keys and the faults.

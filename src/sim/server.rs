@@ -142,6 +142,8 @@ pub struct SimStats {
     pub objects: u64,
     /// The most requests received within one wall-clock second since start.
     pub peak_rps: u64,
+    /// 429s from the enforced [`super::Faults::rate_limit`] (the client went too fast).
+    pub limited_429: u64,
 }
 
 impl SimStats {
@@ -161,6 +163,8 @@ struct StatsState {
 struct Shared {
     sim: Simulator,
     stats: Mutex<StatsState>,
+    /// Tokens and the last refill of the enforced rate limit.
+    bucket: Mutex<(f64, Instant)>,
     script: Mutex<VecDeque<ScriptedFault>>,
     requests: AtomicU64,
     started: Instant,
@@ -233,9 +237,11 @@ impl Drop for SimHandle {
 pub(super) async fn start(sim: Simulator, addr: SocketAddr) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let tokens = sim.config.faults.rate_limit.unwrap_or(0.0).max(1.0);
     let shared = Arc::new(Shared {
         sim,
         stats: Mutex::default(),
+        bucket: Mutex::new((tokens, Instant::now())),
         script: Mutex::default(),
         requests: AtomicU64::new(0),
         started: Instant::now(),
@@ -339,6 +345,23 @@ impl Shared {
     }
 
     /// Randomised faults for request `n`, decided by hashing `(seed, n)`.
+    /// Takes a token from the enforced rate limit; false when the bucket is empty.
+    fn admit(&self) -> bool {
+        let Some(rate) = self.sim.config.faults.rate_limit else {
+            return true;
+        };
+        let mut b = lock(&self.bucket);
+        let now = Instant::now();
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate.max(1.0));
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     fn random_fault(&self, n: u64) -> Option<Reply> {
         let f = &self.sim.config.faults;
         let h = hash(&[self.sim.config.seed, n, salt::REQUEST]);
@@ -511,6 +534,10 @@ async fn handle(
             tokio::time::sleep(d).await;
             let (r, n) = shared.serve(&ctx);
             (r, n, false)
+        }
+        None if !shared.admit() => {
+            lock(&shared.stats).stats.limited_429 += 1;
+            (rate_limited(), 0, false)
         }
         None => match shared.random_fault(n) {
             Some(r) => (r, 0, true),

@@ -15,7 +15,7 @@ use stripe_xdm::Resource;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
 const KEY_VAR: &str = "STRIPE_XDM_TEST_CRASH_KEY";
-const COUNT: u64 = 5_000;
+const COUNT: u64 = 30_000;
 
 fn xdm(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -69,7 +69,7 @@ fn batch_ids(dir: &Path) -> (BTreeSet<String>, usize) {
 async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
     let faults = Faults {
         slow_rate: 1.0,
-        slow_ms: 10,
+        slow_ms: 20,
         corrupt_rate: 0.01,
         ..Faults::default()
     };
@@ -157,10 +157,14 @@ async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
                 started.elapsed() < Duration::from_secs(60),
                 "trial {trial}: no progress"
             );
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "trial {trial}: the run ended before the kill"
-            );
+            if child.try_wait().unwrap().is_some() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "trial {trial}: the run ended before the kill: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             let cat = Catalog::open(h).unwrap();
             let Some(run) = cat.active_run("backfill").unwrap() else {
                 continue;

@@ -23,5 +23,6 @@ mod support;
 mod upload;
 mod upload_faults;
 mod windows;
+mod workflow;
 mod xdm;
 mod xdm_rules;

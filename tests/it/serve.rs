@@ -166,10 +166,16 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
     };
     let mut cfg = runner(home.path(), &sim);
     cfg.concurrency = 2;
+    cfg.chunk_records = 300;
     let task = tokio::spawn(serve(cfg.clone(), opts, rx));
     // Stop once a checkpoint exists.
+    let waiting = std::time::Instant::now();
     let run_id = loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "no checkpoint while the run went"
+        );
         if let Some(r) = cat.active_run("big").unwrap() {
             if cat.checkpoint(r.id).unwrap().is_some() {
                 break r.id;

@@ -208,6 +208,34 @@ async fn same_second_bursts_at_window_edges_are_emitted_once() {
 }
 
 #[tokio::test]
+async fn consecutive_dense_seconds_split_down_to_single_seconds() {
+    // A 250-object burst in every second: splits cut right next to the partly read second.
+    let cfg = SimConfig::default()
+        .with_count(R, 3_000)
+        .with_per_second(250)
+        .with_window(2_000_000, 2_000_012);
+    let (h, client) = sim(cfg).await;
+    let (gte, lt) = range(&h);
+    assert!((gte..lt).all(|t| h.simulator().count(R, Some(t), Some(t + 1)) == 250));
+    let want = sim_ids(&h, R, gte, lt);
+    for (n, concurrency) in [(1, 3), (1, 8), (2, 8), (5, 12)] {
+        let plan = WindowPlan::split(gte, lt, n);
+        let (pages, summary) = fetch_all(&client, R, plan.clone(), opts(concurrency, 0)).await;
+        assert!(summary.splits > 0, "{summary:?}");
+        let mut applied = plan;
+        assert_exactly(consume(&mut applied, &pages), &want);
+        assert_tiles(&applied, gte, lt);
+        if concurrency >= 8 {
+            assert!(
+                applied.windows.iter().any(|w| w.width() == 1),
+                "{applied:?}"
+            );
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn emitted_ids_do_not_depend_on_concurrency() {
     let (h, client) = sim(SimConfig::default().with_counts(2_500)).await;
     let (gte, lt) = range(&h);
@@ -405,7 +433,7 @@ async fn concurrent_windows_stay_within_the_clients_rate_budget() {
     let ceiling = rate * secs * 1.1 + f64::from(burst);
     assert!(requests <= ceiling, "{requests} requests in {secs:.2} s");
     assert!(
-        requests >= 0.7 * rate * 1.2,
+        requests >= 0.5 * rate * 1.2,
         "{requests} requests in {secs:.2} s: budget unused"
     );
     assert!(h.stats().peak_rps as f64 <= rate * 1.1 + f64::from(burst));

@@ -1,9 +1,11 @@
 //! The wizard's steps: each asks its questions and checks the answers.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use stripe_xdm::catalog::{Catalog, Dataset, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT};
-use stripe_xdm::map::substitute_tenant;
+use stripe_xdm::map::check::check_mapping;
+use stripe_xdm::map::{substitute_tenant, Mapping};
 use stripe_xdm::schedule::{Frequency, Schedule, ScheduleError, START_TIME_GRACE_SECS};
 use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::Resource;
@@ -13,6 +15,7 @@ use super::super::flows::cat_err;
 use super::super::CliError;
 use super::{pick, Check, DatasetChoice, Prompter, Result};
 
+/// Connect: an existing account, by number or name (accounts are added with `accounts add`).
 pub(super) fn step_account<R: BufRead, W: Write>(
     p: &mut Prompter<R, W>,
     cat: &Catalog,
@@ -38,6 +41,7 @@ pub(super) fn step_account<R: BufRead, W: Write>(
     })
 }
 
+/// Select data: one of the six resource paths.
 pub(super) fn step_resource<R: BufRead, W: Write>(p: &mut Prompter<R, W>) -> Result<Resource> {
     let names: Vec<String> = Resource::ALL.iter().map(|r| r.path().to_string()).collect();
     for (i, n) in names.iter().enumerate() {
@@ -52,6 +56,71 @@ pub(super) fn step_resource<R: BufRead, W: Write>(p: &mut Prompter<R, W>) -> Res
     })
 }
 
+/// The dataset's schema, to check the mapping against (`None` if it cannot be read).
+fn dataset_schema(cat: &Catalog, dataset: &DatasetChoice) -> Option<XdmSchema> {
+    match dataset {
+        DatasetChoice::Given(n) => cat.dataset(n).and_then(|d| d.schema()).ok(),
+        DatasetChoice::Existing(d) => d.schema().ok(),
+        DatasetChoice::New(d) => XdmSchema::from_json_str(&d.schema_json).ok(),
+    }
+}
+
+/// What is wrong when `mapping`'s output does not fit `schema` (as `dataflows create` checks it).
+fn misfit(mapping: &Mapping, resource: Resource, schema: &XdmSchema) -> Option<String> {
+    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+    let check = check_mapping(mapping, resource, schema);
+    let report = match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(check))
+        }
+        // Cannot wait here: `dataflows create` checks it right after the wizard anyway.
+        Ok(_) => return None,
+        Err(_) => Builder::new_current_thread().build().ok()?.block_on(check),
+    };
+    if report.is_sound() {
+        return None;
+    }
+    let errors: Vec<String> = report.errors().map(|e| e.to_string()).collect();
+    let more = match errors.len() {
+        n if n > 3 => format!(" ({n} errors, the first 3 shown)"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "mapping {} does not fit the dataset's schema{more}:\n    {}",
+        mapping.origin,
+        errors[..errors.len().min(3)].join("\n    ")
+    ))
+}
+
+/// The mapping file (`None` = the built-in one), checked against the dataset's schema; a misfit
+/// is re-asked.
+pub(super) fn step_mapping<R: BufRead, W: Write>(
+    p: &mut Prompter<R, W>,
+    cat: &Catalog,
+    resource: Resource,
+    dataset: &DatasetChoice,
+    tenant: &str,
+) -> Result<Option<PathBuf>> {
+    let schema = dataset_schema(cat, dataset);
+    let builtin = format!("built-in sql/{resource}.sql");
+    p.ask("Mapping SQL file", Some(&builtin), |a| {
+        let (mapping, path) = match a == builtin {
+            true => (Mapping::builtin(resource, tenant), None),
+            false => {
+                let m = Mapping::from_file(a.as_ref(), tenant).map_err(|e| e.to_string())?;
+                (m, Some(PathBuf::from(a)))
+            }
+        };
+        match schema.as_ref().and_then(|s| misfit(&mapping, resource, s)) {
+            Some(why) => Err(format!(
+                "{why}\n  give a mapping that fits, or run the wizard again and pick another dataset"
+            )),
+            None => Ok(path),
+        }
+    })
+}
+
+/// A dataset's Profile, error diagnostics and partial ingestion settings, in words.
 pub(super) fn toggles(d: &Dataset) -> String {
     format!(
         "Profile {}, error diagnostics {}, partial ingestion {}",
@@ -62,6 +131,7 @@ pub(super) fn toggles(d: &Dataset) -> String {
     )
 }
 
+/// "on" or "off".
 pub(super) fn on_off(b: bool) -> &'static str {
     if b {
         "on"
@@ -70,6 +140,7 @@ pub(super) fn on_off(b: bool) -> &'static str {
     }
 }
 
+/// The title of a dataset's XDM schema.
 pub(super) fn schema_title(d: &Dataset) -> String {
     d.schema()
         .ok()
@@ -77,6 +148,8 @@ pub(super) fn schema_title(d: &Dataset) -> String {
         .unwrap_or_else(|| "(untitled schema)".into())
 }
 
+/// Dataset detail: an existing dataset, or a new one's name, description, schema and toggles
+/// (created only when the review is confirmed).
 pub(super) fn step_dataset<R: BufRead, W: Write>(
     p: &mut Prompter<R, W>,
     cat: &Catalog,
@@ -171,6 +244,7 @@ pub(super) fn step_dataset<R: BufRead, W: Write>(
     })))
 }
 
+/// A dataset or dataflow name the catalog accepts (answers come trimmed).
 pub(super) fn check_label(a: &str) -> Check<()> {
     match a.chars().count() {
         0 => Err("a name is needed".into()),
@@ -220,6 +294,7 @@ fn interval_rule(f: Frequency) -> String {
     format!("{f} interval ≥ {}", f.min_interval().unwrap_or(1))
 }
 
+/// An interval answer checked against the frequency's rule.
 pub(super) fn check_interval(f: Frequency, a: &str) -> Check<u32> {
     let n: u32 = a
         .parse()
@@ -230,6 +305,7 @@ pub(super) fn check_interval(f: Frequency, a: &str) -> Check<u32> {
         .map_err(|e| e.to_string())
 }
 
+/// Scheduling: frequency, interval, start time and backfill, each unless given as a flag.
 pub(super) fn step_schedule<R: BufRead, W: Write>(
     p: &mut Prompter<R, W>,
     x: &mut DataflowCreateArgs,
@@ -279,6 +355,7 @@ pub(super) fn step_schedule<R: BufRead, W: Write>(
     Ok(())
 }
 
+/// The chosen alerts, in words.
 pub(super) fn alert_names(list: &[AlertArg]) -> String {
     let names: Vec<&str> = list
         .iter()
