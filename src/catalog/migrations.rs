@@ -6,10 +6,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -122,6 +122,17 @@ CREATE TABLE checkpoints (
     batch_id   TEXT NOT NULL,
     state      TEXT NOT NULL,
     updated_at INTEGER NOT NULL
+);
+"#;
+
+/// Version 3: the ids a dataflow's last committed run saw in the re-read span at the end of its
+/// window, so the next run can re-read that span for late-visible objects without duplicates.
+const V3: &str = r#"
+CREATE TABLE trailing_ids (
+    dataflow_id INTEGER NOT NULL REFERENCES dataflows(id) ON DELETE CASCADE,
+    object_id   TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (dataflow_id, object_id)
 );
 "#;
 

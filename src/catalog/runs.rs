@@ -213,6 +213,9 @@ pub struct RunOutcome {
     pub batch_id: Option<String>,
     /// Failed records by code.
     pub errors: BTreeMap<String, u64>,
+    /// `(id, created)` of the objects in the next run's re-read span; replaces the dataflow's
+    /// set when the run succeeds.
+    pub trailing: Vec<(String, i64)>,
 }
 
 impl From<&RunReport> for RunOutcome {
@@ -228,6 +231,7 @@ impl From<&RunReport> for RunOutcome {
             files: r.files as u64,
             batch_id: Some(r.batch_id.clone()),
             errors: r.rejected_by_code.clone(),
+            trailing: r.trailing.clone(),
         }
     }
 }
@@ -481,6 +485,22 @@ impl Catalog {
                 (run_id, lt, unix_now()),
             )
             .ctx(format!("advance the watermark for run {run_id}"))?;
+            tx.execute(
+                "DELETE FROM trailing_ids WHERE dataflow_id = (SELECT dataflow_id FROM runs WHERE id = ?1)",
+                [run_id],
+            )
+            .ctx(format!("replace the re-read ids for run {run_id}"))?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO trailing_ids (dataflow_id, object_id, created)
+                     SELECT dataflow_id, ?2, ?3 FROM runs WHERE id = ?1",
+                )
+                .ctx("prepare the re-read ids")?;
+            for (id, created) in &outcome.trailing {
+                insert
+                    .execute((run_id, id, created))
+                    .ctx(format!("record the re-read ids of run {run_id}"))?;
+            }
         }
         tx.execute("DELETE FROM checkpoints WHERE run_id = ?1", [run_id])
             .ctx(format!("drop the checkpoint of run {run_id}"))?;
@@ -522,6 +542,23 @@ impl Catalog {
             )
             .optional()
             .ctx(format!("look up the active run of dataflow {dataflow:?}"))
+    }
+
+    /// The ids the dataflow's last committed run saw in its re-read span.
+    pub fn trailing_ids(
+        &self,
+        dataflow: &str,
+    ) -> Result<std::collections::HashSet<String>, CatalogError> {
+        let flow = self.dataflow(dataflow)?;
+        let ctx = format!("read the re-read ids of dataflow {dataflow:?}");
+        let mut stmt = self
+            .conn
+            .prepare("SELECT object_id FROM trailing_ids WHERE dataflow_id = ?1")
+            .ctx(ctx.clone())?;
+        let rows = stmt
+            .query_map([flow.id], |r| r.get::<_, String>(0))
+            .ctx(ctx.clone())?;
+        rows.collect::<Result<_, _>>().ctx(ctx)
     }
 
     /// The dataflow's watermark: the end of the last committed window (`None` before the first

@@ -47,6 +47,17 @@ pub struct Progress {
     pub elapsed_secs: f64,
 }
 
+/// Re-reading the end of the previous window for Stripe's late-visible objects: objects already
+/// committed by the previous run (`known`) are dropped before decoding, and the ids of every
+/// object created at or after `trailing_from` are collected for the next run.
+#[derive(Debug, Clone, Default)]
+pub struct Dedup {
+    /// Ids committed by the previous run in the re-read span.
+    pub known: Arc<std::collections::HashSet<String>>,
+    /// Collect `(id, created)` of objects created at or after this (the next run's re-read span).
+    pub trailing_from: Option<i64>,
+}
+
 /// Outside controls of a run; the default is a plain run (one window, no checkpoints, no
 /// cancellation, no progress).
 #[derive(Clone)]
@@ -63,6 +74,8 @@ pub struct RunControl {
     pub concurrency: usize,
     /// Progress receiver.
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// De-duplication of a re-read span (dataflow runs after the first).
+    pub dedup: Option<Dedup>,
 }
 
 impl Default for RunControl {
@@ -73,6 +86,7 @@ impl Default for RunControl {
             checkpoint_every: Duration::from_secs(10),
             concurrency: 1,
             progress: None,
+            dedup: None,
         }
     }
 }

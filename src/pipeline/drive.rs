@@ -27,8 +27,9 @@ use super::{map_and_validate, primary_code, PipelineError, Progress, RunConfig};
 use crate::decode::{self, Decoded};
 use crate::map::Mapper;
 use crate::sink::{BatchWriter, Rejection, StagedState};
+use crate::source::windows::record_created;
 use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
-use crate::source::{Page, StripeClient, Window};
+use crate::source::{record_id, Page, StripeClient, Window};
 
 /// Pages buffered between the fetcher and the chunker.
 pub const PAGE_CHANNEL: usize = 16;
@@ -47,6 +48,12 @@ pub(crate) struct Totals {
     pub rejected_by_code: BTreeMap<String, u64>,
     pub pages: u64,
     pub bytes_in: u64,
+    /// Records dropped as already committed by the previous run (re-read span).
+    #[serde(default)]
+    pub skipped: u64,
+    /// `(id, created)` of objects in the next run's re-read span.
+    #[serde(default)]
+    pub trailing: Vec<(String, i64)>,
 }
 
 impl Totals {
@@ -56,6 +63,8 @@ impl Totals {
         self.warnings += other.warnings;
         self.pages += other.pages;
         self.bytes_in += other.bytes_in;
+        self.skipped += other.skipped;
+        self.trailing.extend(other.trailing.iter().cloned());
         for (k, v) in &other.rejected_by_code {
             *self.rejected_by_code.entry(k.clone()).or_default() += v;
         }
@@ -288,6 +297,33 @@ fn write_loop(
     })
 }
 
+/// Drops records the previous run committed and collects the next re-read span's ids.
+fn dedup_pages(dedup: &super::Dedup, pages: &mut [Page], totals: &mut Totals) {
+    for page in pages.iter_mut() {
+        // Only pages whose requested window reaches the span hold records for it.
+        let in_span = |lt: Option<i64>, from: i64| lt.is_none_or(|lt| lt > from);
+        let collect = dedup
+            .trailing_from
+            .filter(|&from| in_span(page.window.lt, from));
+        if dedup.known.is_empty() && collect.is_none() {
+            continue;
+        }
+        let body = page.body.clone();
+        let before = page.records.len();
+        page.records.retain(|r| {
+            let raw = &body[r.clone()];
+            let id = record_id(raw);
+            if let (Some(from), Some(id)) = (collect, &id) {
+                if let Some(created) = record_created(raw).filter(|&c| c >= from) {
+                    totals.trailing.push((id.clone(), created));
+                }
+            }
+            !id.is_some_and(|id| dedup.known.contains(&id))
+        });
+        totals.skipped += (before - page.records.len()) as u64;
+    }
+}
+
 /// Resolves when cancellation is asked for (never without a receiver).
 async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     match rx {
@@ -312,6 +348,10 @@ async fn process_chunk(
         bytes_in: pages.iter().map(|p| p.body.len() as u64).sum(),
         ..Totals::default()
     };
+    let mut pages = pages;
+    if let Some(dedup) = &cfg.control.dedup {
+        dedup_pages(dedup, &mut pages, &mut totals);
+    }
     let decoded: Decoded = tokio::task::spawn_blocking(move || {
         decode::decode_pages(
             resource,

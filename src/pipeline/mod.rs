@@ -27,8 +27,12 @@ mod control;
 mod drive;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
-pub use control::{CheckpointStore, MemoryCheckpoints, Progress, ProgressSink, RunControl};
+pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl};
 pub use drive::{CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL};
+
+/// The file of a batch holding the `(id, created)` of its objects in the next run's re-read
+/// span (dataflow runs only).
+pub const TRAILING_FILE: &str = "trailing.json";
 
 /// Records per chunk handed to DataFusion: large enough to amortise planning, small enough to
 /// keep memory flat.
@@ -183,6 +187,11 @@ pub struct RunReport {
     pub files: usize,
     /// Checkpoints saved by this attempt (0 without a checkpoint store).
     pub checkpoints: u64,
+    /// Records of the re-read span dropped as already committed by the previous run.
+    pub duplicates_skipped: u64,
+    /// `(id, created)` of the objects in the next run's re-read span ([`Dedup::trailing_from`]).
+    #[serde(skip)]
+    pub trailing: Vec<(String, i64)>,
     /// Wall time.
     pub duration: Duration,
     /// Where the batch (or the failed run's rejects) went.
@@ -286,6 +295,19 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         diagnostics: Vec::new(),
         replay_of: None,
     };
+    if cfg.control.dedup.is_some() {
+        // Kept with the batch, so a batch committed just before a crash still tells the next
+        // run which objects of its re-read span are known.
+        let path = staging.join(TRAILING_FILE);
+        let json = serde_json::to_vec(&totals.trailing).expect("ids serialize");
+        std::fs::write(&path, json).map_err(|e| {
+            PipelineError::Sink(SinkError::Io {
+                action: "writing",
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        })?;
+    }
     let diagnostics = manifest.error_diagnostics;
     let (batch_dir, manifest) =
         tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
@@ -310,6 +332,8 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         bytes_out: manifest.output_bytes,
         files: manifest.files.len(),
         checkpoints,
+        duplicates_skipped: totals.skipped,
+        trailing: totals.trailing,
         duration: started.elapsed(),
         batch_dir,
     })
@@ -405,6 +429,11 @@ fn committed_report(
             bytes_out: m.output_bytes,
             files: m.files.len(),
             checkpoints: 0,
+            duplicates_skipped: 0,
+            trailing: std::fs::read(dir.join(TRAILING_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
             duration: Duration::ZERO,
             batch_dir: dir,
         }));

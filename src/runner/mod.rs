@@ -24,6 +24,10 @@ use crate::Resource;
 /// late-visible objects.
 pub const SAFETY_LAG_SECS: i64 = 60;
 
+/// Seconds before the previous window's end that a run reads again, for objects that became
+/// visible in Stripe's list after the previous run read that span (de-duplicated by id).
+pub const REREAD_SECS: i64 = 300;
+
 /// How runs are made (shared by every run of a process).
 #[derive(Clone)]
 pub struct RunnerConfig {
@@ -51,6 +55,8 @@ pub struct RunnerConfig {
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// Records per processing chunk (a checkpoint covers whole chunks).
     pub chunk_records: usize,
+    /// See [`REREAD_SECS`] (0 turns the re-read off).
+    pub reread_secs: i64,
 }
 
 impl std::fmt::Debug for RunnerConfig {
@@ -81,6 +87,7 @@ impl RunnerConfig {
             checkpoint_every: Duration::from_secs(10),
             progress: None,
             chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
+            reread_secs: REREAD_SECS,
         }
     }
 }
@@ -246,6 +253,19 @@ pub async fn run_dataflow(
     };
     let w = run.window.expect("a started run has a window");
     let batch_id = batch_id_for(&run);
+    // Runs after the first read the end of the previous window again (late-visible objects),
+    // dropping what the previous run committed.
+    let reread = cfg.reread_secs.max(0);
+    let (fetch_gte, known) = match w.gte {
+        Some(gte) if reread > 0 && cat.watermark(name)? == Some(gte) => {
+            (Some(gte - reread), cat.trailing_ids(name)?)
+        }
+        gte => (gte, Default::default()),
+    };
+    let dedup = (reread > 0).then(|| pipeline::Dedup {
+        known: Arc::new(known),
+        trailing_from: Some(w.lt - reread),
+    });
     let checkpoints: Arc<dyn CheckpointStore> = Arc::new(CatalogCheckpoints {
         catalog: Mutex::new(Catalog::open(&cfg.home)?),
         run_id: run.id,
@@ -261,7 +281,7 @@ pub async fn run_dataflow(
         out_dir: cfg.out_dir.clone(),
         dataset: flow.dataset.clone(),
         window: Window {
-            gte: w.gte,
+            gte: fetch_gte,
             lt: Some(w.lt),
         },
         error_diagnostics: dataset.error_diagnostics,
@@ -275,6 +295,7 @@ pub async fn run_dataflow(
             checkpoint_every: cfg.checkpoint_every,
             concurrency: cfg.concurrency.max(1),
             progress: cfg.progress.clone(),
+            dedup,
         },
     };
     match pipeline::run(&client, run_cfg).await {

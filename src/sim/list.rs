@@ -195,6 +195,9 @@ impl ListParams {
 impl Simulator {
     /// Whether a list with `status` (subscriptions only) includes object `i`.
     fn listed(&self, r: Resource, status: Option<&str>, i: u64) -> bool {
+        if self.hidden(r, i) {
+            return false;
+        }
         if r != Resource::Subscriptions {
             return true;
         }

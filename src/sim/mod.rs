@@ -90,6 +90,9 @@ pub struct SimConfig {
     pub restricted: Vec<(String, Vec<Resource>)>,
     /// Randomised fault injection.
     pub faults: Faults,
+    /// Objects (resource, indices) that lists leave out until [`Simulator::reveal_late`]: they
+    /// exist with their `created` time but become visible late, as Stripe's lists sometimes do.
+    pub late: Vec<(Resource, u64)>,
 }
 
 /// 2025-01-01T00:00:00Z.
@@ -113,6 +116,7 @@ impl Default for SimConfig {
             keys: vec![SIM_KEY.into()],
             restricted: Vec::new(),
             faults: Faults::default(),
+            late: Vec::new(),
         }
     }
 }
@@ -176,6 +180,12 @@ impl SimConfig {
         self
     }
 
+    /// Hides objects of `r` from lists until [`Simulator::reveal_late`] (late visibility).
+    pub fn with_late(mut self, r: Resource, indices: impl IntoIterator<Item = u64>) -> Self {
+        self.late.extend(indices.into_iter().map(|i| (r, i)));
+        self
+    }
+
     /// Sets the randomised faults.
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
@@ -199,6 +209,8 @@ pub enum Corruption {
 pub struct Simulator {
     config: SimConfig,
     timelines: [Timeline; 6],
+    /// Whether the late objects are visible yet (shared by clones, so a running server sees it).
+    revealed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Simulator {
@@ -215,10 +227,27 @@ impl Simulator {
             )
             .with_skew(config.skew)
         });
-        Simulator { config, timelines }
+        Simulator {
+            config,
+            timelines,
+            revealed: Default::default(),
+        }
     }
 
     /// The configuration.
+    /// Makes the late objects ([`SimConfig::with_late`]) visible in lists from now on.
+    pub fn reveal_late(&self) {
+        self.revealed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether object `i` of `r` is hidden from lists right now.
+    pub(crate) fn hidden(&self, r: Resource, i: u64) -> bool {
+        !self.config.late.is_empty()
+            && !self.revealed.load(std::sync::atomic::Ordering::SeqCst)
+            && self.config.late.contains(&(r, i))
+    }
+
     pub fn config(&self) -> &SimConfig {
         &self.config
     }

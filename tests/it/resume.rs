@@ -227,3 +227,53 @@ async fn a_batch_committed_before_a_crash_is_not_redone() {
     assert_eq!(again.ingested, first.ingested);
     assert_eq!(again.rejected, first.rejected);
 }
+
+/// Blocks the pipeline once, after the first chunk, and records what it had processed then.
+struct Stall {
+    pages_at_stall: std::sync::Mutex<Option<u64>>,
+}
+
+impl ProgressSink for Stall {
+    fn update(&self, p: &Progress) {
+        let mut first = self.pages_at_stall.lock().unwrap();
+        if first.is_none() {
+            *first = Some(p.pages);
+            drop(first);
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_engine_stops_the_fetch_at_the_channel_bound() {
+    let (handle, client) = sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stall = Arc::new(Stall {
+        pages_at_stall: Default::default(),
+    });
+    let mut cfg = config(dir.path(), 4, "b");
+    cfg.control.progress = Some(stall.clone());
+    let c2 = client.clone();
+    let run = tokio::spawn(async move { pipeline::run(&c2, cfg).await });
+    // While the engine is stalled, the fetcher may only fill the page channel (plus one page
+    // held and one request in flight per window); it must not read the whole backfill ahead.
+    let pages_at_stall = loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(p) = *stall.pages_at_stall.lock().unwrap() {
+            break p;
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requested = handle.stats().requests;
+    let bound = pages_at_stall + pipeline::PAGE_CHANNEL as u64 + 2 * 4;
+    assert!(
+        requested <= bound,
+        "{requested} requests while stalled after {pages_at_stall} pages (bound {bound})"
+    );
+    assert!(
+        requested < COUNT / 100,
+        "the fetch did not run ahead to the end"
+    );
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.fetched, COUNT);
+}

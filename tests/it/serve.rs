@@ -313,3 +313,62 @@ async fn a_run_in_progress_elsewhere_is_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_visible_objects_are_caught_by_the_next_runs_reread_without_duplicates() {
+    let t = now();
+    // 400 charges created over the last hour, the newest 70 s ago (inside the first window).
+    let config = SimConfig::default()
+        .with_count(Resource::Charges, 400)
+        .with_window(t - 3_600, t - 70);
+    let probe = Simulator::new(config.clone());
+    // Hide a few objects created in the last 5 minutes of the first window.
+    let lt1 = t - stripe_xdm::runner::SAFETY_LAG_SECS;
+    let late: Vec<u64> = (0..400)
+        .filter(|&i| probe.created(Resource::Charges, i) >= lt1 - 250)
+        .step_by(4)
+        .take(5)
+        .collect();
+    assert_eq!(late.len(), 5, "the test needs late objects in the span");
+    let sim = start_sim(config.with_late(Resource::Charges, late.clone())).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cat = setup(home.path());
+    cat.create_dataflow(&new_flow("late", Schedule::once(t)), t)
+        .unwrap();
+    let cfg = runner(home.path(), &sim);
+    let first = run_dataflow(&cfg, "late", t, None).await.unwrap();
+    assert_eq!(
+        first.run.fetched,
+        400 - 5,
+        "the late ones are not visible yet"
+    );
+    // They show up; the next run re-reads the end of the first window.
+    sim.simulator().reveal_late();
+    let second = run_dataflow(&cfg, "late", t + 1, None).await.unwrap();
+    assert_eq!(second.run.status, RunStatus::Success);
+    assert_eq!(second.run.fetched, 5, "only the late objects are new");
+    let report = second.report.unwrap();
+    assert!(report.duplicates_skipped > 0, "{report:?}");
+    // Together the two batches hold every object exactly once.
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    for dir in [first.report.unwrap().batch_dir, report.batch_dir] {
+        for b in read_batch_dir(&dir).unwrap() {
+            use arrow::array::{Array, AsArray};
+            let ids = b
+                .column(b.schema().index_of("_id").unwrap())
+                .as_string::<i32>()
+                .clone();
+            for i in 0..ids.len() {
+                *seen.entry(ids.value(i).to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert!(seen.values().all(|&n| n == 1), "no duplicates");
+    let all: std::collections::BTreeSet<String> = sim
+        .simulator()
+        .ids(Resource::Charges, None, None)
+        .into_iter()
+        .collect();
+    let got: std::collections::BTreeSet<String> = seen.into_keys().collect();
+    assert_eq!(got, all);
+}
