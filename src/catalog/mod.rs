@@ -20,6 +20,7 @@
 //! SQLite stays inside this module: the public API takes and returns plain Rust types.
 
 mod accounts;
+mod alerts;
 mod dataflows;
 mod datasets;
 mod migrations;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use accounts::Account;
+pub use alerts::{AlertDelivery, AlertKind};
 pub use dataflows::{
     mask_url, Alerts, Dataflow, DataflowUpdate, DeletedDataflow, MappingVersion, NewDataflow,
     UploadTarget,
@@ -39,7 +41,7 @@ pub use dataflows::{
 pub use datasets::{Dataset, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT};
 pub use migrations::SCHEMA_VERSION;
 pub use recovery::{process_alive, Checkpoint};
-pub use runs::{AlertDelivery, AlertKind, Run, RunOutcome, RunStatus, RunUpload};
+pub use runs::{Run, RunOutcome, RunStatus, RunUpload};
 
 use crate::schedule::ScheduleError;
 

@@ -16,15 +16,15 @@ use serde::Serialize;
 use crate::decode::{Decoded, CODE_UNPARSABLE};
 use crate::map::{MapError, Mapper, Mapping, CODE_TRANSFORM};
 use crate::sink::{
-    self, BatchError, BatchStatus, BatchWriter, DatasetDir, ErrorEntry, Manifest, Metrics,
-    Rejection, SinkError, SinkOptions, Stage,
+    self, BatchError, BatchStatus, DatasetDir, ErrorEntry, Manifest, Metrics, Rejection, SinkError,
+    SinkOptions, Stage,
 };
 
-use crate::source::windows::WindowPlan;
 use crate::source::{SourceError, StripeClient, Window};
 
 mod control;
 mod drive;
+mod resume;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
 pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl};
@@ -224,11 +224,11 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     if cfg.control.checkpoints.is_some() {
         // An earlier attempt of this run may have committed its batch and died before the
         // catalog heard of it: the batch is the run's outcome, not something to redo.
-        if let Some(report) = committed_report(&dirs, &batch_id, &cfg)? {
+        if let Some(report) = resume::committed_report(&dirs, &batch_id, &cfg)? {
             return Ok(report);
         }
     }
-    let (writer, start, resumed) = open_writer(&cfg, dirs, &batch_id)?;
+    let (writer, start, resumed) = resume::open_writer(&cfg, dirs, &batch_id)?;
     let staging = writer.staging_dir().to_path_buf();
     if resumed {
         tracing::info!(batch = %batch_id, "resuming from a checkpoint");
@@ -337,108 +337,6 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         duration: started.elapsed(),
         batch_dir,
     })
-}
-
-/// Opens the batch writer: at the run's last checkpoint when there is a usable one, else fresh.
-fn open_writer(
-    cfg: &RunConfig,
-    dirs: DatasetDir,
-    batch_id: &str,
-) -> Result<(BatchWriter, (WindowPlan, drive::Totals), bool), PipelineError> {
-    let schema = cfg.schema.arrow_schema();
-    if let Some(store) = &cfg.control.checkpoints {
-        let loaded = store.load().map_err(PipelineError::Checkpoint)?;
-        if let Some(text) = loaded {
-            match serde_json::from_str::<drive::CheckpointState>(&text) {
-                Ok(st)
-                    if st.version == drive::CHECKPOINT_VERSION
-                        && st.batch_id == batch_id
-                        && st.window == (cfg.window.gte, cfg.window.lt)
-                        && st.plan.check().is_ok() =>
-                {
-                    match BatchWriter::resume(
-                        dirs.clone(),
-                        batch_id,
-                        schema.clone(),
-                        cfg.sink,
-                        &st.staged,
-                    ) {
-                        Ok(w) => return Ok((w, (st.plan, st.totals), true)),
-                        Err(e) => tracing::warn!(
-                            batch = batch_id,
-                            error = %e,
-                            "the checkpoint's staged data is unusable; starting the run over"
-                        ),
-                    }
-                }
-                Ok(_) => tracing::warn!(
-                    batch = batch_id,
-                    "the checkpoint belongs to another batch or window; starting over"
-                ),
-                Err(e) => tracing::warn!(
-                    batch = batch_id,
-                    error = %e,
-                    "the checkpoint does not parse; starting over"
-                ),
-            }
-        }
-    }
-    let plan = drive::initial_plan(
-        cfg.window,
-        cfg.control.concurrency.max(1),
-        chrono::Utc::now().timestamp(),
-    );
-    let writer = BatchWriter::create(dirs, batch_id, schema, cfg.sink)?;
-    Ok((writer, (plan, drive::Totals::default()), false))
-}
-
-/// The report of a batch an earlier attempt already committed (under `batches/` or `failed/`).
-fn committed_report(
-    dirs: &DatasetDir,
-    batch_id: &str,
-    cfg: &RunConfig,
-) -> Result<Option<RunReport>, PipelineError> {
-    for dir in [dirs.committed(batch_id), dirs.failed(batch_id)] {
-        let path = dir.join(sink::MANIFEST_FILE);
-        if !path.exists() {
-            continue;
-        }
-        let m = Manifest::read(&path).map_err(|e| PipelineError::Internal(e.to_string()))?;
-        let mut by_code = BTreeMap::new();
-        for e in &m.errors {
-            if let Some(n) = e.record_count {
-                by_code.insert(e.code.clone(), n);
-            }
-        }
-        return Ok(Some(RunReport {
-            batch_id: batch_id.to_string(),
-            resource: cfg.resource.path().to_string(),
-            dataset: cfg.dataset.clone(),
-            status: m.status,
-            failure_reason: m.failure_reason.clone(),
-            fetched: m.metrics.input_record_count,
-            ingested: m.metrics.output_record_count,
-            rejected: m.metrics.failed_record_count,
-            rejected_by_code: by_code,
-            warnings: m.metrics.warning_count,
-            pages: 0,
-            requests: 0,
-            retries: 0,
-            throttled: 0,
-            bytes_in: m.metrics.input_byte_size,
-            bytes_out: m.output_bytes,
-            files: m.files.len(),
-            checkpoints: 0,
-            duplicates_skipped: 0,
-            trailing: std::fs::read(dir.join(TRAILING_FILE))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            duration: Duration::ZERO,
-            batch_dir: dir,
-        }));
-    }
-    Ok(None)
 }
 
 fn schema_name(schema: &XdmSchema) -> String {
