@@ -112,6 +112,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
             )));
         }
     }
+    let progress = super::progress::Display::new(a.quiet || a.json);
     let cfg = RunConfig {
         resource: a.resource,
         mapping,
@@ -127,9 +128,15 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
         sink: Default::default(),
         batch_id: None,
-        control: Default::default(),
+        control: pipeline::RunControl {
+            concurrency: a.concurrency.max(1),
+            progress: Some(progress.clone()),
+            ..Default::default()
+        },
     };
-    let report = pipeline::run(&client, cfg).await.map_err(pipeline_error)?;
+    let report = pipeline::run(&client, cfg).await;
+    progress.finish();
+    let report = report.map_err(pipeline_error)?;
     print_reports(std::slice::from_ref(&report), a.json);
     Ok(exit_code(&[report]))
 }

@@ -153,6 +153,12 @@ pub struct RunArgs {
     /// Output folder.
     #[arg(long, default_value = "stripe-xdm-out")]
     pub out: PathBuf,
+    /// `created` windows fetched at once (dense windows split while they run).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
