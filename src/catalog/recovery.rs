@@ -10,7 +10,7 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::dataflows::find;
-use super::runs::run_in;
+use super::runs::{expect_status, run_in};
 use super::{unix_now, Catalog, CatalogError, Run, RunStatus, RunUpload, SqlContext};
 
 /// A running run's last checkpoint: an opaque state (the pipeline's JSON: windows with their
@@ -126,13 +126,7 @@ impl Catalog {
     ) -> Result<u64, CatalogError> {
         let tx = self.write_tx()?;
         let run = run_in(&tx, run_id)?;
-        if run.status != RunStatus::Running {
-            return Err(CatalogError::RunState {
-                run_id,
-                status: run.status,
-                expected: RunStatus::Running,
-            });
-        }
+        expect_status(&run, RunStatus::Running)?;
         let now = unix_now();
         tx.execute(
             "INSERT INTO checkpoints (run_id, seq, batch_id, state, updated_at)

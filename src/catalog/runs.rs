@@ -239,6 +239,18 @@ impl From<&RunReport> for RunOutcome {
 const SELECT: &str =
     "SELECT r.*, d.name AS dataflow FROM runs r JOIN dataflows d ON d.id = r.dataflow_id";
 
+/// Refuses an operation on a run that is not in the `expected` status.
+pub(super) fn expect_status(run: &Run, expected: RunStatus) -> Result<(), CatalogError> {
+    if run.status == expected {
+        return Ok(());
+    }
+    Err(CatalogError::RunState {
+        run_id: run.id,
+        status: run.status,
+        expected,
+    })
+}
+
 pub(super) fn run_in(conn: &rusqlite::Connection, id: i64) -> Result<Run, CatalogError> {
     conn.query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], Run::from_row)
         .optional()
@@ -317,13 +329,7 @@ impl Catalog {
     ) -> Result<Run, CatalogError> {
         let tx = self.write_tx()?;
         let run = run_in(&tx, run_id)?;
-        if run.status != RunStatus::Scheduled {
-            return Err(CatalogError::RunState {
-                run_id,
-                status: run.status,
-                expected: RunStatus::Scheduled,
-            });
-        }
+        expect_status(&run, RunStatus::Scheduled)?;
         let flow = find(&tx, &run.dataflow)?;
         let w = window_for_run(
             &flow.schedule,
@@ -397,13 +403,7 @@ impl Catalog {
     ) -> Result<Run, CatalogError> {
         let tx = self.write_tx()?;
         let run = run_in(&tx, run_id)?;
-        if run.status != RunStatus::Running {
-            return Err(CatalogError::RunState {
-                run_id,
-                status: run.status,
-                expected: RunStatus::Running,
-            });
-        }
+        expect_status(&run, RunStatus::Running)?;
         let errors = serde_json::to_string(&outcome.errors).unwrap_or_else(|_| "{}".into());
         let status = if outcome.success {
             RunStatus::Success

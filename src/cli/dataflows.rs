@@ -14,7 +14,7 @@ use stripe_xdm::runner::{self, RunnerConfig, RunnerError};
 use stripe_xdm::schedule::{Frequency, Schedule};
 use stripe_xdm::Resource;
 
-use super::flows::{cat_err, ApiArgs, HomeArgs};
+use super::flows::{cat_err, ApiArgs, HomeArgs, JsonArgs, NameArgs, NameJsonArgs};
 use super::flows_output as out;
 use super::CliError;
 
@@ -50,28 +50,6 @@ enum DataflowsCommand {
     Disable(NameArgs),
     /// Delete a dataflow (its dataset's committed batches stay).
     Delete(DataflowDeleteArgs),
-}
-
-#[derive(Debug, Args)]
-struct JsonArgs {
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
-struct NameArgs {
-    /// Dataflow name.
-    name: String,
-}
-
-#[derive(Debug, Args)]
-struct NameJsonArgs {
-    /// Dataflow name.
-    name: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Alerts to subscribe to.

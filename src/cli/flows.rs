@@ -164,26 +164,29 @@ struct AccountTestArgs {
     api: ApiArgs,
 }
 
+/// `--json` alone.
 #[derive(Debug, Args)]
-struct JsonArgs {
+pub(super) struct JsonArgs {
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
+/// A name alone.
 #[derive(Debug, Args)]
-struct NameArgs {
+pub(super) struct NameArgs {
     /// Name.
-    name: String,
+    pub name: String,
 }
 
+/// A name and `--json`.
 #[derive(Debug, Args)]
-struct NameJsonArgs {
+pub(super) struct NameJsonArgs {
     /// Name.
-    name: String,
+    pub name: String,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 async fn test_key(api: &ApiArgs, key: Secret, account: &str) -> Result<serde_json::Value> {

@@ -303,12 +303,24 @@ fn data_array(s: &mut Scanner<'_>) -> Result<Vec<Range<usize>>, EnvelopeError> {
 /// the part before the `id` is bracket- and quote-balanced. Returns `None` when the record is
 /// not an object or has no string `id` at its top level.
 pub fn record_id(raw: &[u8]) -> Option<String> {
-    let mut i = 0;
+    let j = top_level_value(raw, b"id")?;
+    if raw.get(j) != Some(&b'"') {
+        return None;
+    }
+    let vend = string_end(raw, j + 1)?;
+    serde_json::from_slice::<String>(&raw[j..=vend]).ok()
+}
+
+/// Where the value of the first top-level `key` of a JSON object starts (after whitespace),
+/// found by walking the bytes without parsing: only the part before the key has to be
+/// bracket- and quote-balanced. `None` when `raw` is not an object or has no such key.
+pub(crate) fn top_level_value(raw: &[u8], key: &[u8]) -> Option<usize> {
     let ws = |i: &mut usize| {
         while matches!(raw.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             *i += 1;
         }
     };
+    let mut i = 0;
     ws(&mut i);
     if raw.get(i) != Some(&b'{') {
         return None;
@@ -321,16 +333,13 @@ pub fn record_id(raw: &[u8]) -> Option<String> {
         match raw[i] {
             b'"' => {
                 let end = string_end(raw, i + 1)?;
-                if depth == 1 && key_position && &raw[i + 1..end] == b"id" {
+                if depth == 1 && key_position && &raw[i + 1..end] == key {
                     let mut j = end + 1;
                     ws(&mut j);
                     if raw.get(j) == Some(&b':') {
                         j += 1;
                         ws(&mut j);
-                        if raw.get(j) == Some(&b'"') {
-                            let vend = string_end(raw, j + 1)?;
-                            return serde_json::from_slice::<String>(&raw[j..=vend]).ok();
-                        }
+                        return Some(j);
                     }
                 }
                 key_position = false;

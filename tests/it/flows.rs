@@ -2,12 +2,11 @@
 //! against the simulator, with a temporary `--home`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use stripe_xdm::sim::{Faults, SimConfig, SimHandle, Simulator, SIM_KEY};
 use stripe_xdm::Resource;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
 const KEY_VAR: &str = "STRIPE_XDM_TEST_FLOW_KEY";
 
 async fn start(config: SimConfig) -> SimHandle {
@@ -16,28 +15,11 @@ async fn start(config: SimConfig) -> SimHandle {
 
 /// Runs the binary with `--home` and the key (if any) in `KEY_VAR`.
 async fn xdm(home: &Path, args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .arg("--home")
-        .arg(home)
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("STRIPE_XDM_HOME")
-        .env_remove(KEY_VAR);
-    if let Some(k) = key {
-        cmd.env(KEY_VAR, k);
-    }
-    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
-        .await
-        .unwrap()
+    let env: Vec<(&str, &str)> = key.map(|k| (KEY_VAR, k)).into_iter().collect();
+    bin::output(bin::command(Some(home), args, &env)).await
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::bin::{self, text};
 
 fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));

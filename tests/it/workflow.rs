@@ -4,37 +4,20 @@
 //! the new mapping version, `serve`, `upload --all`, and delete. Secrets never show.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use stripe_xdm::alert::loopback::WebhookReceiver;
 use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::upload::loopback::{LoopbackConfig, LoopbackPlatform};
 use stripe_xdm::Resource;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
 const KEY_VAR: &str = "STRIPE_XDM_TEST_WORKFLOW_KEY";
 
 async fn xdm(home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .arg("--home")
-        .arg(home)
-        .env(KEY_VAR, SIM_KEY)
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("STRIPE_XDM_HOME")
-        .env_remove("AEP_ACCESS_TOKEN");
-    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
-        .await
-        .unwrap()
+    bin::output(bin::command(Some(home), args, &[(KEY_VAR, SIM_KEY)])).await
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::bin::{self, text};
 
 async fn ok(home: &Path, args: &[&str]) -> String {
     let o = xdm(home, args).await;

@@ -1,16 +1,6 @@
 //! Reading a record's top-level `created` without parsing the record.
 
-/// Given the index just after an opening quote, returns the index of the closing quote.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
-}
+use crate::source::envelope::top_level_value;
 
 /// The top-level `"created"` integer of a record (unix seconds), found without parsing the
 /// record, like [`record_id`](crate::source::record_id).
@@ -21,54 +11,7 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
 /// (`"created":"yesterday"`, `"created": ,`, `1.5e9`). Nested `created` fields (a charge's
 /// refunds, a subscription's items) are ignored. The first top-level `created` wins.
 pub fn record_created(raw: &[u8]) -> Option<i64> {
-    let ws = |i: &mut usize| {
-        while matches!(raw.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            *i += 1;
-        }
-    };
-    let mut i = 0;
-    ws(&mut i);
-    if raw.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    let mut depth = 1usize;
-    // True right after `{` or `,` at depth 1: the next string there is a key.
-    let mut key_position = true;
-    while i < raw.len() {
-        match raw[i] {
-            b'"' => {
-                let end = string_end(raw, i + 1)?;
-                if depth == 1 && key_position && &raw[i + 1..end] == b"created" {
-                    let mut j = end + 1;
-                    ws(&mut j);
-                    if raw.get(j) == Some(&b':') {
-                        j += 1;
-                        ws(&mut j);
-                        return integer_at(raw, j);
-                    }
-                }
-                key_position = false;
-                i = end + 1;
-                continue;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                key_position = false;
-            }
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return None;
-                }
-            }
-            b',' if depth == 1 => key_position = true,
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            _ => key_position = false,
-        }
-        i += 1;
-    }
-    None
+    integer_at(raw, top_level_value(raw, b"created")?)
 }
 
 /// A JSON integer (`-?digits`) starting at `at` and ending at a delimiter.

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
+pub mod bin;
 pub mod stub;
 
 use stripe_xdm::sim::{SimConfig, SimHandle, Simulator, SIM_KEY};
