@@ -28,6 +28,7 @@ pub mod alert;
 pub mod catalog;
 pub mod decode;
 pub mod defaults;
+mod loopback;
 pub mod map;
 pub mod pipeline;
 pub mod replay;

@@ -22,11 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// One request the receiver got.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,16 +55,14 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 /// A running receiver; dropping it stops the server.
 pub struct WebhookReceiver {
-    addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    server: crate::loopback::Server,
 }
 
 impl std::fmt::Debug for WebhookReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookReceiver")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish()
     }
 }
@@ -77,30 +71,27 @@ impl WebhookReceiver {
     /// Starts on 127.0.0.1 with an ephemeral port. Requests get the statuses of `script` in
     /// order, then 200.
     pub async fn start(script: Vec<u16>) -> std::io::Result<WebhookReceiver> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner {
             script: script.into(),
             ..Inner::default()
         }));
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, inner.clone(), stopped));
-        Ok(WebhookReceiver {
-            addr,
-            inner,
-            stop,
-            task: Some(task),
-        })
+        let served = inner.clone();
+        let server =
+            crate::loopback::Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), move |req| {
+                handle(served.clone(), req)
+            })
+            .await?;
+        Ok(WebhookReceiver { inner, server })
     }
 
     /// `http://127.0.0.1:PORT/hook`.
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("http://{}/hook", self.server.addr())
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Adds `Retry-After: <secs>` to every answer that is not 2xx (`None`: no header).
@@ -135,46 +126,8 @@ impl WebhookReceiver {
     }
 
     /// Stops accepting and ends the server task.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for WebhookReceiver {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    inner: Arc<Mutex<Inner>>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(5)).await; continue; }
-            },
-        };
-        let inner = inner.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(inner.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped.changed() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
-            }
-        });
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -10,10 +10,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::dataset::{hash, ns, push_base62, salt, unit};
 use super::json::{push_i64, push_str};
@@ -177,16 +173,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running simulator. Dropping it stops the server like [`SimHandle::shutdown`] (without
 /// waiting).
 pub struct SimHandle {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    server: crate::loopback::Server,
 }
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimHandle")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish()
     }
 }
@@ -194,12 +188,12 @@ impl std::fmt::Debug for SimHandle {
 impl SimHandle {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The dataset being served (for computing test expectations).
@@ -220,23 +214,12 @@ impl SimHandle {
     }
 
     /// Stops accepting, lets in-flight requests finish, and ends the server task.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
 pub(super) async fn start(sim: Simulator, addr: SocketAddr) -> std::io::Result<SimHandle> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let tokens = sim.config.faults.rate_limit.unwrap_or(0.0).max(1.0);
     let shared = Arc::new(Shared {
         sim,
@@ -246,52 +229,10 @@ pub(super) async fn start(sim: Simulator, addr: SocketAddr) -> std::io::Result<S
         requests: AtomicU64::new(0),
         started: Instant::now(),
     });
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-    Ok(SimHandle {
-        addr,
-        shared,
-        stop,
-        task: Some(task),
-    })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Usually EMFILE under load: back off briefly instead of spinning.
-                    tracing::debug!(error = %e, "simulator accept failed");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
+    let served = shared.clone();
+    let server =
+        crate::loopback::Server::start(addr, move |req| handle(served.clone(), req)).await?;
+    Ok(SimHandle { shared, server })
 }
 
 /// The error that makes hyper drop a connection without answering.

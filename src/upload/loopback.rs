@@ -19,11 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 mod api;
 
@@ -198,16 +194,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A running loopback Platform; dropping it stops the server.
 pub struct LoopbackPlatform {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    server: crate::loopback::Server,
 }
 
 impl std::fmt::Debug for LoopbackPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopbackPlatform")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish()
     }
 }
@@ -215,25 +209,22 @@ impl std::fmt::Debug for LoopbackPlatform {
 impl LoopbackPlatform {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(cfg: LoopbackConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             cfg,
             inner: Mutex::default(),
         });
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-        Ok(LoopbackPlatform {
-            addr,
-            shared,
-            stop,
-            task: Some(task),
-        })
+        let served = shared.clone();
+        let server =
+            crate::loopback::Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), move |req| {
+                handle(served.clone(), req)
+            })
+            .await?;
+        Ok(LoopbackPlatform { shared, server })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The credentials it accepts.
@@ -282,46 +273,8 @@ impl LoopbackPlatform {
     }
 
     /// Stops accepting and ends the server task.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for LoopbackPlatform {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(5)).await; continue; }
-            },
-        };
-        let shared = shared.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped.changed() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
-            }
-        });
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
