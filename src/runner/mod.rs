@@ -237,19 +237,7 @@ pub async fn run_dataflow(
     }
     let mapping = match cat.mapping(&flow.name, Some(run.mapping_version)) {
         Ok(m) => m,
-        Err(e) => {
-            let failed = cat.fail_run(run.id, &e.to_string(), now())?;
-            return finish(
-                &mut cat,
-                cfg,
-                &flow,
-                failed,
-                resumed,
-                None,
-                Some((e.to_string(), true)),
-            )
-            .await;
-        }
+        Err(e) => return fail(&mut cat, cfg, &flow, run.id, resumed, e.to_string(), true).await,
     };
     let w = run.window.expect("a started run has a window");
     let batch_id = batch_id_for(&run);
@@ -312,19 +300,23 @@ pub async fn run_dataflow(
         }
         Err(e) => {
             let usage = e.is_usage();
-            let failed = cat.fail_run(run.id, &e.to_string(), now())?;
-            finish(
-                &mut cat,
-                cfg,
-                &flow,
-                failed,
-                resumed,
-                None,
-                Some((e.to_string(), usage)),
-            )
-            .await
+            fail(&mut cat, cfg, &flow, run.id, resumed, e.to_string(), usage).await
         }
     }
+}
+
+/// Records the run as failed with `reason`, then sends the end alert.
+async fn fail(
+    cat: &mut Catalog,
+    cfg: &RunnerConfig,
+    flow: &Dataflow,
+    run_id: i64,
+    resumed: bool,
+    reason: String,
+    usage: bool,
+) -> Result<RunResult, RunnerError> {
+    let failed = cat.fail_run(run_id, &reason, now())?;
+    finish(cat, cfg, flow, failed, resumed, None, Some((reason, usage))).await
 }
 
 /// Uploads a successful run's batch when the dataflow asks for it, then sends the end alert.
