@@ -2,7 +2,7 @@
 //! Prints records/s and peak RSS.
 //!
 //! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
-//! `E2E_RECORDS=1000000 cargo bench --bench e2e`.
+//! `E2E_RECORDS=1000000 E2E_CONCURRENCY=4 cargo bench --bench e2e`.
 
 use std::time::Instant;
 
@@ -33,6 +33,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(Resource::Charges);
+    let concurrency: usize = std::env::var("E2E_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -49,13 +53,14 @@ fn main() {
         cfg.endpoint_requests_per_sec = Some(1e9);
         let client = StripeClient::new(cfg).expect("client");
         let out = tempfile::tempdir().expect("temp dir");
-        let run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        let mut run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        run.control.concurrency = concurrency;
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(report.fetched, report.ingested + report.rejected);
         println!(
-            "e2e {resource}: {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB",
+            "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB",
             report.fetched,
             report.fetched as f64 / secs,
             report.bytes_in as f64 / secs / 1e6,
@@ -64,7 +69,7 @@ fn main() {
             report.bytes_out as f64 / (1024.0 * 1024.0),
             peak_rss_mib()
         );
-        println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} cargo bench --bench e2e");
+        println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} E2E_CONCURRENCY={concurrency} cargo bench --bench e2e");
         handle.shutdown().await;
     });
 }
