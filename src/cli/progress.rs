@@ -1,6 +1,6 @@
 //! Progress of a run on stderr: a bar with records/s, pages, windows, retries, 429s and an ETA
-//! from the share of the `created` range done when stderr is a terminal; a log line every few
-//! seconds when it is not; nothing with `--quiet`.
+//! from the share of the `created` range done when stdout and stderr are terminals; a log line
+//! every few seconds when they are not (piped, cron, CI); nothing with `--quiet`.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ impl Display {
     pub(super) fn new(quiet: bool) -> Arc<Display> {
         let mode = if quiet {
             Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
