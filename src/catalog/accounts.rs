@@ -19,6 +19,8 @@ pub struct Account {
     pub description: Option<String>,
     /// The key, masked (`sk_test_…4242`).
     pub key_masked: String,
+    /// The API base URL it was added with (`None`: Stripe's).
+    pub base_url: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -31,15 +33,38 @@ impl Account {
             name: r.get("name")?,
             description: r.get("description")?,
             key_masked: r.get("key_masked")?,
+            base_url: r.get("base_url")?,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
         })
     }
 }
 
-const COLUMNS: &str = "name, description, key_masked, created_at, updated_at";
+const COLUMNS: &str = "name, description, key_masked, base_url, created_at, updated_at";
 
 impl Catalog {
+    /// Sets the API base URL later commands use for the account (`None`: Stripe's).
+    pub fn set_account_base_url(
+        &mut self,
+        name: &str,
+        base_url: Option<&str>,
+    ) -> Result<Account, CatalogError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE accounts SET base_url = ?2, updated_at = ?3 WHERE name = ?1",
+                (name, base_url, unix_now()),
+            )
+            .ctx(format!("update account {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "account",
+                name: name.to_string(),
+            });
+        }
+        self.account(name)
+    }
+
     /// Adds an account. The key is written to its own private file; the catalog gets the masked
     /// form. (Testing the key against Stripe is the caller's job, before this call.)
     pub fn add_account(

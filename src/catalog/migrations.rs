@@ -6,10 +6,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -135,6 +135,10 @@ CREATE TABLE trailing_ids (
     PRIMARY KEY (dataflow_id, object_id)
 );
 "#;
+
+/// Version 4: the API base URL an account was added with (Stripe's by default; the simulator
+/// or a proxy otherwise), so later commands need not repeat it.
+const V4: &str = "ALTER TABLE accounts ADD COLUMN base_url TEXT;";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {

@@ -23,7 +23,11 @@ fn pipeline_error(e: PipelineError) -> CliError {
 }
 
 pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
-    let mut cfg = ClientConfig::new(args.base_url.clone(), key);
+    let base = args
+        .base_url
+        .clone()
+        .unwrap_or_else(|| stripe_xdm::source::DEFAULT_BASE_URL.to_string());
+    let mut cfg = ClientConfig::new(base, key);
     cfg.stripe_version = args.stripe_version.clone();
     cfg.stripe_account = args.stripe_account.clone();
     cfg.requests_per_sec = args.rate;
@@ -262,7 +266,7 @@ pub(super) async fn first_page(
             .await
             .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
         let mut args = source.clone();
-        args.base_url = h.base_url();
+        args.base_url = Some(h.base_url());
         handle = Some(h);
         client_from(&args, Secret::new(SIM_KEY))?
     } else {
@@ -302,12 +306,13 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
     let page = match &a.account {
         Some(name) => {
             // The account's key, from the catalog: never from the environment or the command line.
-            let key = a
-                .home
-                .open()?
-                .account_key(name)
-                .map_err(super::flows::cat_err)?;
-            list_first(&client_from(&a.source, key)?, a.resource).await?
+            let cat = a.home.open()?;
+            let key = cat.account_key(name).map_err(super::flows::cat_err)?;
+            let mut source = a.source.clone();
+            if source.base_url.is_none() {
+                source.base_url = cat.account(name).map_err(super::flows::cat_err)?.base_url;
+            }
+            list_first(&client_from(&source, key)?, a.resource).await?
         }
         None => {
             let use_sim = a.sim

@@ -449,6 +449,7 @@ pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8
     let mut cfg = RunnerConfig::new(cat.home());
     cfg.api_base_url = x.api.base_url.clone();
     cfg.requests_per_sec = x.api.rate;
+    cfg.endpoint_requests_per_sec = x.api.endpoint_rate;
     if let Some(out) = &x.out {
         cfg.out_dir = out.clone();
     }

@@ -49,18 +49,33 @@ pub(super) fn cat_err(e: CatalogError) -> CliError {
 /// Where a command sends its Stripe requests.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
-    /// API base URL (Stripe, the simulator, or a stub).
-    #[arg(long, default_value = stripe_xdm::source::DEFAULT_BASE_URL)]
-    pub base_url: String,
+    /// API base URL (Stripe, the simulator, or a stub); default: the one the account was added
+    /// with, else Stripe's.
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// Request budget per second (default: 25 for test keys, 100 for live keys).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Request budget per second and endpoint (default: Stripe's 25; raise it only if Stripe
+    /// raised your limits).
+    #[arg(long)]
+    pub endpoint_rate: Option<f64>,
 }
 
 impl ApiArgs {
-    pub(super) fn client(&self, key: Secret) -> Result<StripeClient> {
-        let mut cfg = ClientConfig::new(self.base_url.clone(), key);
+    /// The base URL: the flag, else the account's, else Stripe's.
+    pub(super) fn base_url_for(&self, stored: Option<&str>) -> String {
+        self.base_url
+            .clone()
+            .or_else(|| stored.map(str::to_string))
+            .unwrap_or_else(|| stripe_xdm::source::DEFAULT_BASE_URL.to_string())
+    }
+
+    /// A client for `key`, at [`ApiArgs::base_url_for`] `stored`.
+    pub(super) fn client(&self, key: Secret, stored: Option<&str>) -> Result<StripeClient> {
+        let mut cfg = ClientConfig::new(self.base_url_for(stored), key);
         cfg.requests_per_sec = self.rate;
+        cfg.endpoint_requests_per_sec = self.endpoint_rate;
         StripeClient::new(cfg).map_err(CliError::usage)
     }
 }
@@ -189,12 +204,17 @@ pub(super) struct NameJsonArgs {
     pub json: bool,
 }
 
-async fn test_key(api: &ApiArgs, key: Secret, account: &str) -> Result<serde_json::Value> {
-    let client = api.client(key)?;
+async fn test_key(
+    api: &ApiArgs,
+    key: Secret,
+    account: &str,
+    stored: Option<&str>,
+) -> Result<serde_json::Value> {
+    let client = api.client(key, stored)?;
     client.get_account().await.map_err(|e| {
         CliError::usage(format!(
             "account {account:?}: the connection test (GET /v1/account at {}) failed: {e}",
-            api.base_url
+            api.base_url_for(stored)
         ))
     })
 }
@@ -212,10 +232,16 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
                 )));
             }
             let key = x.key.read(&x.name)?;
-            let info = test_key(&x.api, key.clone(), &x.name).await?;
-            let acct = cat
+            let info = test_key(&x.api, key.clone(), &x.name, None).await?;
+            let mut acct = cat
                 .add_account(&x.name, x.description.as_deref(), &key)
                 .map_err(cat_err)?;
+            if let Some(url) = &x.api.base_url {
+                // Later commands with this account use the same API unless told otherwise.
+                acct = cat
+                    .set_account_base_url(&x.name, Some(url.trim_end_matches('/')))
+                    .map_err(cat_err)?;
+            }
             let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "account {:?} added (Stripe account {stripe_id}, key {})",
@@ -233,7 +259,8 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
         }
         AccountsCommand::Test(x) => {
             let key = cat.account_key(&x.name).map_err(cat_err)?;
-            let info = test_key(&x.api, key, &x.name).await?;
+            let stored = cat.account(&x.name).map_err(cat_err)?.base_url;
+            let info = test_key(&x.api, key, &x.name, stored.as_deref()).await?;
             let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "account {:?}: connection OK (Stripe account {stripe_id})",

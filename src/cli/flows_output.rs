@@ -72,6 +72,12 @@ pub fn account(a: &Account, used_by: &[String], json: bool) {
     println!("Name:         {}", a.name);
     println!("Description:  {}", a.description.as_deref().unwrap_or("-"));
     println!("Key:          {}", a.key_masked);
+    println!(
+        "API:          {}",
+        a.base_url
+            .as_deref()
+            .unwrap_or(stripe_xdm::source::DEFAULT_BASE_URL)
+    );
     println!("Created:      {}", time(a.created_at));
     println!("Updated:      {}", time(a.updated_at));
     let used = if used_by.is_empty() {
@@ -353,6 +359,9 @@ pub fn run(r: &Run, json: bool) {
     }
     if r.status == RunStatus::Running {
         match r.owner_pid {
+            Some(pid) if stripe_xdm::catalog::process_alive(pid) == Some(false) => println!(
+                "Owner:            process {pid}, which has ended (interrupted: the next run resumes it)"
+            ),
             Some(pid) => println!("Owner:            process {pid}"),
             None => println!("Owner:            none (interrupted: the next run resumes it)"),
         }

@@ -101,9 +101,10 @@ pub struct SourceArgs {
     /// File holding the Stripe secret key (first line); takes precedence over --api-key-env.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
-    /// API base URL (Stripe, the simulator, or a stub).
-    #[arg(long, default_value = stripe_xdm::source::DEFAULT_BASE_URL)]
-    pub base_url: String,
+    /// API base URL (Stripe, the simulator, or a stub; default: Stripe's, or with --account the
+    /// one the account was added with).
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// Pinned Stripe-Version header.
     #[arg(long, default_value = stripe_xdm::source::DEFAULT_STRIPE_VERSION)]
     pub stripe_version: String,
@@ -220,6 +221,7 @@ pub struct SimArgs {
 
 /// Parses the command line, runs it, and returns the exit code.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -265,6 +267,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Rust ignores SIGPIPE, so `stripe-xdm … | head` would panic on the closed pipe; a command-line
+/// tool should end quietly instead, as `cat` does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
@@ -276,6 +288,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -41,6 +41,7 @@ pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
     drop(cat);
     cfg.api_base_url = a.api.base_url.clone();
     cfg.requests_per_sec = a.api.rate;
+    cfg.endpoint_requests_per_sec = a.api.endpoint_rate;
     if let Some(out) = &a.out {
         cfg.out_dir = out.clone();
     }

@@ -33,10 +33,13 @@ pub const REREAD_SECS: i64 = 300;
 pub struct RunnerConfig {
     /// The catalog's home folder (each run opens its own connection).
     pub home: PathBuf,
-    /// Stripe (or simulator) base URL.
-    pub api_base_url: String,
+    /// Stripe (or simulator) base URL for every run; `None`: each account's own (the one it was
+    /// added with), else Stripe's.
+    pub api_base_url: Option<String>,
     /// Request budget per second (`None`: Stripe's default for the key's mode).
     pub requests_per_sec: Option<f64>,
+    /// Per-endpoint request budget (`None`: Stripe's 25/s).
+    pub endpoint_requests_per_sec: Option<f64>,
     /// Where batches go (`<out>/<dataset>/batches/<id>`).
     pub out_dir: PathBuf,
     /// See [`SAFETY_LAG_SECS`].
@@ -77,8 +80,9 @@ impl RunnerConfig {
         RunnerConfig {
             out_dir: home.join("data"),
             home,
-            api_base_url: crate::source::DEFAULT_BASE_URL.to_string(),
+            api_base_url: None,
             requests_per_sec: None,
+            endpoint_requests_per_sec: None,
             safety_lag_secs: SAFETY_LAG_SECS,
             alert_options: DeliveryOptions::default(),
             platform_credentials: None,
@@ -219,8 +223,16 @@ pub async fn run_dataflow(
     let dataset = cat.dataset(&flow.dataset)?;
     let schema = dataset.schema()?;
     let key = cat.account_key(&flow.account)?;
-    let mut client_cfg = ClientConfig::new(cfg.api_base_url.clone(), key);
+    let base_url = match &cfg.api_base_url {
+        Some(url) => url.clone(),
+        None => cat
+            .account(&flow.account)?
+            .base_url
+            .unwrap_or_else(|| crate::source::DEFAULT_BASE_URL.to_string()),
+    };
+    let mut client_cfg = ClientConfig::new(base_url, key);
     client_cfg.requests_per_sec = cfg.requests_per_sec;
+    client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec;
     let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
 
     let (run, resumed) =

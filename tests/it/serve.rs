@@ -67,7 +67,7 @@ fn new_flow(name: &str, schedule: Schedule) -> NewDataflow {
 
 fn runner(home: &Path, sim: &SimHandle) -> RunnerConfig {
     let mut cfg = RunnerConfig::new(home);
-    cfg.api_base_url = sim.base_url();
+    cfg.api_base_url = Some(sim.base_url());
     cfg.requests_per_sec = Some(10_000.0);
     cfg.checkpoint_every = Duration::ZERO;
     cfg.alert_options.backoff_base = Duration::from_millis(5);

@@ -96,7 +96,7 @@ async fn the_tutorial_end_to_end() {
     )
     .await;
     assert!(t.contains("sk_test_…4242"), "{t}");
-    // 2. Select data: preview the resource through the account.
+    // 2. Select data: preview the resource through the account (which remembers its API).
     let t = ok(
         h,
         &[
@@ -107,8 +107,6 @@ async fn the_tutorial_end_to_end() {
             "charges",
             "--rows",
             "5",
-            "--base-url",
-            &base,
         ],
     )
     .await;
@@ -177,8 +175,6 @@ async fn the_tutorial_end_to_end() {
         "dataflows",
         "run",
         "charges-hourly",
-        "--base-url",
-        &base,
         "--rate",
         "1000",
         "--poll-interval",
@@ -276,8 +272,6 @@ async fn the_tutorial_end_to_end() {
         h,
         &[
             "serve",
-            "--base-url",
-            &base,
             "--tick-secs",
             "0.1",
             "--max-ticks",
