@@ -151,6 +151,8 @@ fn main() {
         &base,
         "--rate",
         "1000000000",
+        "--endpoint-rate",
+        "1000000000",
         "--checkpoint-secs",
         "2",
         "--concurrency",

@@ -142,6 +142,8 @@ async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
             &base,
             "--rate",
             "10000",
+            "--endpoint-rate",
+            "10000",
             "--checkpoint-secs",
             "0",
             "--concurrency",
