@@ -277,3 +277,50 @@ async fn a_stalled_engine_stops_the_fetch_at_the_channel_bound() {
     let report = run.await.unwrap().unwrap();
     assert_eq!(report.fetched, COUNT);
 }
+
+/// Injects a burst of faults into the simulator once the run is under way.
+struct MidWalkFaults {
+    sim: Arc<stripe_xdm::sim::SimHandle>,
+    after: u64,
+    fired: AtomicBool,
+}
+
+impl ProgressSink for MidWalkFaults {
+    fn update(&self, p: &Progress) {
+        use stripe_xdm::sim::ScriptedFault;
+        if p.records >= self.after && !self.fired.swap(true, Ordering::SeqCst) {
+            // A 429 burst without Retry-After, then 5xx and a dropped connection.
+            self.sim.inject(ScriptedFault::rate_limit(None).times(6));
+            self.sim
+                .inject(ScriptedFault::server_error(503, None).times(2));
+            self.sim
+                .inject(ScriptedFault::server_error(500, Some(true)));
+            self.sim.inject(ScriptedFault::disconnect());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_burst_and_5xx_in_the_middle_of_deep_cursor_walks_lose_nothing() {
+    let (handle, client) = sim(sim_config()).await;
+    let handle = Arc::new(handle);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 3, "b");
+    cfg.control.progress = Some(Arc::new(MidWalkFaults {
+        sim: handle.clone(),
+        after: 1_000,
+        fired: AtomicBool::new(false),
+    }));
+    let report = pipeline::run(&client, cfg).await.unwrap();
+    let (ids, rows) = committed_ids(&report);
+    assert_eq!(rows, ids.len(), "no duplicates");
+    assert_eq!(report.fetched, COUNT, "every object");
+    assert_eq!(report.fetched, report.ingested + report.rejected);
+    assert!(report.throttled >= 6, "the burst was seen: {report:?}");
+    assert!(report.retries >= 10, "every fault was retried: {report:?}");
+    let stats = handle.stats();
+    assert!(
+        stats.injected_429 >= 6 && stats.injected_5xx >= 3,
+        "{stats:?}"
+    );
+}
