@@ -268,17 +268,7 @@ async fn the_tutorial_end_to_end() {
     );
 
     // serve: nothing is due within the hour; it stops after its ticks.
-    let t = ok(
-        h,
-        &[
-            "serve",
-            "--tick-secs",
-            "0.1",
-            "--max-ticks",
-            "2",
-        ],
-    )
-    .await;
+    let t = ok(h, &["serve", "--tick-secs", "0.1", "--max-ticks", "2"]).await;
     assert!(t.contains("0 run(s)"), "{t}");
 
     // upload --all: every batch of the dataset is already ingested.
