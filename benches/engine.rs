@@ -9,12 +9,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use stripe_xdm::decode::{self, schema::baseline_schema};
 use stripe_xdm::map::{substitute_tenant, Mapper, Mapping};
 use stripe_xdm::sim::{ListParams, SimConfig, Simulator};
+use stripe_xdm::sink::{writer_props, ParallelWriter, SinkOptions};
 use stripe_xdm::source::envelope;
 use stripe_xdm::xdm::{self, XdmSchema};
 use stripe_xdm::Resource;
@@ -87,11 +85,10 @@ fn engine(
     mapper: &Mapper,
     schema: &XdmSchema,
 ) -> usize {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
-        .build();
+    // The pipeline's own writer settings (BatchWriter uses the same function).
+    let props = writer_props(&SinkOptions::default());
     let mut writer =
-        ArrowWriter::try_new(Vec::new(), schema.arrow_schema(), Some(props)).expect("writer");
+        ParallelWriter::try_new(Vec::new(), schema.arrow_schema(), props).expect("writer");
     let mut accepted = 0;
     let chunk = 82; // pages per chunk ≈ the pipeline's 8192-record chunks
     for (bodies, ranges) in pages.bodies.chunks(chunk).zip(pages.ranges.chunks(chunk)) {
@@ -149,6 +146,42 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("engine", resource), &pages, |b, p| {
             b.iter(|| engine(&rt, resource, p, &mapper, &schema))
+        });
+        // Where the engine's time goes: each stage alone, on the previous stage's output.
+        let decoded = decode_only(resource, &pages);
+        let mapped = rt.block_on(mapper.map(decoded.clone())).expect("map").batch;
+        let validated = xdm::validate(&mapped, &schema).expect("validate").accepted;
+        group.bench_function(BenchmarkId::new("stage_map", resource), |b| {
+            b.iter(|| rt.block_on(mapper.map(decoded.clone())).expect("map"))
+        });
+        group.bench_function(BenchmarkId::new("stage_validate", resource), |b| {
+            b.iter(|| xdm::validate(&mapped, &schema).expect("validate"))
+        });
+        let size = |level: i32| {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(
+                    parquet::basic::ZstdLevel::try_new(level).expect("level"),
+                ))
+                .build();
+            let mut w =
+                ParallelWriter::try_new(Vec::new(), schema.arrow_schema(), props).expect("writer");
+            w.write(&validated).expect("write");
+            w.into_inner().expect("close").len()
+        };
+        let json: u64 = pages.bytes;
+        let (z1, z3) = (size(1), size(3));
+        eprintln!(
+            "{resource}: {json} B of JSON -> Parquet {z1} B at ZSTD 1, {z3} B at ZSTD 3 (+{:.1}%)",
+            (z1 as f64 / z3 as f64 - 1.0) * 100.0
+        );
+        group.bench_function(BenchmarkId::new("stage_parquet", resource), |b| {
+            b.iter(|| {
+                let props = writer_props(&SinkOptions::default());
+                let mut w = ParallelWriter::try_new(Vec::new(), schema.arrow_schema(), props)
+                    .expect("writer");
+                w.write(&validated).expect("write");
+                w.into_inner().expect("close").len()
+            })
         });
     }
     group.finish();

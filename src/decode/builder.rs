@@ -105,6 +105,9 @@ pub(crate) struct StructCol {
     /// Generation stamps: `seen[i] == stamp` when field `i` was set in the current object.
     pub seen: Vec<u64>,
     pub stamp: u64,
+    /// Where the next key is expected: the field after the last one found. Stripe sends the
+    /// keys of an object type in a stable order, so most lookups hit on the first comparison.
+    next: usize,
 }
 
 impl StructCol {
@@ -116,6 +119,7 @@ impl StructCol {
             valid: Vec::new(),
             seen: vec![0; kinds.len()],
             stamp: 0,
+            next: 0,
         }
     }
 
@@ -123,11 +127,25 @@ impl StructCol {
         self.valid.len()
     }
 
-    /// The index of a field by name (linear: Stripe objects have tens of fields and the
-    /// comparison usually fails on the first byte).
+    /// Starts an object: a new generation stamp (returned) and the key hint back at the start.
+    pub fn begin_object(&mut self) -> u64 {
+        self.stamp += 1;
+        self.next = 0;
+        self.stamp
+    }
+
+    /// The index of a field by name: the expected next field first, then a linear scan
+    /// (Stripe objects have tens of fields and a comparison usually fails on the first byte).
     #[inline]
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.kinds.iter().position(|(n, _)| *n == name)
+    pub fn index_of(&mut self, name: &str) -> Option<usize> {
+        let found = match self.kinds.get(self.next) {
+            Some((n, _)) if *n == name => Some(self.next),
+            _ => self.kinds.iter().position(|(n, _)| *n == name),
+        };
+        if let Some(i) = found {
+            self.next = i + 1;
+        }
+        found
     }
 
     pub fn push_null(&mut self) {

@@ -77,8 +77,19 @@ impl RecordDecoder {
     /// Decodes one record. On error nothing of the record stays in the builders and the error
     /// message names the field path and position.
     pub fn push(&mut self, raw: &[u8]) -> Result<(), String> {
+        self.push_with(serde_json::Deserializer::from_slice(raw))
+    }
+
+    /// [`RecordDecoder::push`] for text already known to be UTF-8 (not validated again).
+    pub fn push_str(&mut self, raw: &str) -> Result<(), String> {
+        self.push_with(serde_json::Deserializer::from_str(raw))
+    }
+
+    fn push_with<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<(), String> {
         let before = self.root.len();
-        let mut de = serde_json::Deserializer::from_slice(raw);
         let result = serde::de::DeserializeSeed::deserialize(
             StructSeed {
                 col: &mut self.root,
@@ -125,28 +136,15 @@ impl Decoded {
 
 /// Decodes the records of one page body (`records` are byte ranges of `body`).
 pub fn decode_records(resource: Resource, body: &Bytes, records: &[Range<usize>]) -> Decoded {
-    let mut decoder = RecordDecoder::new(resource);
-    let mut sources = Vec::with_capacity(records.len());
-    let mut rejected = Vec::new();
-    for range in records {
-        let raw = &body[range.clone()];
-        match decoder.push(raw) {
-            Ok(()) => sources.push(body.slice(range.clone())),
-            Err(reason) => rejected.push(RejectedRecord {
-                id: crate::source::envelope::record_id(raw),
-                raw: String::from_utf8_lossy(raw).into_owned(),
-                reason,
-            }),
-        }
-    }
-    Decoded {
-        batch: decoder.finish(),
-        sources,
-        rejected,
-    }
+    let mut part = Part::new(resource);
+    part.push_page(body, records);
+    part.finish()
 }
 
 /// Decodes many pages on the rayon pool and concatenates them in page order.
+///
+/// Each rayon task decodes a run of consecutive pages into one set of builders, so the
+/// builders are allocated and the columns concatenated once per task, not once per page.
 pub fn decode_pages<'a, I>(resource: Resource, pages: I) -> Decoded
 where
     I: IntoParallelIterator<Item = (&'a Bytes, &'a [Range<usize>])>,
@@ -154,13 +152,72 @@ where
 {
     let parts: Vec<Decoded> = pages
         .into_par_iter()
-        .map(|(body, records)| decode_records(resource, body, records))
+        .fold(
+            || Part::new(resource),
+            |mut part, (body, records)| {
+                part.push_page(body, records);
+                part
+            },
+        )
+        .map(Part::finish)
         .collect();
     concat(resource, parts)
 }
 
+/// The records of consecutive pages being decoded by one task.
+struct Part {
+    decoder: RecordDecoder,
+    sources: Vec<Bytes>,
+    rejected: Vec<RejectedRecord>,
+}
+
+impl Part {
+    fn new(resource: Resource) -> Self {
+        Part {
+            decoder: RecordDecoder::new(resource),
+            sources: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Decodes the records of one page body. The body is checked to be UTF-8 once, as a
+    /// whole (the JSON parser then skips that check per string); a body that is not is
+    /// decoded record by record with the check, so only the broken record is rejected.
+    fn push_page(&mut self, body: &Bytes, records: &[Range<usize>]) {
+        let text = std::str::from_utf8(body).ok();
+        self.sources.reserve(records.len());
+        for range in records {
+            let raw = &body[range.clone()];
+            // Records start with `{` and end with `}`: their ranges are on char boundaries.
+            let result = match text.and_then(|t| t.get(range.clone())) {
+                Some(record) => self.decoder.push_str(record),
+                None => self.decoder.push(raw),
+            };
+            match result {
+                Ok(()) => self.sources.push(body.slice(range.clone())),
+                Err(reason) => self.rejected.push(RejectedRecord {
+                    id: crate::source::envelope::record_id(raw),
+                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    reason,
+                }),
+            }
+        }
+    }
+
+    fn finish(mut self) -> Decoded {
+        Decoded {
+            batch: self.decoder.finish(),
+            sources: self.sources,
+            rejected: self.rejected,
+        }
+    }
+}
+
 /// Concatenates decoded parts in order.
 pub fn concat(resource: Resource, parts: Vec<Decoded>) -> Decoded {
+    if parts.len() == 1 {
+        return parts.into_iter().next().expect("one part");
+    }
     let schema = arrow_schema(resource);
     let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
     let batch = arrow::compute::concat_batches(&schema, batches)

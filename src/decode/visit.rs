@@ -236,7 +236,7 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
                 valid,
             } => {
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let value = map.next_value::<MetaValue>()?;
+                    let value = map.next_value::<MetaValue<'de>>()?;
                     keys.push(&key);
                     match value.0 {
                         Some(v) => values.push(&v),
@@ -253,35 +253,39 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
 }
 
 /// A metadata value: Stripe sends strings; numbers and booleans are kept as their text.
-struct MetaValue(Option<String>);
+/// Borrowed from the page when the string has no escapes (no allocation).
+struct MetaValue<'de>(Option<std::borrow::Cow<'de, str>>);
 
-impl<'de> Deserialize<'de> for MetaValue {
+impl<'de> Deserialize<'de> for MetaValue<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = MetaValue;
+            type Value = MetaValue<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a metadata string value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v.to_string())))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.into())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v)))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.to_string().into())))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v.to_string())))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.into())))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v.to_string())))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.to_string().into())))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v.to_string())))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.to_string().into())))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<MetaValue, E> {
-                Ok(MetaValue(Some(v.to_string())))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.to_string().into())))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<MetaValue, E> {
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<MetaValue<'de>, E> {
+                Ok(MetaValue(Some(v.to_string().into())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MetaValue<'de>, E> {
                 Ok(MetaValue(None))
             }
         }
@@ -315,8 +319,7 @@ impl<'de> Visitor<'de> for StructSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let s = self.col;
-        s.stamp += 1;
-        let stamp = s.stamp;
+        let stamp = s.begin_object();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match s.index_of(&key) {
                 Some(i) => {

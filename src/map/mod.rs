@@ -17,7 +17,15 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::source::DataSource;
 use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::decode::arrow_schema;
@@ -122,6 +130,16 @@ pub struct Mapper {
     table: String,
     source_schema: SchemaRef,
     output_schema: SchemaRef,
+    /// The mapping planned once (SQL parsed, optimized, physical plan built) when it is a pure
+    /// projection whose plan does not depend on the data or the time of planning; each chunk
+    /// then only swaps the in-memory scan under it. `None`: every chunk plans the SQL again.
+    prepared: Option<Prepared>,
+}
+
+/// A physical plan made of projections over one in-memory scan, and the task context to run it.
+struct Prepared {
+    plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
 }
 
 impl std::fmt::Debug for Mapper {
@@ -156,12 +174,14 @@ impl Mapper {
             .map_err(compile)?;
         let df = ctx.sql(&mapping.sql).await.map_err(compile)?;
         let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let prepared = prepare(df).await;
         Ok(Mapper {
             ctx,
             mapping,
             table,
             source_schema,
             output_schema,
+            prepared,
         })
     }
 
@@ -173,6 +193,12 @@ impl Mapper {
     /// The source table's schema.
     pub fn source_schema(&self) -> SchemaRef {
         self.source_schema.clone()
+    }
+
+    /// True when the mapping was planned once and each chunk reuses the plan (a pure
+    /// projection without `now()`-like functions); false when every chunk plans it again.
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.is_some()
     }
 
     /// The mapping this mapper runs.
@@ -267,6 +293,16 @@ impl Mapper {
     }
 
     async fn run(&self, batch: RecordBatch) -> Result<RecordBatch, String> {
+        if let Some(prepared) = &self.prepared {
+            if batch.schema().fields() == self.source_schema.fields() {
+                let plan = bind(&prepared.plan, &batch).map_err(|e| e.to_string())?;
+                let parts = datafusion::physical_plan::collect(plan, prepared.task_ctx.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return arrow::compute::concat_batches(&self.output_schema, &parts)
+                    .map_err(|e| e.to_string());
+            }
+        }
         let _ = self.ctx.deregister_table(&self.table);
         self.ctx
             .register_batch(&self.table, batch)
@@ -279,6 +315,85 @@ impl Mapper {
         let parts = df.collect().await.map_err(|e| e.to_string())?;
         arrow::compute::concat_batches(&self.output_schema, &parts).map_err(|e| e.to_string())
     }
+}
+
+/// Plans `df` (the mapping over the empty source table) once, if the plan can be reused for
+/// every chunk: it calls no function whose value is fixed at planning time (`now()`,
+/// `current_date()`: those are planned per chunk, as before) and it is nothing but projections
+/// over the in-memory scan (a mapping with a filter, join, aggregate, sort or limit has a plan
+/// that may depend on the data's statistics; it is planned per chunk and rejected by the row
+/// count check as before).
+async fn prepare(df: DataFrame) -> Option<Prepared> {
+    if uses_stable_functions(df.logical_plan()) {
+        return None;
+    }
+    let task_ctx = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await.ok()?;
+    reusable(&plan).then_some(Prepared { plan, task_ctx })
+}
+
+/// True when the plan calls a function evaluated once per query (Volatility::Stable).
+fn uses_stable_functions(plan: &LogicalPlan) -> bool {
+    let stable = |e: &Expr| {
+        e.exists(|e| {
+            Ok(matches!(e, Expr::ScalarFunction(f)
+                if f.func.signature().volatility == Volatility::Stable))
+        })
+        .unwrap_or(true)
+    };
+    plan.exists(|node| {
+        let mut found = false;
+        node.apply_expressions(|e| {
+            found = stable(e);
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        Ok(found)
+    })
+    .unwrap_or(true)
+}
+
+/// The in-memory scan of a plan leaf, without a row limit.
+fn memory_scan(plan: &dyn ExecutionPlan) -> Option<&MemorySourceConfig> {
+    let scan = plan.downcast_ref::<DataSourceExec>()?;
+    let source = scan.data_source().downcast_ref::<MemorySourceConfig>()?;
+    DataSource::fetch(source).is_none().then_some(source)
+}
+
+/// Projections over one in-memory scan, nothing else.
+fn reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if memory_scan(plan.as_ref()).is_some() {
+        return true;
+    }
+    let children = plan.children();
+    plan.is::<ProjectionExec>() && children.len() == 1 && reusable(children[0])
+}
+
+/// The prepared plan over `batch`: the scan leaf replaced with one of `batch` (same schema,
+/// projection and partitioning, so the nodes above keep their properties).
+fn bind(
+    plan: &Arc<dyn ExecutionPlan>,
+    batch: &RecordBatch,
+) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    if let Some(source) = memory_scan(plan.as_ref()) {
+        return Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch.clone()]],
+            source.original_schema(),
+            source.projection().clone(),
+        )?);
+    }
+    let children = plan
+        .children()
+        .into_iter()
+        .map(|c| bind(c, batch))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Arc::clone(plan).replace_children(
+        children,
+        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+    )
 }
 
 /// A DataFusion session for mappings: one partition (row order is preserved) and large batches.

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 mod manifest;
+mod parallel;
 mod rejects;
 
 use std::fs::File;
@@ -16,13 +17,13 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 pub use manifest::{
     BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, MANIFEST_FILE,
 };
+pub use parallel::ParallelWriter;
 pub use rejects::{ErrorEntry, Rejection, RejectsState, Stage, REJECTED_FILE};
 
 /// What a staged batch holds at a checkpoint: the sealed accepted files and the rejects. A
@@ -144,7 +145,7 @@ pub struct BatchWriter {
     schema: SchemaRef,
     props: WriterProperties,
     options: SinkOptions,
-    current: Option<(ArrowWriter<File>, String, u64)>,
+    current: Option<(ParallelWriter<File>, String, u64)>,
     files: Vec<FileEntry>,
     rejects: rejects::RejectWriter,
 }
@@ -295,7 +296,7 @@ impl BatchWriter {
         let name = format!("part-{:05}.parquet", self.files.len());
         let path = self.staging.join(&name);
         let file = File::create(&path).map_err(io_err("creating", &path))?;
-        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
+        let writer = ParallelWriter::try_new(file, self.schema.clone(), self.props.clone())
             .map_err(|e| SinkError::Parquet {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -369,10 +370,16 @@ impl BatchWriter {
     }
 }
 
-fn writer_props(options: &SinkOptions) -> WriterProperties {
+/// ZSTD level of accepted files. Level 1 encodes about twice as fast as level 3 for files a
+/// few percent larger (BENCHMARKS.md §1 has the measured sizes).
+pub const ZSTD_LEVEL: i32 = 1;
+
+/// The Parquet settings of accepted files: ZSTD at [`ZSTD_LEVEL`], row groups of
+/// [`SinkOptions::row_group_rows`], and `created_by` naming this tool.
+pub fn writer_props(options: &SinkOptions) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level"),
         ))
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))

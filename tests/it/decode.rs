@@ -193,3 +193,49 @@ fn subscription_items_decode_as_a_list_of_structs() {
             .len()
     );
 }
+
+#[test]
+fn invalid_utf8_rejects_only_its_record_and_pages_decoded_in_parallel_keep_their_order() {
+    use stripe_xdm::decode::decode_pages;
+    // A page with one record holding bytes that are not UTF-8: the page as a whole is not
+    // UTF-8, so records are checked one by one and only that one is rejected.
+    let mut bad = br#"{"id":"ch_bad","amount":1,"description":"caf"#.to_vec();
+    bad.extend_from_slice(b"\xe9\"}");
+    let good = r#"{"id":"ch_ok","amount":2,"description":"café ✓","metadata":{"k":"v\u00e9"}}"#;
+    let mut body = b"{\"object\":\"list\",\"data\":[".to_vec();
+    let a = body.len()..body.len() + good.len();
+    body.extend_from_slice(good.as_bytes());
+    body.push(b',');
+    let b = body.len()..body.len() + bad.len();
+    body.extend_from_slice(&bad);
+    body.extend_from_slice(b"],\"has_more\":false}");
+    let body = Bytes::from(body);
+    let d = decode_records(Resource::Charges, &body, &[a, b]);
+    assert_eq!(d.batch.num_rows(), 1);
+    assert_eq!(d.rejected.len(), 1);
+    assert_eq!(d.rejected[0].id.as_deref(), Some("ch_bad"));
+    let desc = d
+        .batch
+        .column(d.batch.schema().index_of("description").unwrap());
+    assert_eq!(desc.as_string::<i32>().value(0), "café ✓");
+
+    // Many pages on the rayon pool come back in page order, as one batch.
+    let pages: Vec<(Bytes, Vec<std::ops::Range<usize>>)> = (0..40)
+        .map(|p| {
+            let records: Vec<String> = (0..25)
+                .map(|i| format!(r#"{{"id":"ch_{:04}","amount":{}}}"#, p * 25 + i, p * 25 + i))
+                .collect();
+            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+            page(&refs)
+        })
+        .collect();
+    let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
+        pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
+    let d = decode_pages(Resource::Charges, input);
+    assert_eq!(d.batch.num_rows(), 1000);
+    assert_eq!(d.sources.len(), 1000);
+    let amount = d.batch.column(d.batch.schema().index_of("amount").unwrap());
+    let want: Vec<i64> = (0..1000).collect();
+    assert_eq!(amount.as_primitive::<Int64Type>().values(), want.as_slice());
+    assert_eq!(&d.sources[999][..], br#"{"id":"ch_0999","amount":999}"#);
+}

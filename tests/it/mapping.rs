@@ -614,3 +614,67 @@ async fn enum_literals_outside_the_enum() {
     }
     assert!(!report.is_sound());
 }
+
+// ---------------------------------------------------------------------------------------------
+// planning once
+
+/// `sql` with one more output column before its last `FROM`.
+fn with_column(sql: &str, column: &str) -> String {
+    let at = sql.rfind("\nFROM ").expect("a FROM line");
+    format!("{},\n    {column}{}", &sql[..at], &sql[at..])
+}
+
+#[tokio::test]
+async fn a_projection_is_planned_once_and_maps_like_a_plan_made_per_chunk() {
+    for resource in Resource::ALL {
+        let builtin = Mapping::builtin(resource, "acme");
+        let once = Mapper::new(resource, builtin.clone())
+            .await
+            .expect("mapper");
+        assert!(
+            once.is_prepared(),
+            "{resource}: the default mapping is a projection"
+        );
+        // now() is fixed when a query is planned: such a mapping is planned per chunk.
+        let per_chunk = Mapper::new(
+            resource,
+            Mapping {
+                sql: with_column(&builtin.sql, "now() AS planned_at"),
+                origin: "test".into(),
+            },
+        )
+        .await
+        .expect("mapper");
+        assert!(!per_chunk.is_prepared(), "{resource}");
+        // Two different chunks through the same prepared plan.
+        for limit in [100, 37] {
+            let (batch, objects) = page(resource, limit);
+            let a = once.map(batch.clone()).await.expect("maps").batch;
+            let b = per_chunk.map(batch).await.expect("maps").batch;
+            assert_eq!(a.num_rows(), objects.len());
+            let b = b
+                .project(&(0..a.num_columns()).collect::<Vec<_>>())
+                .unwrap();
+            assert_eq!(a.columns(), b.columns(), "{resource}, {limit} rows");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_that_filters_is_planned_per_chunk_and_refused_by_the_row_count() {
+    let resource = Resource::Charges;
+    let builtin = Mapping::builtin(resource, "acme");
+    let mapper = Mapper::new(
+        resource,
+        Mapping {
+            sql: format!("{}\nWHERE amount > 1000", builtin.sql.trim_end()),
+            origin: "test".into(),
+        },
+    )
+    .await
+    .expect("mapper");
+    assert!(!mapper.is_prepared());
+    let (batch, _) = page(resource, 100);
+    let err = mapper.map(batch).await.unwrap_err().to_string();
+    assert!(err.contains("one row per record"), "{err}");
+}
