@@ -97,7 +97,8 @@ fn check_options(
         }
     }
     if let Some(p) = partial {
-        if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+        // Platform's flow spec: a number with exclusiveMinimum 0 (and a percentage).
+        if !p.is_finite() || p <= 0.0 || p > 100.0 {
             return Err(CatalogError::Threshold {
                 dataset: name.to_string(),
                 percent: p,

@@ -159,8 +159,8 @@ pub enum CatalogError {
         /// Primary identities found.
         found: usize,
     },
-    /// Partial-ingestion threshold outside 0..=100.
-    #[error("dataset {dataset:?}: partial ingestion threshold {percent} must be a percentage between 0 and 100")]
+    /// Partial-ingestion threshold not in (0, 100].
+    #[error("dataset {dataset:?}: partial ingestion threshold {percent} must be a percentage above 0 and at most 100 (turn partial ingestion off instead of 0)")]
     Threshold {
         /// The dataset.
         dataset: String,

@@ -332,7 +332,25 @@ pub fn print_runs(list: &[Run], json: bool) {
     );
 }
 
-pub fn run(r: &Run, json: bool) {
+/// A running run's counters are written at its end; until then they are taken from its last
+/// checkpoint. Returns when that checkpoint was taken, if one was used.
+pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) -> Option<i64> {
+    if r.status != RunStatus::Running {
+        return None;
+    }
+    let cp = cat.checkpoint(r.id).ok()??;
+    let t = stripe_xdm::pipeline::checkpoint_totals(&cp.state)?;
+    r.fetched = t.fetched;
+    r.ingested = t.ingested;
+    r.failed = t.rejected;
+    r.errors = t.rejected_by_code;
+    r.bytes_in = t.bytes_in;
+    r.files = t.files;
+    r.batch_id = Some(t.batch_id);
+    Some(cp.updated_at)
+}
+
+pub fn run(r: &Run, checkpoint_at: Option<i64>, json: bool) {
     if json {
         return print_json(r);
     }
@@ -343,6 +361,9 @@ pub fn run(r: &Run, json: bool) {
     println!("Started:          {}", opt_time(r.started_at));
     println!("Ended:            {}", opt_time(r.ended_at));
     println!("Window:           {}", window(r.window));
+    if let Some(at) = checkpoint_at {
+        println!("Progress:         as of the checkpoint at {}", time(at));
+    }
     println!("Records received: {}", r.fetched);
     println!("Records ingested: {}", r.ingested);
     println!("Records failed:   {}", r.failed);
@@ -518,14 +539,18 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
             if let Some(name) = &x.dataflow {
                 cat.dataflow(name).map_err(cat_err)?;
             }
-            let list = cat
+            let mut list = cat
                 .list_runs(x.dataflow.as_deref(), None)
                 .map_err(cat_err)?;
+            for r in &mut list {
+                with_checkpoint(&cat, r);
+            }
             print_runs(&list, x.json);
         }
         RunsCommand::Show(x) => {
-            let found = cat.run(x.id).map_err(cat_err)?;
-            run(&found, x.json);
+            let mut found = cat.run(x.id).map_err(cat_err)?;
+            let at = with_checkpoint(&cat, &mut found);
+            run(&found, at, x.json);
         }
     }
     Ok(0)
@@ -547,7 +572,10 @@ pub async fn monitor(a: MonitorArgs) -> Result<u8> {
     let now = now();
     let mut rows = Vec::new();
     for flow in cat.list_dataflows().map_err(cat_err)? {
-        let runs = cat.list_runs(Some(&flow.name), None).map_err(cat_err)?;
+        let mut runs = cat.list_runs(Some(&flow.name), None).map_err(cat_err)?;
+        for r in &mut runs {
+            with_checkpoint(&cat, r);
+        }
         let last_scheduled = runs.iter().map(|r| r.scheduled_time).max();
         let next_run = if !flow.enabled {
             None

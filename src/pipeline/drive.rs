@@ -377,3 +377,37 @@ async fn process_chunk(
         totals,
     })
 }
+
+/// What a running run has committed to its last checkpoint, for monitoring while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckpointTotals {
+    /// The batch being staged.
+    pub batch_id: String,
+    /// Records fetched up to the checkpoint.
+    pub fetched: u64,
+    /// Records accepted.
+    pub ingested: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Rejected records by error code.
+    pub rejected_by_code: BTreeMap<String, u64>,
+    /// Bytes of JSON received.
+    pub bytes_in: u64,
+    /// Sealed Parquet files.
+    pub files: u64,
+}
+
+/// Reads the totals of a checkpoint's state (as stored in the catalog); `None` when it is not
+/// a state this version wrote.
+pub fn checkpoint_totals(state: &str) -> Option<CheckpointTotals> {
+    let state: CheckpointState = serde_json::from_str(state).ok()?;
+    (state.version == CHECKPOINT_VERSION).then(|| CheckpointTotals {
+        batch_id: state.batch_id,
+        fetched: state.totals.fetched,
+        ingested: state.totals.ingested,
+        rejected: state.totals.rejected(),
+        rejected_by_code: state.totals.rejected_by_code,
+        bytes_in: state.totals.bytes_in,
+        files: state.staged.files.len() as u64,
+    })
+}

@@ -28,7 +28,9 @@ mod resume;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
 pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl};
-pub use drive::{CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL};
+pub use drive::{
+    checkpoint_totals, CheckpointTotals, CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL,
+};
 
 /// The file of a batch holding the `(id, created)` of its objects in the next run's re-read
 /// span (dataflow runs only).

@@ -197,14 +197,19 @@ fn dataset_rules() {
         })
         .unwrap();
     assert!(d.error_diagnostics);
-    let bad = NewDataset {
-        partial_ingestion_percent: Some(101.0),
-        ..dataset("bad")
-    };
-    assert!(matches!(
-        c.create_dataset(&bad),
-        Err(CatalogError::Threshold { .. })
-    ));
+    // Platform's rule: a percentage with exclusiveMinimum 0.
+    for percent in [101.0, 0.0, -1.0, f64::NAN] {
+        let bad = NewDataset {
+            partial_ingestion_percent: Some(percent),
+            ..dataset("bad")
+        };
+        let err = c.create_dataset(&bad).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::Threshold { .. }),
+            "{percent}: {err}"
+        );
+        assert!(err.to_string().contains("above 0"), "{err}");
+    }
     let broken = NewDataset {
         schema_json: "{".into(),
         ..dataset("broken")

@@ -202,6 +202,23 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
     assert_eq!(run.status, RunStatus::Running, "resumable, not failed");
     assert_eq!(run.owner_pid, None, "let go of");
     assert_eq!(cat.watermark("big").unwrap(), None, "nothing committed");
+    // While it waits to be resumed, its counters come from its checkpoint.
+    let cp = cat.checkpoint(run_id).unwrap().unwrap();
+    let live = stripe_xdm::pipeline::checkpoint_totals(&cp.state).expect("totals");
+    assert!(live.fetched > 0 && live.fetched < 4_000, "{live:?}");
+    assert_eq!(live.fetched, live.ingested + live.rejected);
+    let shown = crate::support::bin::output(crate::support::bin::command(
+        Some(home.path()),
+        &["runs", "show", &run_id.to_string()],
+        &[],
+    ))
+    .await;
+    let text = crate::support::bin::text(&shown);
+    assert!(text.contains("as of the checkpoint"), "{text}");
+    assert!(
+        text.contains(&format!("Records received: {}", live.fetched)),
+        "{text}"
+    );
     // The next run resumes it and commits the whole window once.
     let done = run_dataflow(&cfg, "big", now(), None).await.unwrap();
     assert!(done.resumed);
