@@ -394,9 +394,15 @@ impl RejectWriter {
     }
 }
 
+/// Rows per row group of the rejected rows: each carries its raw source record (kilobytes),
+/// and a row group's encoded pages stay in memory until it is closed, so row groups are kept
+/// small to keep memory flat however many rows a long backfill rejects.
+const REJECT_ROW_GROUP_ROWS: usize = 8 * 1024;
+
 fn reject_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(REJECT_ROW_GROUP_ROWS))
         .build()
 }
 
@@ -415,8 +421,18 @@ fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
     let mut w =
         ArrowWriter::try_new(file, rejected_schema(), Some(reject_props())).map_err(perr)?;
     for part in parts {
+        // Streamed batch by batch: a part can hold many rejected rows.
         let p = dir.join(part);
-        for batch in super::read_parquet(&p)? {
+        let read_err = |e: parquet::errors::ParquetError| SinkError::Parquet {
+            path: p.clone(),
+            reason: e.to_string(),
+        };
+        let file = File::open(&p).map_err(io_err("opening", &p))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(read_err)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| read_err(e.into()))?;
             w.write(&batch).map_err(perr)?;
         }
         std::fs::remove_file(&p).map_err(io_err("removing", &p))?;

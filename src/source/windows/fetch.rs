@@ -180,6 +180,9 @@ async fn step(ctx: &Ctx<'_>, mut w: Walker) -> Result<Option<Stepped>, SourceErr
             .or_else(|| page.iter().next().and_then(record_created))
     };
     w.prev_last = t_last;
+    if t_last.is_some() {
+        w.state.reached = t_last;
+    }
 
     let mut spawned = Vec::new();
     {
