@@ -346,6 +346,7 @@ pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) -> Optio
     r.errors = t.rejected_by_code;
     r.bytes_in = t.bytes_in;
     r.files = t.files;
+    r.bytes_out = t.bytes_out;
     r.batch_id = Some(t.batch_id);
     Some(cp.updated_at)
 }

@@ -216,8 +216,8 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
             // An expanded object (or a deleted stub): keep its id, skip the rest.
             Col::Str(s) if matches!(self.kind, Kind::Id) => {
                 let mut id: Option<String> = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "id" && id.is_none() {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    if &*key == "id" && id.is_none() {
                         id = map.next_value::<Option<String>>()?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
@@ -235,7 +235,7 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
                 values,
                 valid,
             } => {
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     let value = map.next_value::<MetaValue<'de>>()?;
                     keys.push(&key);
                     match value.0 {
@@ -249,6 +249,45 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
             }
             _ => Err(err(expected, "an object")),
         }
+    }
+}
+
+/// An object key, borrowed from the page when it has no escapes: serde's own `Cow<str>`
+/// always allocates, once per key of every record.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl std::ops::Deref for Key<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_string().into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -320,7 +359,7 @@ impl<'de> Visitor<'de> for StructSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let s = self.col;
         let stamp = s.begin_object();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
             match s.index_of(&key) {
                 Some(i) => {
                     if s.seen[i] == stamp {

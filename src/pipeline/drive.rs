@@ -395,6 +395,8 @@ pub struct CheckpointTotals {
     pub bytes_in: u64,
     /// Sealed Parquet files.
     pub files: u64,
+    /// Bytes of the sealed Parquet files.
+    pub bytes_out: u64,
 }
 
 /// Reads the totals of a checkpoint's state (as stored in the catalog); `None` when it is not
@@ -409,5 +411,6 @@ pub fn checkpoint_totals(state: &str) -> Option<CheckpointTotals> {
         rejected_by_code: state.totals.rejected_by_code,
         bytes_in: state.totals.bytes_in,
         files: state.staged.files.len() as u64,
+        bytes_out: state.staged.files.iter().map(|f| f.bytes).sum(),
     })
 }

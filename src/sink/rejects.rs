@@ -396,26 +396,32 @@ impl RejectWriter {
 
 /// Rows per row group of the rejected rows: each carries its raw source record (kilobytes),
 /// and a row group's encoded pages stay in memory until it is closed, so row groups are kept
-/// small to keep memory flat however many rows a long backfill rejects.
+/// small (in rows, and in bytes for large records) to keep memory flat however many rows a long
+/// backfill rejects.
 const REJECT_ROW_GROUP_ROWS: usize = 8 * 1024;
+const REJECT_ROW_GROUP_BYTES: usize = 64 << 20;
 
 fn reject_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(REJECT_ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(REJECT_ROW_GROUP_BYTES))
         .build()
 }
 
 /// Joins the sealed parts into `rejected.parquet` (a rename when there is one) and removes them.
+/// The joined file is written under a temporary name and renamed when complete; the parts are
+/// removed only then, so a failure leaves every part in place for a retry.
 fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
     let target = dir.join(REJECTED_FILE);
     if let [only] = parts {
         let p = dir.join(only);
         return std::fs::rename(&p, &target).map_err(io_err("renaming", &p));
     }
-    let file = File::create(&target).map_err(io_err("creating", &target))?;
+    let joining = dir.join(format!(".{REJECTED_FILE}.joining"));
+    let file = File::create(&joining).map_err(io_err("creating", &joining))?;
     let perr = |e: parquet::errors::ParquetError| SinkError::Parquet {
-        path: target.clone(),
+        path: joining.clone(),
         reason: e.to_string(),
     };
     let mut w =
@@ -435,8 +441,75 @@ fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
             let batch = batch.map_err(|e| read_err(e.into()))?;
             w.write(&batch).map_err(perr)?;
         }
-        std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
     }
     w.close().map_err(perr)?;
+    std::fs::rename(&joining, &target).map_err(io_err("renaming", &joining))?;
+    for part in parts {
+        let p = dir.join(part);
+        std::fs::remove_file(&p).map_err(io_err("removing", &p))?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(i: usize) -> Rejection {
+        Rejection {
+            object_id: Some(format!("ch_{i}")),
+            stage: Stage::Decode,
+            errors: vec![ErrorEntry {
+                column: String::new(),
+                code: "INGEST-1401-400".into(),
+                message: "broken".into(),
+                value: None,
+            }],
+            source: format!("{{\"id\":\"ch_{i}\""),
+        }
+    }
+
+    #[test]
+    fn parts_are_joined_in_order_and_kept_when_joining_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RejectWriter::new(dir.path()).unwrap();
+        for part in 0..3 {
+            let rows: Vec<Rejection> = (part * 10..part * 10 + 10).map(rejection).collect();
+            w.write(&rows).unwrap();
+            w.seal().unwrap();
+        }
+        let state = w.seal().unwrap();
+        assert_eq!(state.parts.len(), 3);
+        // A damaged part: the join fails and leaves every part in place.
+        let bad = dir.path().join(&state.parts[2]);
+        let good = std::fs::read(&bad).unwrap();
+        std::fs::write(&bad, b"not parquet").unwrap();
+        assert!(join_parts(dir.path(), &state.parts).is_err());
+        for p in &state.parts {
+            assert!(dir.path().join(p).exists(), "{p} kept");
+        }
+        assert!(!dir.path().join(REJECTED_FILE).exists());
+        // Repaired, the retry joins all 30 rows in order and removes the parts.
+        std::fs::write(&bad, good).unwrap();
+        join_parts(dir.path(), &state.parts).unwrap();
+        let batches = crate::sink::read_parquet(&dir.path().join(REJECTED_FILE)).unwrap();
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let c = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>();
+                c.unwrap()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want: Vec<String> = (0..30).map(|i| format!("ch_{i}")).collect();
+        assert_eq!(ids, want);
+        for p in &state.parts {
+            assert!(!dir.path().join(p).exists(), "{p} removed");
+        }
+    }
 }

@@ -69,7 +69,8 @@ impl WindowState {
     pub fn walked(&self) -> i64 {
         match (self.done, self.reached) {
             (true, _) => self.width(),
-            (false, Some(r)) => self.lt.saturating_sub(r.clamp(self.gte, self.lt)),
+            // max/min, not clamp: a range read back from a bad checkpoint may have gte > lt.
+            (false, Some(r)) => self.lt.saturating_sub(r.max(self.gte).min(self.lt)).max(0),
             (false, None) => 0,
         }
     }

@@ -239,3 +239,22 @@ fn invalid_utf8_rejects_only_its_record_and_pages_decoded_in_parallel_keep_their
     assert_eq!(amount.as_primitive::<Int64Type>().values(), want.as_slice());
     assert_eq!(&d.sources[999][..], br#"{"id":"ch_0999","amount":999}"#);
 }
+
+#[test]
+fn escaped_keys_and_metadata_values_decode_like_plain_ones() {
+    let plain = r#"{"id":"ch_1","amount":5,"metadata":{"order":"a\"b"}}"#;
+    let escaped = r#"{"id":"ch_2","amo\u0075nt":6,"metadata":{"ord\u0065r":"x\u00e9"}}"#;
+    let (body, ranges) = page(&[plain, escaped]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    let amount = d.batch.column(d.batch.schema().index_of("amount").unwrap());
+    assert_eq!(amount.as_primitive::<Int64Type>().values(), &[5, 6]);
+    let meta = d
+        .batch
+        .column(d.batch.schema().index_of("metadata").unwrap());
+    let meta = meta.as_any().downcast_ref::<MapArray>().unwrap();
+    let keys = meta.keys().as_string::<i32>();
+    let values = meta.values().as_string::<i32>();
+    assert_eq!((keys.value(0), values.value(0)), ("order", "a\"b"));
+    assert_eq!((keys.value(1), values.value(1)), ("order", "xé"));
+}
