@@ -109,6 +109,11 @@ pub struct Run {
     pub owner_pid: Option<u32>,
     /// Its batch's upload to Platform, when one was made.
     pub upload: Option<RunUpload>,
+    /// For a run still in progress whose counts were taken from its last checkpoint (as
+    /// `runs list|show` and `monitor` do): when that checkpoint was written. `None` as read
+    /// from the catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_as_of: Option<i64>,
 }
 
 /// A run's batch as Platform saw it.
@@ -186,6 +191,7 @@ impl Run {
                     uploaded_at: r.get::<_, Option<i64>>("uploaded_at")?.unwrap_or(0),
                 }),
             },
+            progress_as_of: None,
         })
     }
 }

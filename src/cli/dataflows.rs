@@ -473,7 +473,7 @@ pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8
         }
         Err(e) => return Err(CliError::usage(e)),
     };
-    out::run(&result.run, None, x.json);
+    out::run(&result.run, x.json);
     if !x.json {
         if result.resumed {
             println!("(resumed run {} from its last checkpoint)", result.run.id);

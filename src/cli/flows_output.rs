@@ -333,13 +333,17 @@ pub fn print_runs(list: &[Run], json: bool) {
 }
 
 /// A running run's counters are written at its end; until then they are taken from its last
-/// checkpoint. Returns when that checkpoint was taken, if one was used.
-pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) -> Option<i64> {
+/// checkpoint, and `progress_as_of` says when that was written.
+pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) {
     if r.status != RunStatus::Running {
-        return None;
+        return;
     }
-    let cp = cat.checkpoint(r.id).ok()??;
-    let t = stripe_xdm::pipeline::checkpoint_totals(&cp.state)?;
+    let Some(cp) = cat.checkpoint(r.id).ok().flatten() else {
+        return;
+    };
+    let Some(t) = stripe_xdm::pipeline::checkpoint_totals(&cp.state) else {
+        return;
+    };
     r.fetched = t.fetched;
     r.ingested = t.ingested;
     r.failed = t.rejected;
@@ -348,10 +352,10 @@ pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) -> Optio
     r.files = t.files;
     r.bytes_out = t.bytes_out;
     r.batch_id = Some(t.batch_id);
-    Some(cp.updated_at)
+    r.progress_as_of = Some(cp.updated_at);
 }
 
-pub fn run(r: &Run, checkpoint_at: Option<i64>, json: bool) {
+pub fn run(r: &Run, json: bool) {
     if json {
         return print_json(r);
     }
@@ -362,7 +366,7 @@ pub fn run(r: &Run, checkpoint_at: Option<i64>, json: bool) {
     println!("Started:          {}", opt_time(r.started_at));
     println!("Ended:            {}", opt_time(r.ended_at));
     println!("Window:           {}", window(r.window));
-    if let Some(at) = checkpoint_at {
+    if let Some(at) = r.progress_as_of {
         println!("Progress:         as of the checkpoint at {}", time(at));
     }
     println!("Records received: {}", r.fetched);
@@ -550,8 +554,8 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
         }
         RunsCommand::Show(x) => {
             let mut found = cat.run(x.id).map_err(cat_err)?;
-            let at = with_checkpoint(&cat, &mut found);
-            run(&found, at, x.json);
+            with_checkpoint(&cat, &mut found);
+            run(&found, x.json);
         }
     }
     Ok(0)

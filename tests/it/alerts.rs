@@ -87,6 +87,7 @@ fn ended(status: RunStatus, failed: u64) -> Run {
         failure_reason: None,
         owner_pid: None,
         upload: None,
+        progress_as_of: None,
     }
 }
 

@@ -219,6 +219,15 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
         text.contains(&format!("Records received: {}", live.fetched)),
         "{text}"
     );
+    let listed = crate::support::bin::output(crate::support::bin::command(
+        Some(home.path()),
+        &["runs", "list", "--json"],
+        &[],
+    ))
+    .await;
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed[0]["fetched"], live.fetched, "{listed}");
+    assert_eq!(listed[0]["progress_as_of"], cp.updated_at, "{listed}");
     // The next run resumes it and commits the whole window once.
     let done = run_dataflow(&cfg, "big", now(), None).await.unwrap();
     assert!(done.resumed);
