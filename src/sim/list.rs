@@ -211,11 +211,13 @@ impl Simulator {
     }
 
     fn cursor(&self, r: Resource, id: &str, param: &'static str) -> Result<u64, ListError> {
-        self.index_of(r, id).ok_or_else(|| ListError::NoSuchObject {
-            object: r.object_name(),
-            id: id.to_string(),
-            param,
-        })
+        self.index_of(r, id)
+            .filter(|&i| !self.is_deleted(r, i))
+            .ok_or_else(|| ListError::NoSuchObject {
+                object: r.object_name(),
+                id: id.to_string(),
+                param,
+            })
     }
 
     /// The indices one list request returns, newest first, and `has_more`.
@@ -253,6 +255,7 @@ impl Simulator {
         buf: &mut Vec<u8>,
     ) -> Result<usize, ListError> {
         let (page, has_more) = self.select(r, p)?;
+        self.delete_listed(r, &page);
         buf.reserve(page.len() * 2600 + 96);
         buf.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
         for (n, &i) in page.iter().enumerate() {

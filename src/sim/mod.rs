@@ -93,6 +93,10 @@ pub struct SimConfig {
     /// Objects (resource, indices) that lists leave out until [`Simulator::reveal_late`]: they
     /// exist with their `created` time but become visible late, as Stripe's lists sometimes do.
     pub late: Vec<(Resource, u64)>,
+    /// Resources whose objects are deleted right after a list first returns them, as when
+    /// customers are deleted while a backfill walks them: a later `starting_after` naming one
+    /// gets Stripe's `resource_missing`, and lists leave them out.
+    pub deleted_after_listing: Vec<Resource>,
 }
 
 /// 2025-01-01T00:00:00Z.
@@ -117,6 +121,7 @@ impl Default for SimConfig {
             restricted: Vec::new(),
             faults: Faults::default(),
             late: Vec::new(),
+            deleted_after_listing: Vec::new(),
         }
     }
 }
@@ -186,6 +191,13 @@ impl SimConfig {
         self
     }
 
+    /// Deletes every object of `r` right after a list first returns it (see
+    /// [`SimConfig::deleted_after_listing`]).
+    pub fn with_deleted_after_listing(mut self, r: Resource) -> Self {
+        self.deleted_after_listing.push(r);
+        self
+    }
+
     /// Sets the randomised faults.
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
@@ -211,6 +223,8 @@ pub struct Simulator {
     timelines: [Timeline; 6],
     /// Whether the late objects are visible yet (shared by clones, so a running server sees it).
     revealed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Objects deleted so far ([`SimConfig::deleted_after_listing`]), shared by clones.
+    deleted: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<(Resource, u64)>>>,
 }
 
 impl Simulator {
@@ -231,6 +245,7 @@ impl Simulator {
             config,
             timelines,
             revealed: Default::default(),
+            deleted: Default::default(),
         }
     }
 
@@ -241,11 +256,30 @@ impl Simulator {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Whether object `i` of `r` is hidden from lists right now.
+    /// Whether object `i` of `r` is hidden from lists right now (late, or deleted).
     pub(crate) fn hidden(&self, r: Resource, i: u64) -> bool {
-        !self.config.late.is_empty()
+        (!self.config.late.is_empty()
             && !self.revealed.load(std::sync::atomic::Ordering::SeqCst)
-            && self.config.late.contains(&(r, i))
+            && self.config.late.contains(&(r, i)))
+            || self.is_deleted(r, i)
+    }
+
+    /// Whether object `i` of `r` has been deleted.
+    pub(crate) fn is_deleted(&self, r: Resource, i: u64) -> bool {
+        self.config.deleted_after_listing.contains(&r)
+            && self
+                .deleted
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&(r, i))
+    }
+
+    /// Deletes the objects a list just returned, for resources configured so.
+    pub(crate) fn delete_listed(&self, r: Resource, indices: &[u64]) {
+        if self.config.deleted_after_listing.contains(&r) {
+            let mut deleted = self.deleted.write().unwrap_or_else(|p| p.into_inner());
+            deleted.extend(indices.iter().map(|&i| (r, i)));
+        }
     }
 
     pub fn config(&self) -> &SimConfig {

@@ -45,6 +45,12 @@ pub struct WindowState {
     /// `[reached, lt)` is behind it (for progress; `None` before its first page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reached: Option<i64>,
+    /// The ids already emitted whose `created` is `reached`; `None` when not known (before the
+    /// first page, or after a page whose last record's `created` could not be read). If the
+    /// cursor object is deleted in Stripe, the walk goes on from `[gte, reached + 1)` without a
+    /// cursor and leaves these out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<Vec<String>>,
 }
 
 impl WindowState {
@@ -57,6 +63,7 @@ impl WindowState {
             cursor: None,
             done: false,
             reached: None,
+            edge: None,
         }
     }
 

@@ -496,3 +496,79 @@ async fn a_cursor_loop_in_a_window_is_a_stuck_cursor() {
         other => panic!("expected a stuck cursor, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_deleted_cursor_object_is_walked_around_by_time_without_loss_or_duplicates() {
+    // Every customer is deleted right after a list returns it, so every page's cursor is gone
+    // when the next page is requested: each window goes on by time from the second it reached,
+    // leaving out the ids it already emitted there. With 250 objects a second, those seconds
+    // span several pages.
+    let c = Resource::Customers;
+    for (per_second, window) in [(3, None), (250, Some((4_000_000, 4_000_010)))] {
+        for concurrency in [1, 3] {
+            let mut cfg = SimConfig::default()
+                .with_count(c, 2_000)
+                .with_per_second(per_second)
+                .with_deleted_after_listing(c);
+            if let Some((a, b)) = window {
+                cfg = cfg.with_window(a, b);
+            }
+            let (h, client) = sim(cfg).await;
+            let (gte, lt) = range(&h);
+            let want = sim_ids(&h, c, gte, lt);
+            assert_eq!(want.len(), 2_000);
+            let plan = WindowPlan::split(gte, lt, 2);
+            let (pages, res) = fetch(&client, c, plan.clone(), opts(concurrency, 2), None).await;
+            let summary = res.unwrap_or_else(|e| panic!("{per_second}/s, {concurrency}: {e}"));
+            let mut applied = plan;
+            let mut ids = Vec::new();
+            for wp in &pages {
+                ids.extend(wp.page.iter().map(|r| record_id(r).expect("id")));
+                applied.apply(&wp.event);
+                applied.check().expect("plan stays consistent");
+            }
+            assert!(applied.is_done());
+            assert_eq!(summary.records, ids.len() as u64);
+            assert_exactly(ids, &want);
+            let stats = client.stats();
+            assert!(
+                stats.requests >= stats.pages + summary.pages / 2,
+                "a failed request per deleted cursor: {stats:?}, {summary:?}"
+            );
+            h.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_the_reached_second_a_deleted_cursor_is_an_error_naming_it() {
+    let c = Resource::Customers;
+    let (h, client) = sim(SimConfig::default()
+        .with_count(c, 300)
+        .with_deleted_after_listing(c))
+    .await;
+    let (gte, lt) = range(&h);
+    // A window state from an older checkpoint: a cursor, but no reached second or edge ids.
+    let first = h.simulator().ids(c, Some(gte), Some(lt))[0].clone();
+    let (_, _) = fetch(
+        &client,
+        c,
+        WindowPlan::split(gte, lt, 1),
+        opts(1, 0),
+        Some(1),
+    )
+    .await;
+    let mut w = WindowState::new(0, gte, lt);
+    w.cursor = Some(first.clone());
+    let plan = WindowPlan {
+        windows: vec![w],
+        next_id: 1,
+    };
+    let (_, res) = fetch(&client, c, plan, opts(1, 0), None).await;
+    let err = res.unwrap_err().to_string();
+    assert!(
+        err.contains("resource_missing") && err.contains(&first),
+        "{err}"
+    );
+    h.shutdown().await;
+}

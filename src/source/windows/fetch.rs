@@ -149,15 +149,38 @@ async fn step(ctx: &Ctx<'_>, mut w: Walker) -> Result<Option<Stepped>, SourceErr
     if ctx.tx.is_closed() {
         return Ok(None);
     }
-    let window = Window {
+    let mut window = Window {
         gte: Some(w.state.gte),
         lt: Some(w.state.lt),
     };
-    let first = w.state.cursor.is_none();
-    let page = ctx
+    let mut page = match ctx
         .client
         .list_page(ctx.resource, window, w.state.cursor.as_deref())
-        .await?;
+        .await
+    {
+        Ok(page) => page,
+        Err(e) if cursor_missing(&e) && resumable_by_time(&w.state) => {
+            // The cursor object was deleted in Stripe (a customer, say) since it was listed:
+            // go on by time, from the second of the last record emitted, without a cursor.
+            let reached = w.state.reached.expect("checked by resumable_by_time");
+            tracing::warn!(
+                window = w.state.id,
+                cursor = w.state.cursor.as_deref().unwrap_or(""),
+                created_lt = reached + 1,
+                "the cursor object no longer exists; walking on from its second"
+            );
+            w.state.lt = reached + 1;
+            w.state.cursor = None;
+            w.prev_last = None;
+            window.lt = Some(w.state.lt);
+            ctx.client.list_page(ctx.resource, window, None).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let first = page.starting_after.is_none();
+    if first {
+        leave_out_emitted(&mut page, &w.state);
+    }
     if let Some(next) = &page.next_cursor {
         if page.has_more && !w.seen.insert(next.clone()) {
             return Err(SourceError::StuckCursor {
@@ -180,9 +203,7 @@ async fn step(ctx: &Ctx<'_>, mut w: Walker) -> Result<Option<Stepped>, SourceErr
             .or_else(|| page.iter().next().and_then(record_created))
     };
     w.prev_last = t_last;
-    if t_last.is_some() {
-        w.state.reached = t_last;
-    }
+    remember_edge(&mut w.state, &page, t_last);
 
     let mut spawned = Vec::new();
     {
@@ -231,6 +252,66 @@ async fn step(ctx: &Ctx<'_>, mut w: Walker) -> Result<Option<Stepped>, SourceErr
     }))
 }
 
+/// Stripe's answer to a `starting_after` that names an object that no longer exists.
+fn cursor_missing(e: &SourceError) -> bool {
+    matches!(e, SourceError::Stripe { status: 400 | 404, code: Some(code), param: Some(param), .. }
+        if code == "resource_missing" && param == "starting_after")
+}
+
+/// Whether a window whose cursor is gone can go on by time: it knows the second it reached and
+/// the ids it emitted in that second.
+fn resumable_by_time(w: &WindowState) -> bool {
+    w.cursor.is_some() && w.reached.is_some_and(|r| r >= w.gte && r < w.lt) && w.edge.is_some()
+}
+
+/// On a page listed without a cursor after a walk by time resumed (see `step`), the records of
+/// the reached second that were emitted before are left out. The cursor for the next page
+/// stays the page's own last id.
+fn leave_out_emitted(page: &mut crate::source::Page, w: &WindowState) {
+    let (Some(reached), Some(edge)) = (w.reached, w.edge.as_ref()) else {
+        return;
+    };
+    if edge.is_empty() {
+        return;
+    }
+    let body = page.body.clone();
+    page.records.retain(|r| {
+        let raw = &body[r.clone()];
+        record_created(raw) != Some(reached)
+            || !crate::source::envelope::record_id(raw).is_some_and(|id| edge.contains(&id))
+    });
+}
+
+/// Updates the window's `reached` second and the ids emitted in it after `page`, whose last
+/// record was created at `t_last` (records come newest first, so only the page's tail is read).
+fn remember_edge(w: &mut WindowState, page: &crate::source::Page, t_last: Option<i64>) {
+    let Some(t) = t_last else {
+        if !page.is_empty() {
+            // The second reached is unknown: a deleted cursor cannot be walked around.
+            w.edge = None;
+        }
+        return;
+    };
+    let tail = page
+        .records
+        .iter()
+        .rev()
+        .map(|r| &page.body[r.clone()])
+        .take_while(|raw| record_created(raw) == Some(t))
+        .filter_map(crate::source::envelope::record_id);
+    match (&mut w.edge, w.reached == Some(t)) {
+        (Some(edge), true) => {
+            for id in tail {
+                if !edge.contains(&id) {
+                    edge.push(id);
+                }
+            }
+        }
+        (edge, _) => *edge = Some(tail.collect()),
+    }
+    w.reached = Some(t);
+}
+
 /// Estimated pages left in window `w` after a page of `n` records that covered the seconds
 /// from `top` down to `t` (the `created` of its last record).
 pub(super) fn pages_left(w: &WindowState, n: usize, top: i64, t: i64, limit: u32) -> f64 {
@@ -275,6 +356,87 @@ pub(super) fn plan_split(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Page;
+
+    /// A page of customers `(id, created)`, newest first.
+    fn page(records: &[(&str, i64)], starting_after: Option<&str>) -> Page {
+        let data: Vec<String> = records
+            .iter()
+            .map(|(id, t)| format!(r#"{{"id":"{id}","object":"customer","created":{t}}}"#))
+            .collect();
+        let body = bytes::Bytes::from(format!(
+            r#"{{"object":"list","data":[{}],"has_more":true}}"#,
+            data.join(",")
+        ));
+        let env = crate::source::envelope::scan(&body).unwrap();
+        Page {
+            resource: Resource::Customers,
+            next_cursor: records.last().map(|(id, _)| id.to_string()),
+            body,
+            records: env.records,
+            has_more: true,
+            request_id: None,
+            window: Window::default(),
+            starting_after: starting_after.map(str::to_string),
+        }
+    }
+
+    fn ids(p: &Page) -> Vec<String> {
+        p.iter()
+            .map(|r| crate::source::envelope::record_id(r).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_edge_holds_the_ids_of_the_reached_second_across_pages() {
+        let mut w = WindowState::new(0, 0, 100);
+        let p1 = page(&[("c9", 90), ("c8", 80), ("c7", 80)], None);
+        remember_edge(&mut w, &p1, Some(80));
+        assert_eq!(
+            (w.reached, w.edge.clone()),
+            (Some(80), Some(vec!["c7".into(), "c8".into()]))
+        );
+        // The same second goes on in the next page: the ids add up.
+        let p2 = page(&[("c6", 80), ("c5", 80)], Some("c7"));
+        remember_edge(&mut w, &p2, Some(80));
+        assert_eq!(w.edge.as_ref().unwrap().len(), 4);
+        // A page ending in a new second starts over.
+        let p3 = page(&[("c4", 80), ("c3", 70)], Some("c5"));
+        remember_edge(&mut w, &p3, Some(70));
+        assert_eq!(
+            (w.reached, w.edge.clone()),
+            (Some(70), Some(vec!["c3".into()]))
+        );
+        // A last record without a readable `created`: the edge is unknown.
+        remember_edge(&mut w, &p3, None);
+        assert_eq!(w.edge, None);
+        w.cursor = Some("c3".into());
+        assert!(!resumable_by_time(&w));
+    }
+
+    #[test]
+    fn after_a_deleted_cursor_the_first_page_leaves_out_what_was_emitted() {
+        // Emitted so far: down to c6 at second 80 (c8, c7, c6 at 80); c6 was then deleted.
+        let mut w = WindowState::new(0, 0, 100);
+        w.reached = Some(80);
+        w.edge = Some(vec!["c8".into(), "c7".into(), "c6".into()]);
+        w.cursor = Some("c6".into());
+        assert!(resumable_by_time(&w));
+        // Walking on from [0, 81) lists c8, c7 again (c6 is gone), then c5 at 80 and older.
+        let mut p = page(&[("c8", 80), ("c7", 80), ("c5", 80), ("c4", 75)], None);
+        leave_out_emitted(&mut p, &w);
+        assert_eq!(ids(&p), ["c5", "c4"]);
+        assert_eq!(p.next_cursor.as_deref(), Some("c4"));
+        // An id of the edge at another second is not left out (ids are unique; belt and braces).
+        let mut q = page(&[("c8", 79)], None);
+        leave_out_emitted(&mut q, &w);
+        assert_eq!(ids(&q), ["c8"]);
+        // Only a page listed without a cursor is filtered by the caller; with no edge, nothing is.
+        w.edge = None;
+        let mut r = page(&[("c8", 80)], None);
+        leave_out_emitted(&mut r, &w);
+        assert_eq!(ids(&r), ["c8"]);
+    }
 
     fn opts(pages: u32, min: i64) -> WindowOptions {
         WindowOptions {
