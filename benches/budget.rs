@@ -5,6 +5,10 @@
 //! Run: `cargo bench --bench budget` (defaults: budget 25/s, 20 s of requests, 4 windows), or
 //! `BUDGET_RPS=100 BUDGET_SECS=30 BUDGET_CONCURRENCY=8 cargo bench --bench budget`.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::env;
+
 use std::time::Instant;
 
 use stripe_xdm::pipeline::{self, RunConfig};
@@ -12,24 +16,13 @@ use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::source::{ClientConfig, StripeClient, Window};
 use stripe_xdm::{Resource, Secret};
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let rps: f64 = env("BUDGET_RPS", 25.0);
     let secs: f64 = env("BUDGET_SECS", 20.0);
     let concurrency: usize = env("BUDGET_CONCURRENCY", 4);
     // Enough objects for `secs` of full pages at the budget.
     let records = (rps * secs * 100.0) as u64;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     rt.block_on(async {
         let config = SimConfig::default()
             .with_count(Resource::Charges, records)

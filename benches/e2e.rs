@@ -4,6 +4,10 @@
 //! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
 //! `E2E_RECORDS=1000000 E2E_CONCURRENCY=4 cargo bench --bench e2e`.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::env;
+
 use std::time::Instant;
 
 use stripe_xdm::pipeline::{self, RunConfig};
@@ -25,23 +29,10 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore harness flags.
-    let records: u64 = std::env::var("E2E_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let resource: Resource = std::env::var("E2E_RESOURCE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(Resource::Charges);
-    let concurrency: usize = std::env::var("E2E_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let records: u64 = env("E2E_RECORDS", 200_000);
+    let resource: Resource = env("E2E_RESOURCE", Resource::Charges);
+    let concurrency: usize = env("E2E_CONCURRENCY", 4);
+    let rt = support::runtime();
     rt.block_on(async {
         // Objects spread over ~5 years so windows stay realistic at millions of records.
         let config = SimConfig::default()

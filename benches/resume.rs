@@ -5,26 +5,21 @@
 //! Run: `cargo bench --bench resume` (defaults: 1,000,000 charges, 10 trials), or
 //! `RESUME_RECORDS=200000 RESUME_TRIALS=3 cargo bench --bench resume`.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::env;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
 use rand::{Rng, SeedableRng};
 use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
-use stripe_xdm::sink::{read_batch_dir, read_parquet, REJECTED_FILE};
 use stripe_xdm::Resource;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
 const KEY_VAR: &str = "STRIPE_XDM_BENCH_KEY";
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn xdm(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -45,23 +40,8 @@ fn ok(home: &Path, args: &[&str]) {
 
 /// Every object id of a committed batch (accepted rows and rejected rows), and the row count.
 fn batch_ids(dir: &Path) -> (BTreeSet<String>, u64) {
-    let mut ids = BTreeSet::new();
-    let mut rows = 0;
-    let mut add = |batches: Vec<arrow::array::RecordBatch>, column: &str| {
-        for b in batches {
-            let col = b.column(b.schema().index_of(column).unwrap()).clone();
-            let s = col.as_string::<i32>();
-            for i in 0..s.len() {
-                ids.insert(s.value(i).to_string());
-                rows += 1;
-            }
-        }
-    };
-    add(read_batch_dir(dir).unwrap(), "_id");
-    if dir.join(REJECTED_FILE).exists() {
-        add(read_parquet(&dir.join(REJECTED_FILE)).unwrap(), "object_id");
-    }
-    (ids, rows)
+    let ids = stripe_xdm::sink::analysis::batch_ids(dir).unwrap();
+    (ids.ids(), ids.rows() as u64)
 }
 
 fn committed_dir(home: &Path) -> std::path::PathBuf {
@@ -127,11 +107,7 @@ fn main() {
     let records: u64 = env("RESUME_RECORDS", 1_000_000);
     let trials: u32 = env("RESUME_TRIALS", 10);
     let seed: u64 = env("RESUME_SEED", 7);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let sim = rt.block_on(async {
         let config = SimConfig::default()
             .with_count(Resource::Charges, records)

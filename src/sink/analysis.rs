@@ -17,6 +17,51 @@ use datafusion::datasource::MemTable;
 use super::rejects::rejected_schema;
 use super::{io_err, read_parquet, SinkError, REJECTED_FILE};
 
+/// The Stripe object ids of one batch directory, row by row, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchIds {
+    /// `_id` of every accepted row.
+    pub accepted: Vec<String>,
+    /// `object_id` of every rejected row (`None` when the record's id could not be read).
+    pub rejected: Vec<Option<String>>,
+}
+
+impl BatchIds {
+    /// Rows in the batch, accepted and rejected.
+    pub fn rows(&self) -> usize {
+        self.accepted.len() + self.rejected.len()
+    }
+
+    /// The distinct ids of all rows (a duplicate shows as `ids().len() < rows()`).
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        let rejected = self.rejected.iter().flatten();
+        self.accepted.iter().chain(rejected).cloned().collect()
+    }
+}
+
+/// Reads the object ids of a batch directory: what a comparison of two runs' output needs
+/// (resume and crash tests, the resume bench).
+pub fn batch_ids(batch_dir: &Path) -> Result<BatchIds, SinkError> {
+    let strings = |b: &RecordBatch, column: &str| -> Vec<Option<String>> {
+        b.column_by_name(column)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
+            .unwrap_or_else(|| vec![None; b.num_rows()])
+    };
+    let mut ids = BatchIds::default();
+    for b in super::read_batch_dir(batch_dir)? {
+        ids.accepted
+            .extend(strings(&b, "_id").into_iter().flatten());
+    }
+    let rejected = batch_dir.join(REJECTED_FILE);
+    if rejected.exists() {
+        for b in read_parquet(&rejected)? {
+            ids.rejected.extend(strings(&b, "object_id"));
+        }
+    }
+    Ok(ids)
+}
+
 /// A rejected row shown as an example of its group.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sample {

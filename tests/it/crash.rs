@@ -7,10 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
 use stripe_xdm::catalog::{Catalog, RunStatus};
 use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
-use stripe_xdm::sink::{read_batch_dir, REJECTED_FILE};
 use stripe_xdm::Resource;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stripe-xdm");
@@ -41,28 +39,8 @@ fn ok(home: &Path, args: &[&str]) -> String {
 }
 
 fn batch_ids(dir: &Path) -> (BTreeSet<String>, usize) {
-    let mut ids = BTreeSet::new();
-    let mut rows = 0;
-    for b in read_batch_dir(dir).unwrap() {
-        let s = b
-            .column(b.schema().index_of("_id").unwrap())
-            .as_string::<i32>()
-            .clone();
-        for i in 0..s.len() {
-            ids.insert(s.value(i).to_string());
-            rows += 1;
-        }
-    }
-    if dir.join(REJECTED_FILE).exists() {
-        for b in stripe_xdm::sink::read_parquet(&dir.join(REJECTED_FILE)).unwrap() {
-            let s = b.column(0).as_string::<i32>().clone();
-            for i in 0..s.len() {
-                ids.insert(s.value(i).to_string());
-                rows += 1;
-            }
-        }
-    }
-    (ids, rows)
+    let ids = stripe_xdm::sink::analysis::batch_ids(dir).unwrap();
+    (ids.ids(), ids.rows())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray};
 use stripe_xdm::pipeline::{
     self, MemoryCheckpoints, PipelineError, Progress, ProgressSink, RunConfig, RunReport,
 };
 use stripe_xdm::sim::{Faults, SimConfig};
-use stripe_xdm::sink::{read_batch_dir, read_parquet, BatchStatus, REJECTED_FILE};
+use stripe_xdm::sink::analysis::batch_ids;
+use stripe_xdm::sink::BatchStatus;
 use stripe_xdm::source::Window;
 use stripe_xdm::Resource;
 use tokio::sync::watch;
@@ -24,26 +24,13 @@ const COUNT: u64 = 6_000;
 
 /// `_id`s of a committed batch, with the number of rows (duplicates show as rows > ids).
 fn committed_ids(report: &RunReport) -> (BTreeSet<String>, usize) {
-    let batches = read_batch_dir(&report.batch_dir).expect("batch reads");
-    let mut ids = BTreeSet::new();
-    let mut rows = 0;
-    for b in &batches {
-        let col = b.column(b.schema().index_of("_id").unwrap());
-        let s = col.as_string::<i32>();
-        for i in 0..s.len() {
-            ids.insert(s.value(i).to_string());
-            rows += 1;
-        }
-    }
-    (ids, rows)
+    let ids = batch_ids(&report.batch_dir).expect("batch reads");
+    let accepted = ids.accepted.len();
+    (ids.accepted.into_iter().collect(), accepted)
 }
 
 fn rejected_rows(report: &RunReport) -> usize {
-    let p = report.batch_dir.join(REJECTED_FILE);
-    if !p.exists() {
-        return 0;
-    }
-    read_parquet(&p).unwrap().iter().map(|b| b.num_rows()).sum()
+    batch_ids(&report.batch_dir).unwrap().rejected.len()
 }
 
 fn config(out: &Path, concurrency: usize, batch: &str) -> RunConfig {
