@@ -23,10 +23,7 @@ fn pipeline_error(e: PipelineError) -> CliError {
 }
 
 pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
-    let base = args
-        .base_url
-        .clone()
-        .unwrap_or_else(|| stripe_xdm::source::DEFAULT_BASE_URL.to_string());
+    let base = stripe_xdm::source::resolve_base_url(args.base_url.as_deref(), None);
     let mut cfg = ClientConfig::new(base, key);
     cfg.stripe_version = args.stripe_version.clone();
     cfg.stripe_account = args.stripe_account.clone();

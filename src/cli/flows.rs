@@ -65,10 +65,7 @@ pub struct ApiArgs {
 impl ApiArgs {
     /// The base URL: the flag, else the account's, else Stripe's.
     pub(super) fn base_url_for(&self, stored: Option<&str>) -> String {
-        self.base_url
-            .clone()
-            .or_else(|| stored.map(str::to_string))
-            .unwrap_or_else(|| stripe_xdm::source::DEFAULT_BASE_URL.to_string())
+        stripe_xdm::source::resolve_base_url(self.base_url.as_deref(), stored)
     }
 
     /// A client for `key`, at [`ApiArgs::base_url_for`] `stored`.

@@ -308,10 +308,8 @@ fn dedup_pages(dedup: &super::Dedup, pages: &mut [Page], totals: &mut Totals) {
         if dedup.known.is_empty() && collect.is_none() {
             continue;
         }
-        let body = page.body.clone();
         let before = page.records.len();
-        page.records.retain(|r| {
-            let raw = &body[r.clone()];
+        page.retain(|raw| {
             let id = record_id(raw);
             if let (Some(from), Some(id)) = (collect, &id) {
                 if let Some(created) = record_created(raw).filter(|&c| c >= from) {

@@ -302,13 +302,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         // run which objects of its re-read span are known.
         let path = staging.join(TRAILING_FILE);
         let json = serde_json::to_vec(&totals.trailing).expect("ids serialize");
-        std::fs::write(&path, json).map_err(|e| {
-            PipelineError::Sink(SinkError::Io {
-                action: "writing",
-                path: path.clone(),
-                reason: e.to_string(),
-            })
-        })?;
+        std::fs::write(&path, json).map_err(crate::sink::io_err("writing", &path))?;
     }
     let diagnostics = manifest.error_diagnostics;
     let (batch_dir, manifest) =

@@ -223,13 +223,11 @@ pub async fn run_dataflow(
     let dataset = cat.dataset(&flow.dataset)?;
     let schema = dataset.schema()?;
     let key = cat.account_key(&flow.account)?;
-    let base_url = match &cfg.api_base_url {
-        Some(url) => url.clone(),
-        None => cat
-            .account(&flow.account)?
-            .base_url
-            .unwrap_or_else(|| crate::source::DEFAULT_BASE_URL.to_string()),
+    let stored = match &cfg.api_base_url {
+        Some(_) => None,
+        None => cat.account(&flow.account)?.base_url,
     };
+    let base_url = crate::source::resolve_base_url(cfg.api_base_url.as_deref(), stored.as_deref());
     let mut client_cfg = ClientConfig::new(base_url, key);
     client_cfg.requests_per_sec = cfg.requests_per_sec;
     client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec;

@@ -249,7 +249,6 @@ impl Simulator {
         }
     }
 
-    /// The configuration.
     /// Makes the late objects ([`SimConfig::with_late`]) visible in lists from now on.
     pub fn reveal_late(&self) {
         self.revealed
@@ -282,6 +281,7 @@ impl Simulator {
         }
     }
 
+    /// The configuration.
     pub fn config(&self) -> &SimConfig {
         &self.config
     }

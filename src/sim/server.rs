@@ -285,7 +285,6 @@ impl Shared {
         String::from_utf8_lossy(&b).into_owned()
     }
 
-    /// Randomised faults for request `n`, decided by hashing `(seed, n)`.
     /// Takes a token from the enforced rate limit; false when the bucket is empty.
     fn admit(&self) -> bool {
         let Some(rate) = self.sim.config.faults.rate_limit else {
@@ -303,6 +302,7 @@ impl Shared {
         }
     }
 
+    /// Randomised faults for request `n`, decided by hashing `(seed, n)`.
     fn random_fault(&self, n: u64) -> Option<Reply> {
         let f = &self.sim.config.faults;
         let h = hash(&[self.sim.config.seed, n, salt::REQUEST]);

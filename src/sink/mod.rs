@@ -405,15 +405,21 @@ pub fn read_batch_dir(dir: &Path) -> Result<Vec<RecordBatch>, SinkError> {
 
 /// Reads a Parquet file into record batches.
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
-    let file = File::open(path).map_err(io_err("opening", path))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
+    parquet_reader(path)?
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SinkError::Parquet {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
+        })
+}
+
+/// A streaming reader of a Parquet file, batch by batch.
+pub(crate) fn parquet_reader(
+    path: &Path,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, SinkError> {
+    let file = File::open(path).map_err(io_err("opening", path))?;
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
         .map_err(|e| SinkError::Parquet {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -429,16 +429,11 @@ fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
     for part in parts {
         // Streamed batch by batch: a part can hold many rejected rows.
         let p = dir.join(part);
-        let read_err = |e: parquet::errors::ParquetError| SinkError::Parquet {
-            path: p.clone(),
-            reason: e.to_string(),
-        };
-        let file = File::open(&p).map_err(io_err("opening", &p))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(read_err)?;
-        for batch in reader {
-            let batch = batch.map_err(|e| read_err(e.into()))?;
+        for batch in super::parquet_reader(&p)? {
+            let batch = batch.map_err(|e| SinkError::Parquet {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
             w.write(&batch).map_err(perr)?;
         }
     }

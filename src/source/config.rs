@@ -10,6 +10,12 @@ pub const DEFAULT_STRIPE_VERSION: &str = "2023-08-16";
 /// The default Stripe API origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
+/// The API base URL to use: the one given (a flag), else the one stored with the account, else
+/// Stripe's.
+pub fn resolve_base_url(given: Option<&str>, stored: Option<&str>) -> String {
+    given.or(stored).unwrap_or(DEFAULT_BASE_URL).to_string()
+}
+
 /// How a [`StripeClient`](super::StripeClient) talks to Stripe.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {

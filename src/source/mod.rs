@@ -17,7 +17,7 @@ pub mod retry;
 pub mod windows;
 
 pub use client::StripeClient;
-pub use config::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
+pub use config::{resolve_base_url, ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
 pub use envelope::{record_id, scan, Envelope, EnvelopeError};
 pub use error::SourceError;
 pub(crate) use http::describe as describe_http_error;

@@ -72,6 +72,13 @@ impl Page {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.records.iter().map(|r| &self.body[r.clone()])
     }
+
+    /// Keeps only the records for which `keep` (given the raw bytes) returns true. The body and
+    /// `next_cursor` stay as Stripe sent them.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let body = &self.body;
+        self.records.retain(|r| keep(&body[r.clone()]));
+    }
 }
 
 /// Counters shared by all clones of a client.

@@ -274,9 +274,7 @@ fn leave_out_emitted(page: &mut crate::source::Page, w: &WindowState) {
     if edge.is_empty() {
         return;
     }
-    let body = page.body.clone();
-    page.records.retain(|r| {
-        let raw = &body[r.clone()];
+    page.retain(|raw| {
         record_created(raw) != Some(reached)
             || !crate::source::envelope::record_id(raw).is_some_and(|id| edge.contains(&id))
     });
