@@ -1,5 +1,6 @@
-//! End-to-end bench: the simulator (no rate limit) → the whole pipeline → Parquet on disk.
-//! Prints records/s and peak RSS.
+//! End-to-end bench: the simulator (no rate limit) → the whole pipeline (fetch, decode, stage in
+//! the Delta mirror, cut the batch from it) → Parquet on disk; then a remap of the whole mirror.
+//! Prints records/s, peak RSS, the mirror's size next to the raw JSON's, and remap records/s.
 //!
 //! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
 //! `E2E_RECORDS=1000000 E2E_CONCURRENCY=4 cargo bench --bench e2e`.
@@ -25,6 +26,22 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Bytes of the files under `dir`, recursively.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -60,7 +77,26 @@ fn main() {
             report.bytes_out as f64 / (1024.0 * 1024.0),
             peak_rss_mib()
         );
-        println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} E2E_CONCURRENCY={concurrency} cargo bench --bench e2e");
+        let mirror_bytes = dir_bytes(&out.path().join("mirror").join(resource.path()));
+        println!(
+            "mirror: {:.1} MiB on disk for {:.1} MiB of JSON received ({:.2}x), {:.1} MiB per 1 M records",
+            mirror_bytes as f64 / (1024.0 * 1024.0),
+            report.bytes_in as f64 / (1024.0 * 1024.0),
+            report.bytes_in as f64 / mirror_bytes.max(1) as f64,
+            mirror_bytes as f64 / (1024.0 * 1024.0) * 1e6 / report.fetched.max(1) as f64
+        );
         handle.shutdown().await;
+        let remap_cfg = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        let started = Instant::now();
+        let remapped = pipeline::remap(remap_cfg).await.expect("remap");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(remapped.fetched, report.staged);
+        println!(
+            "remap {resource}: {} records in {secs:.2} s = {:.0} records/s (0 Stripe requests), peak RSS {:.1} MiB",
+            remapped.fetched,
+            remapped.fetched as f64 / secs,
+            peak_rss_mib()
+        );
+        println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} E2E_CONCURRENCY={concurrency} cargo bench --bench e2e");
     });
 }

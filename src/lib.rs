@@ -28,6 +28,7 @@ pub mod alert;
 pub mod catalog;
 pub mod decode;
 pub mod defaults;
+pub mod inspect;
 mod loopback;
 pub mod map;
 pub mod pipeline;
@@ -39,6 +40,7 @@ pub mod secret;
 pub mod sim;
 pub mod sink;
 pub mod source;
+pub mod stage;
 pub mod upload;
 pub mod xdm;
 

@@ -181,6 +181,9 @@ pub async fn replay(
         rejected_file: None,
         diagnostics: Vec::new(),
         replay_of: Some(manifest.batch_id.clone()),
+        staged: None,
+        parts: Vec::new(),
+        part_of: None,
     };
     let diagnostics = new_manifest.error_diagnostics;
     let (dir, _) = writer.commit(new_manifest, diagnostics)?;

@@ -134,6 +134,8 @@ pub async fn run(a: RunArgs) -> Result<u8> {
             progress: Some(progress.clone()),
             ..Default::default()
         },
+        mirror: None,
+        compaction: Default::default(),
     };
     let report = pipeline::run(&client, cfg).await;
     progress.finish();
@@ -142,7 +144,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     Ok(exit_code(&[report]))
 }
 
-fn exit_code(reports: &[RunReport]) -> u8 {
+pub(super) fn exit_code(reports: &[RunReport]) -> u8 {
     if reports.iter().all(|r| r.status == BatchStatus::Success) {
         0
     } else {
@@ -150,7 +152,7 @@ fn exit_code(reports: &[RunReport]) -> u8 {
     }
 }
 
-fn print_reports(reports: &[RunReport], json: bool) {
+pub(super) fn print_reports(reports: &[RunReport], json: bool) {
     if json {
         println!(
             "{}",

@@ -50,6 +50,8 @@ enum DataflowsCommand {
     Disable(NameArgs),
     /// Delete a dataflow (its dataset's committed batches stay).
     Delete(DataflowDeleteArgs),
+    /// Apply the dataflow's current mapping to its whole mirror: new batch(es), no Stripe request.
+    Remap(super::mirror::RemapArgs),
 }
 
 /// Alerts to subscribe to.
@@ -525,6 +527,7 @@ pub async fn dataflows(a: DataflowsArgs) -> Result<u8> {
             out::review(&flow, &dataset, title.as_deref(), columns);
         }
         DataflowsCommand::Run(x) => return run_dataflow(&cat, x).await,
+        DataflowsCommand::Remap(x) => return super::mirror::remap(cat.home(), x).await,
         DataflowsCommand::Update(x) => update_dataflow(&mut cat, x).await?,
         DataflowsCommand::Enable(x) => {
             cat.set_dataflow_enabled(&x.name, true).map_err(cat_err)?;

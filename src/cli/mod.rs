@@ -7,6 +7,7 @@ mod dataflows;
 mod flows;
 mod flows_output;
 mod mapping;
+mod mirror;
 mod progress;
 mod serve;
 mod signals;
@@ -67,6 +68,8 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Send a committed batch to a Platform dataset with the Batch Ingestion API.
     Upload(upload::UploadArgs),
+    /// SQL over the local mirror (tables named after the resources) and the batches' rows.
+    Sql(mirror::SqlArgs),
 }
 
 /// Options of `demo`.
@@ -256,6 +259,7 @@ pub fn main() -> ExitCode {
             Command::Serve(a) => serve::serve(a).await,
             Command::Backfill(a) => backfill::backfill(a).await,
             Command::Upload(a) => upload::upload(a).await,
+            Command::Sql(a) => mirror::sql(a).await,
         }
     });
     match result {

@@ -132,6 +132,54 @@ impl Decoded {
     pub fn records(&self) -> usize {
         self.batch.num_rows() + self.rejected.len()
     }
+
+    /// The decoded rows with each record's JSON text as `_raw`: a row of the mapping's source
+    /// table ([`source_schema`]).
+    pub fn source_batch(&self) -> RecordBatch {
+        with_raw(&self.batch, &self.sources)
+    }
+}
+
+/// The column holding each record's JSON text exactly as received.
+pub const RAW_COLUMN: &str = "_raw";
+
+/// The mapping's source table: the decoded columns ([`arrow_schema`]) and `_raw`.
+pub fn source_schema(resource: Resource) -> arrow::datatypes::SchemaRef {
+    let decoded = arrow_schema(resource);
+    let mut fields: Vec<arrow::datatypes::FieldRef> = decoded.fields().iter().cloned().collect();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        RAW_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
+/// `batch` (decoded columns) with `_raw` appended from `sources` (one per row; a batch without
+/// sources gets NULLs).
+pub fn with_raw(batch: &RecordBatch, sources: &[Bytes]) -> RecordBatch {
+    let raw: arrow::array::StringArray = if sources.len() == batch.num_rows() {
+        sources
+            .iter()
+            .map(|b| Some(String::from_utf8_lossy(b)))
+            .collect()
+    } else {
+        std::iter::repeat_n(None::<&str>, batch.num_rows()).collect()
+    };
+    let mut fields: Vec<arrow::datatypes::FieldRef> =
+        batch.schema().fields().iter().cloned().collect();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        RAW_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    let mut columns = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(raw));
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .expect("one raw value per row")
 }
 
 /// Decodes the records of one page body (`records` are byte ranges of `body`).

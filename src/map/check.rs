@@ -18,7 +18,6 @@ use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 use super::{new_session, Mapping};
-use crate::decode::arrow_schema;
 use crate::xdm::{ProblemKind, XdmField, XdmSchema, XdmType};
 use crate::Resource;
 
@@ -155,7 +154,10 @@ pub async fn check_mapping_with_session(
             ),
         }
     };
-    if let Err(e) = ctx.register_batch(table, RecordBatch::new_empty(arrow_schema(resource))) {
+    if let Err(e) = ctx.register_batch(
+        table,
+        RecordBatch::new_empty(crate::decode::source_schema(resource)),
+    ) {
         return CheckReport {
             problems: vec![compile_problem(&e)],
             output_schema: None,

@@ -28,7 +28,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::decode::arrow_schema;
+use crate::decode::{source_schema, with_raw, RAW_COLUMN};
 use crate::Resource;
 
 pub mod check;
@@ -164,7 +164,7 @@ impl Mapper {
         ctx: SessionContext,
     ) -> Result<Mapper, MapError> {
         let table = resource.path().to_string();
-        let source_schema = arrow_schema(resource);
+        let source_schema = source_schema(resource);
         let compile = |e: DataFusionError| MapError::Compile {
             origin: mapping.origin.clone(),
             table: table.clone(),
@@ -208,7 +208,15 @@ impl Mapper {
 
     /// Runs the mapping over one chunk. Rows whose mapping fails are bisected out and reported
     /// in [`Mapped::failed`]; a mapping that changes the row count is an error.
+    ///
+    /// `batch` is in the source schema (decoded columns and `_raw`); a batch of decoded
+    /// columns only gets a NULL `_raw`.
     pub async fn map(&self, batch: RecordBatch) -> Result<Mapped, MapError> {
+        let batch = if batch.schema().column_with_name(RAW_COLUMN).is_none() {
+            with_raw(&batch, &[])
+        } else {
+            batch
+        };
         let n = batch.num_rows();
         match self.run(batch.clone()).await {
             Ok(out) => {
@@ -402,8 +410,10 @@ pub fn new_session() -> SessionContext {
         .with_target_partitions(1)
         .with_batch_size(1 << 16)
         .with_information_schema(false);
-    let ctx = SessionContext::new_with_config(config);
+    let mut ctx = SessionContext::new_with_config(config);
     dataprep::register(&ctx);
     functions::register(&ctx);
+    datafusion_functions_json::register_all(&mut ctx)
+        .expect("the JSON functions register in a fresh session");
     ctx
 }

@@ -1,18 +1,18 @@
-//! The streaming core of a run: windowed fetch → chunks → decode/map/validate → writer thread,
-//! with checkpoints.
+//! The fetching half of a run: windowed fetch → chunks → decode → the mirror, with checkpoints.
 //!
 //! ```text
-//! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ writer thread
-//!        bounded channel (16 pages)          decode on rayon,        bounded (2 chunks)
-//!                                             map in DataFusion      Parquet + rejects,
-//!                                                                    seal + checkpoint
+//! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ stage thread
+//!        bounded channel (16 pages)          decode on rayon        bounded (2 chunks)
+//!                                                                   mirror files + decode
+//!                                                                   rejects; commit + checkpoint
 //! ```
 //!
-//! A checkpoint is taken by the writer thread *after* it has written every chunk before it: it
-//! seals the open Parquet files (so they are complete and synced), then saves the window plan as
-//! of the last page of those chunks, the sealed files and the totals. Whatever was written or
-//! fetched after the last checkpoint is thrown away by a resume and fetched again, so a resumed
-//! run commits exactly what an uninterrupted one would.
+//! A checkpoint is taken by the stage thread *after* it has written every chunk before it: it
+//! commits the staged records to the mirror (one Delta transaction carrying the run's `txn`
+//! sequence number), seals the reject part, then saves the window plan as of the last page of
+//! those chunks and the totals. Whatever was fetched after the last checkpoint is fetched again
+//! by a resume; files written but not committed are invisible to Delta readers. Mapping,
+//! validation and the Platform batch come after, from the mirror ([`super::cut`]).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
@@ -23,13 +23,13 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{map_and_validate, primary_code, PipelineError, Progress, RunConfig};
+use super::{decode_rejections, primary_code, PipelineError, Progress, RunConfig};
 use crate::decode::{self, Decoded};
-use crate::map::Mapper;
 use crate::sink::{BatchWriter, Rejection, StagedState};
 use crate::source::windows::record_created;
 use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
 use crate::source::{record_id, Page, StripeClient, Window};
+use crate::stage::{self, Mirror, StageWriter};
 
 /// Pages buffered between the fetcher and the chunker.
 pub const PAGE_CHANNEL: usize = 16;
@@ -43,6 +43,9 @@ pub const EARLIEST_CREATED: i64 = 1_262_304_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Totals {
     pub fetched: u64,
+    /// Records committed to the mirror.
+    #[serde(default)]
+    pub staged: u64,
     pub ingested: u64,
     pub warnings: u64,
     pub rejected_by_code: BTreeMap<String, u64>,
@@ -59,6 +62,7 @@ pub(crate) struct Totals {
 impl Totals {
     fn add(&mut self, other: &Totals) {
         self.fetched += other.fetched;
+        self.staged += other.staged;
         self.ingested += other.ingested;
         self.warnings += other.warnings;
         self.pages += other.pages;
@@ -73,6 +77,13 @@ impl Totals {
     pub fn rejected(&self) -> u64 {
         self.rejected_by_code.values().sum()
     }
+
+    /// Adds a chunk's rejected rows under their codes.
+    pub fn count_rejected(&mut self, rejected: &[Rejection]) {
+        for r in rejected {
+            *self.rejected_by_code.entry(primary_code(r)).or_default() += 1;
+        }
+    }
 }
 
 /// What a checkpoint stores: enough to reopen the staging area and the fetch where they were.
@@ -86,14 +97,18 @@ pub(crate) struct CheckpointState {
     pub window: (Option<i64>, Option<i64>),
     /// The windows as of the last checkpointed page.
     pub plan: WindowPlan,
-    /// Sealed files.
+    /// Sealed reject parts (decode rejects; no accepted files while fetching).
     pub staged: StagedState,
     /// Totals of the checkpointed pages.
     pub totals: Totals,
+    /// The mirror commit of this checkpoint: the run's `txn` version in the Delta log.
+    pub seq: i64,
+    /// True when the run MERGEs into the mirror (it may meet objects already there).
+    pub merge: bool,
 }
 
 /// The version of [`CheckpointState`] written here.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
 
 /// The first plan of a run's window: `n` equal windows over `[gte, lt)`; an open `gte` starts
 /// at [`EARLIEST_CREATED`] with one extra window below it, an open `lt` ends at `now + 1`.
@@ -116,9 +131,11 @@ pub(crate) fn initial_plan(window: Window, n: usize, now: i64) -> WindowPlan {
     }
 }
 
-/// A chunk on its way to the writer.
+/// A chunk on its way to the stage thread.
 struct Processed {
-    accepted: RecordBatch,
+    /// Decoded records with the staging columns.
+    staged: RecordBatch,
+    /// Records that could not be decoded.
     rejected: Vec<Rejection>,
     events: Vec<WindowEvent>,
     totals: Totals,
@@ -130,21 +147,37 @@ enum ToWriter {
     Checkpoint,
 }
 
-/// What the writer thread hands back.
+/// What the stage thread hands back.
 pub(crate) struct Written {
     pub writer: BatchWriter,
+    pub mirror: Mirror,
     pub checkpoints: u64,
 }
 
-/// Runs fetch → process → write from `resume` (or the start) to the end of the run's window.
+/// Where the fetch starts: the window plan and totals, the mirror and how the run writes to it,
+/// and the last committed sequence number.
+pub(crate) struct Start {
+    pub plan: WindowPlan,
+    pub totals: Totals,
+    pub mirror: Mirror,
+    pub stage: StageWriter,
+    pub seq: i64,
+}
+
+/// Runs fetch → decode → stage from `start` to the end of the run's window.
 pub(crate) async fn drive(
     client: &StripeClient,
     cfg: &RunConfig,
-    mapper: &Mapper,
     writer: BatchWriter,
-    start: (WindowPlan, Totals),
+    start: Start,
 ) -> Result<(Written, Totals), PipelineError> {
-    let (plan, base_totals) = start;
+    let Start {
+        plan,
+        totals: base_totals,
+        mirror,
+        stage,
+        seq,
+    } = start;
     let started = Instant::now();
     let (page_tx, mut page_rx) = mpsc::channel::<WindowedPage>(PAGE_CHANNEL);
     let fetcher = {
@@ -168,9 +201,17 @@ pub(crate) async fn drive(
             plan: plan.clone(),
             staged: StagedState::default(),
             totals: base_totals.clone(),
+            seq,
+            merge: stage.mode() == stage::WriteMode::Merge,
         };
         let (out_tx, out_rx) = std_mpsc::sync_channel::<ToWriter>(CHUNK_CHANNEL);
-        let handle = std::thread::spawn(move || write_loop(writer, out_rx, store, every, header));
+        let stager = Stager {
+            writer,
+            mirror,
+            stage,
+            rt: tokio::runtime::Handle::current(),
+        };
+        let handle = std::thread::spawn(move || write_loop(stager, out_rx, store, every, header));
         (out_tx, handle)
     };
     let (out_tx, writer_handle) = writer_thread;
@@ -201,7 +242,7 @@ pub(crate) async fn drive(
         if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
             let pages = std::mem::take(&mut pending);
             pending_records = 0;
-            let processed = match process_chunk(cfg, mapper, pages).await {
+            let processed = match process_chunk(cfg, client, pages).await {
                 Ok(p) => p,
                 Err(e) => {
                     failure = Some(e);
@@ -255,9 +296,18 @@ pub(crate) async fn drive(
     Ok((written?, totals))
 }
 
-/// The writer thread: writes chunks in order and checkpoints at most every `every`.
+/// The stage thread's outputs: the mirror and its writer, and the batch (its rejects).
+struct Stager {
+    writer: BatchWriter,
+    mirror: Mirror,
+    stage: StageWriter,
+    rt: tokio::runtime::Handle,
+}
+
+/// The stage thread: stages chunks in order, commits to the mirror (and checkpoints) at most
+/// every `every`, sooner when a MERGE buffer is full, and always at the end.
 fn write_loop(
-    mut writer: BatchWriter,
+    mut s: Stager,
     rx: std_mpsc::Receiver<ToWriter>,
     store: Option<Arc<dyn super::CheckpointStore>>,
     every: Duration,
@@ -266,11 +316,14 @@ fn write_loop(
     let mut last = Instant::now();
     let mut checkpoints = 0;
     let mut dirty = false;
-    for msg in rx {
+    let mut messages = rx.into_iter();
+    loop {
+        let msg = messages.next();
+        let done = msg.is_none();
         let force = match msg {
-            ToWriter::Chunk(p) => {
-                writer.write(&p.accepted)?;
-                writer.reject(&p.rejected)?;
+            Some(ToWriter::Chunk(p)) => {
+                s.rt.block_on(s.stage.write(p.staged))?;
+                s.writer.reject(&p.rejected)?;
                 for e in &p.events {
                     state.plan.apply(e);
                 }
@@ -278,21 +331,38 @@ fn write_loop(
                 dirty = true;
                 false
             }
-            ToWriter::Checkpoint => true,
+            Some(ToWriter::Checkpoint) | None => true,
         };
-        let Some(store) = &store else { continue };
-        if dirty && (force || last.elapsed() >= every) {
-            state.staged = writer.seal()?;
-            let json = serde_json::to_string(&state)
-                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
-            store.save(&json).map_err(PipelineError::Checkpoint)?;
-            checkpoints += 1;
+        if dirty && (force || last.elapsed() >= every || s.stage.wants_commit()) {
+            state.seq += 1;
+            let metadata = stage::commit_metadata(
+                &state.batch_id,
+                state.seq,
+                [("records", state.totals.staged.into())]
+                    .into_iter()
+                    .collect(),
+            );
+            s.rt.block_on(
+                s.mirror
+                    .commit(&mut s.stage, &state.batch_id, state.seq, metadata),
+            )?;
+            state.staged = s.writer.seal()?;
+            if let Some(store) = &store {
+                let json = serde_json::to_string(&state)
+                    .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+                store.save(&json).map_err(PipelineError::Checkpoint)?;
+                checkpoints += 1;
+            }
             last = Instant::now();
             dirty = false;
         }
+        if done {
+            break;
+        }
     }
     Ok(Written {
-        writer,
+        writer: s.writer,
+        mirror: s.mirror,
         checkpoints,
     })
 }
@@ -334,10 +404,10 @@ async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-/// Decodes, maps and validates one chunk of pages.
+/// Decodes one chunk of pages and adds the staging columns.
 async fn process_chunk(
     cfg: &RunConfig,
-    mapper: &Mapper,
+    client: &StripeClient,
     pages: Vec<Page>,
 ) -> Result<Processed, PipelineError> {
     let resource = cfg.resource;
@@ -350,27 +420,33 @@ async fn process_chunk(
     if let Some(dedup) = &cfg.control.dedup {
         dedup_pages(dedup, &mut pages, &mut totals);
     }
-    let decoded: Decoded = tokio::task::spawn_blocking(move || {
-        decode::decode_pages(
+    let batch_id = cfg.batch_id.clone().unwrap_or_default();
+    let api_version = client.config().stripe_version.clone();
+    let (decoded, staged): (Decoded, RecordBatch) = tokio::task::spawn_blocking(move || {
+        let decoded = decode::decode_pages(
             resource,
             pages
                 .iter()
                 .map(|p| (&p.body, p.records.as_slice()))
                 .collect::<Vec<_>>(),
-        )
+        );
+        let staged = stage::stage_columns(
+            &decoded.source_batch(),
+            chrono::Utc::now(),
+            &api_version,
+            &batch_id,
+        );
+        (decoded, staged)
     })
     .await
     .map_err(|e| PipelineError::Internal(e.to_string()))?;
     totals.fetched = decoded.records() as u64;
-    let outcome = map_and_validate(&cfg.schema, mapper, decoded).await?;
-    totals.warnings = outcome.warnings;
-    for r in &outcome.rejected {
-        *totals.rejected_by_code.entry(primary_code(r)).or_default() += 1;
-    }
-    totals.ingested = outcome.accepted.num_rows() as u64;
+    totals.staged = staged.num_rows() as u64;
+    let rejected = decode_rejections(&decoded.rejected);
+    totals.count_rejected(&rejected);
     Ok(Processed {
-        accepted: outcome.accepted,
-        rejected: outcome.rejected,
+        staged,
+        rejected,
         events: Vec::new(),
         totals,
     })

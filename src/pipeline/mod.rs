@@ -21,9 +21,12 @@ use crate::sink::{
 };
 
 use crate::source::{SourceError, StripeClient, Window};
+use crate::stage::{CompactPolicy, Mirror, StageError};
 
 mod control;
+mod cut;
 mod drive;
+mod remap;
 mod resume;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
@@ -31,6 +34,7 @@ pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressS
 pub use drive::{
     checkpoint_totals, CheckpointTotals, CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL,
 };
+pub use remap::remap;
 
 /// The file of a batch holding the `(id, created)` of its objects in the next run's re-read
 /// span (dataflow runs only).
@@ -68,6 +72,19 @@ pub struct RunConfig {
     pub batch_id: Option<String>,
     /// Cancellation, checkpoints, concurrency and progress.
     pub control: RunControl,
+    /// The mirror table (`None`: `<out_dir>/mirror/<resource>`).
+    pub mirror: Option<PathBuf>,
+    /// When the mirror is compacted after the run.
+    pub compaction: CompactPolicy,
+}
+
+impl RunConfig {
+    /// The mirror table's folder.
+    pub fn mirror_dir(&self) -> PathBuf {
+        self.mirror
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("mirror").join(self.resource.path()))
+    }
 }
 
 impl RunConfig {
@@ -88,6 +105,8 @@ impl RunConfig {
             sink: SinkOptions::default(),
             batch_id: None,
             control: RunControl::default(),
+            mirror: None,
+            compaction: CompactPolicy::default(),
         })
     }
 }
@@ -127,6 +146,9 @@ pub enum PipelineError {
     /// A checkpoint could not be saved or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The mirror could not be read or written.
+    #[error(transparent)]
+    Stage(#[from] StageError),
 }
 
 impl From<SourceError> for PipelineError {
@@ -165,6 +187,8 @@ pub struct RunReport {
     pub failure_reason: Option<String>,
     /// Records received from Stripe.
     pub fetched: u64,
+    /// Records staged in the mirror (fetched less those that could not be decoded).
+    pub staged: u64,
     /// Records written to the batch.
     pub ingested: u64,
     /// Records rejected.
@@ -196,6 +220,11 @@ pub struct RunReport {
     pub trailing: Vec<(String, i64)>,
     /// Wall time.
     pub duration: Duration,
+    /// The ids of further batches the output was split into (Platform's per-batch limits),
+    /// beside `batch_dir`.
+    pub parts: Vec<String>,
+    /// The mirror's table version after the run.
+    pub mirror_version: u64,
     /// Where the batch (or the failed run's rejects) went.
     pub batch_dir: PathBuf,
 }
@@ -207,7 +236,8 @@ impl RunReport {
     }
 }
 
-/// Runs one resource through the whole pipeline.
+/// Runs one resource through the whole pipeline: fetch and stage into the mirror (with
+/// checkpoints), then cut the run's batch(es) from the mirror.
 pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -221,7 +251,9 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         });
     }
     let before = client.stats();
+    let mut cfg = cfg;
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
+    cfg.batch_id = Some(batch_id.clone());
     let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);
     if cfg.control.checkpoints.is_some() {
         // An earlier attempt of this run may have committed its batch and died before the
@@ -230,14 +262,15 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
             return Ok(report);
         }
     }
-    let (writer, start, resumed) = resume::open_writer(&cfg, dirs, &batch_id)?;
+    let mirror = Mirror::open(&cfg.mirror_dir(), cfg.resource).await?;
+    let (writer, start, resumed) = resume::open(&cfg, dirs, &batch_id, mirror).await?;
     let staging = writer.staging_dir().to_path_buf();
     if resumed {
         tracing::info!(batch = %batch_id, "resuming from a checkpoint");
     }
 
-    let result = drive::drive(client, &cfg, &mapper, writer, start).await;
-    let (written, totals) = match result {
+    let result = drive::drive(client, &cfg, writer, start).await;
+    let (written, fetch_totals) = match result {
         Ok(ok) => ok,
         Err(PipelineError::Cancelled) if cfg.control.checkpoints.is_some() => {
             // Staged data and its checkpoint stay for the resume.
@@ -249,15 +282,56 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
             return Err(e);
         }
     };
-    let (writer, checkpoints) = (written.writer, written.checkpoints);
+    let (writer, mut mirror, checkpoints) = (written.writer, written.mirror, written.checkpoints);
     let stats = client.stats();
+
+    // The second half: the run's records, read back from the mirror, mapped and validated.
+    let cut_result = async {
+        let rows = mirror.scan_batch(&batch_id).await?;
+        cut::cut(
+            cfg.resource,
+            &cfg.schema,
+            &mapper,
+            rows,
+            cfg.chunk_records,
+            writer,
+        )
+        .await
+    }
+    .await;
+    let (writer, cut_totals) = match cut_result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let mut totals = fetch_totals;
+    totals.ingested = cut_totals.ingested;
+    totals.warnings = cut_totals.warnings;
+    for (code, n) in &cut_totals.rejected_by_code {
+        *totals.rejected_by_code.entry(code.clone()).or_default() += n;
+    }
     let fetched = totals.fetched;
     let rejected: u64 = totals.rejected();
     let ingested = totals.ingested;
-    if fetched != ingested + rejected {
+    let decode_rejected = fetched.saturating_sub(totals.staged);
+    let accounting = if totals.staged != cut_totals.staged {
+        Some(format!(
+            "{} records were staged in the mirror but {} were read back for the batch (another run upserted some of them meanwhile?)",
+            totals.staged, cut_totals.staged
+        ))
+    } else if fetched != ingested + rejected || fetched != totals.staged + decode_rejected {
+        Some(format!(
+            "fetched {fetched} != ingested {ingested} + rejected {rejected}"
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = accounting {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(PipelineError::Internal(format!(
-            "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}"
+            "record accounting broke: {reason}"
         )));
     }
     let failure_reason = threshold_failure(fetched, rejected, cfg.partial_ingestion);
@@ -296,6 +370,9 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         rejected_file: None,
         diagnostics: Vec::new(),
         replay_of: None,
+        staged: Some(totals.staged),
+        parts: Vec::new(),
+        part_of: None,
     };
     if cfg.control.dedup.is_some() {
         // Kept with the batch, so a batch committed just before a crash still tells the next
@@ -309,6 +386,10 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
             .await
             .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    // Compaction is housekeeping: the batch is committed whatever it says.
+    if let Err(e) = mirror.compact(&cfg.compaction).await {
+        tracing::warn!(mirror = %mirror.path().display(), error = %e, "compacting the mirror failed; the next run tries again");
+    }
     Ok(RunReport {
         batch_id,
         resource: cfg.resource.path().to_string(),
@@ -316,6 +397,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         status,
         failure_reason,
         fetched,
+        staged: totals.staged,
         ingested,
         rejected,
         rejected_by_code: totals.rejected_by_code,
@@ -325,12 +407,14 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         retries: stats.retries - before.retries,
         throttled: stats.throttled - before.throttled,
         bytes_in: totals.bytes_in,
-        bytes_out: manifest.output_bytes,
-        files: manifest.files.len(),
+        bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
+        files: manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>(),
         checkpoints,
         duplicates_skipped: totals.skipped,
         trailing: totals.trailing,
         duration: started.elapsed(),
+        parts: manifest.parts.iter().map(|p| p.batch_id.clone()).collect(),
+        mirror_version: mirror.version(),
         batch_dir,
     })
 }
@@ -423,14 +507,9 @@ pub(crate) struct Outcome {
     pub warnings: u64,
 }
 
-/// Maps and validates decoded records, turning every failure into a [`Rejection`].
-pub(crate) async fn map_and_validate(
-    schema: &XdmSchema,
-    mapper: &Mapper,
-    decoded: Decoded,
-) -> Result<Outcome, PipelineError> {
-    let mut rejected: Vec<Rejection> = decoded
-        .rejected
+/// Decode failures as rejected rows (`INGEST-1401-400`).
+pub(crate) fn decode_rejections(rejected: &[crate::decode::RejectedRecord]) -> Vec<Rejection> {
+    rejected
         .iter()
         .map(|r| Rejection {
             object_id: r.id.clone(),
@@ -443,13 +522,41 @@ pub(crate) async fn map_and_validate(
             }],
             source: r.raw.clone(),
         })
-        .collect();
+        .collect()
+}
 
-    let ids = decoded.batch.column(0).as_string::<i32>().clone();
-    let source_of = |row: usize| String::from_utf8_lossy(&decoded.sources[row]).into_owned();
+/// Maps and validates decoded records, turning every failure into a [`Rejection`].
+pub(crate) async fn map_and_validate(
+    schema: &XdmSchema,
+    mapper: &Mapper,
+    decoded: Decoded,
+) -> Result<Outcome, PipelineError> {
+    let mut rejected = decode_rejections(&decoded.rejected);
+    let mut outcome = map_and_validate_rows(schema, mapper, decoded.source_batch()).await?;
+    rejected.append(&mut outcome.rejected);
+    outcome.rejected = rejected;
+    Ok(outcome)
+}
+
+/// Maps and validates rows of the mapping's source table (decoded columns and `_raw`, which
+/// becomes each rejected row's source).
+pub(crate) async fn map_and_validate_rows(
+    schema: &XdmSchema,
+    mapper: &Mapper,
+    source: RecordBatch,
+) -> Result<Outcome, PipelineError> {
+    let mut rejected = Vec::new();
+    let ids = source.column(0).as_string::<i32>().clone();
+    let raw = crate::stage::raw_column(&source).cloned();
+    let source_of = |row: usize| {
+        raw.as_ref()
+            .filter(|r| !r.is_null(row))
+            .map(|r| r.value(row).to_string())
+            .unwrap_or_default()
+    };
     let id_of = |row: usize| (!ids.is_null(row)).then(|| ids.value(row).to_string());
 
-    let mapped = mapper.map(decoded.batch.clone()).await?;
+    let mapped = mapper.map(source.clone()).await?;
     for (row, message) in &mapped.failed {
         let row = *row as usize;
         rejected.push(Rejection {

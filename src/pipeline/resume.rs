@@ -6,15 +6,21 @@ use std::time::Duration;
 
 use super::{drive, PipelineError, RunConfig, RunReport, TRAILING_FILE};
 use crate::sink::{self, BatchWriter, DatasetDir, Manifest};
-use crate::source::windows::WindowPlan;
+use crate::stage::{Mirror, WriteMode};
 
-/// Opens the batch writer: at the run's last checkpoint when there is a usable one, else fresh.
-pub(super) fn open_writer(
+/// Opens the batch writer and the mirror writer: at the run's last checkpoint when there is a
+/// usable one, else fresh. A run MERGEs into the mirror when its `created` window holds rows of
+/// other runs, or when the mirror holds a commit of this run newer than the checkpoint (the
+/// process died between the two): those records are fetched again and must replace, not
+/// duplicate, what is there.
+pub(super) async fn open(
     cfg: &RunConfig,
     dirs: DatasetDir,
     batch_id: &str,
-) -> Result<(BatchWriter, (WindowPlan, drive::Totals), bool), PipelineError> {
+    mirror: Mirror,
+) -> Result<(BatchWriter, drive::Start, bool), PipelineError> {
     let schema = cfg.schema.arrow_schema();
+    let committed = mirror.committed_seq(batch_id).await?;
     if let Some(store) = &cfg.control.checkpoints {
         let loaded = store.load().map_err(PipelineError::Checkpoint)?;
         if let Some(text) = loaded {
@@ -32,7 +38,23 @@ pub(super) fn open_writer(
                         cfg.sink,
                         &st.staged,
                     ) {
-                        Ok(w) => return Ok((w, (st.plan, st.totals), true)),
+                        Ok(w) => {
+                            let ahead = committed.is_some_and(|c| c > st.seq);
+                            let mode = if st.merge || ahead {
+                                WriteMode::Merge
+                            } else {
+                                WriteMode::Append
+                            };
+                            let stage = mirror.writer(mode)?;
+                            let start = drive::Start {
+                                plan: st.plan,
+                                totals: st.totals,
+                                mirror,
+                                stage,
+                                seq: st.seq.max(committed.unwrap_or(0)),
+                            };
+                            return Ok((w, start, true));
+                        }
                         Err(e) => tracing::warn!(
                             batch = batch_id,
                             error = %e,
@@ -57,8 +79,25 @@ pub(super) fn open_writer(
         cfg.control.concurrency.max(1),
         chrono::Utc::now().timestamp(),
     );
+    let mode = if committed.is_some() {
+        // This run committed to the mirror before and its checkpoint is gone: start over, in
+        // place.
+        WriteMode::Merge
+    } else {
+        mirror
+            .mode_for(cfg.window.gte, cfg.window.lt, batch_id)
+            .await?
+    };
+    let stage = mirror.writer(mode)?;
     let writer = BatchWriter::create(dirs, batch_id, schema, cfg.sink)?;
-    Ok((writer, (plan, drive::Totals::default()), false))
+    let start = drive::Start {
+        plan,
+        totals: drive::Totals::default(),
+        mirror,
+        stage,
+        seq: committed.unwrap_or(0),
+    };
+    Ok((writer, start, false))
 }
 
 /// The report of a batch an earlier attempt already committed (under `batches/` or `failed/`).
@@ -86,6 +125,7 @@ pub(super) fn committed_report(
             status: m.status,
             failure_reason: m.failure_reason.clone(),
             fetched: m.metrics.input_record_count,
+            staged: m.staged.unwrap_or(m.metrics.input_record_count),
             ingested: m.metrics.output_record_count,
             rejected: m.metrics.failed_record_count,
             rejected_by_code: by_code,
@@ -95,8 +135,8 @@ pub(super) fn committed_report(
             retries: 0,
             throttled: 0,
             bytes_in: m.metrics.input_byte_size,
-            bytes_out: m.output_bytes,
-            files: m.files.len(),
+            bytes_out: m.output_bytes + m.parts.iter().map(|p| p.bytes).sum::<u64>(),
+            files: m.files.len() + m.parts.iter().map(|p| p.files).sum::<usize>(),
             checkpoints: 0,
             duplicates_skipped: 0,
             trailing: std::fs::read(dir.join(TRAILING_FILE))
@@ -104,6 +144,8 @@ pub(super) fn committed_report(
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default(),
             duration: Duration::ZERO,
+            parts: m.parts.iter().map(|p| p.batch_id.clone()).collect(),
+            mirror_version: 0,
             batch_dir: dir,
         }));
     }

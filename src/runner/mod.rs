@@ -205,6 +205,45 @@ fn config_err(flow: &str, reason: impl std::fmt::Display) -> RunnerError {
     }
 }
 
+/// Applies dataflow `name`'s current mapping version to every object in its mirror and commits
+/// the result as new batch(es) of its dataset, with no Stripe request (`dataflows remap`).
+pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport, RunnerError> {
+    let cat = Catalog::open(&cfg.home)?;
+    let flow = cat.dataflow(name)?;
+    let resource: Resource = flow
+        .resource
+        .parse()
+        .map_err(|e| config_err(name, format!("resource {:?}: {e}", flow.resource)))?;
+    let dataset = cat.dataset(&flow.dataset)?;
+    let schema = dataset.schema()?;
+    let mapping = cat.mapping(&flow.name, None)?;
+    let run_cfg = RunConfig {
+        resource,
+        mapping: Mapping {
+            sql: mapping.sql,
+            origin: format!(
+                "dataflow {:?} mapping v{} (remap)",
+                flow.name, mapping.version
+            ),
+        },
+        schema,
+        out_dir: cfg.out_dir.clone(),
+        dataset: flow.dataset.clone(),
+        window: Window::default(),
+        error_diagnostics: dataset.error_diagnostics,
+        partial_ingestion: dataset.partial_ingestion_percent,
+        chunk_records: cfg.chunk_records.max(1),
+        sink: Default::default(),
+        batch_id: Some(format!("remap-{}", crate::sink::new_batch_id())),
+        control: Default::default(),
+        mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
+        compaction: Default::default(),
+    };
+    pipeline::remap(run_cfg)
+        .await
+        .map_err(|e| config_err(name, e))
+}
+
 /// Runs dataflow `name` for `scheduled_time` (or resumes its interrupted run), end to end.
 /// `cancel` turning true stops the pipeline at its next safe point and leaves the run resumable
 /// ([`RunnerError::Interrupted`]).
@@ -295,6 +334,8 @@ pub async fn run_dataflow(
             progress: cfg.progress.clone(),
             dedup,
         },
+        mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
+        compaction: Default::default(),
     };
     match pipeline::run(&client, run_cfg).await {
         Ok(report) => {
@@ -375,11 +416,47 @@ async fn finish(
     })
 }
 
-/// Uploads a committed batch; every outcome (including a local error) becomes a [`RunUpload`].
+/// The mirror of one account's resource under the home folder:
+/// `<home>/mirror/<account>/<resource>`.
+pub fn mirror_dir(home: &std::path::Path, account: &str, resource: crate::Resource) -> PathBuf {
+    home.join("mirror").join(account).join(resource.path())
+}
+
+/// Uploads a committed batch, and the further batches it was split into; every outcome
+/// (including a local error) becomes a [`RunUpload`] (the first failing batch's, else the
+/// first batch's).
 async fn upload_run(
     cfg: &RunnerConfig,
     target: &crate::catalog::UploadTarget,
     report: &RunReport,
+) -> (RunUpload, Option<UploadReport>) {
+    let (first, up) = upload_one(cfg, target, &report.batch_dir).await;
+    if !upload_ok(&first) {
+        return (first, up);
+    }
+    for part in &report.parts {
+        let dir = report
+            .batch_dir
+            .parent()
+            .map(|p| p.join(part))
+            .unwrap_or_else(|| PathBuf::from(part));
+        let (record, part_up) = upload_one(cfg, target, &dir).await;
+        if !upload_ok(&record) {
+            let mut record = record;
+            record
+                .errors
+                .insert(0, format!("batch {part} (part of the run's output)"));
+            return (record, part_up);
+        }
+    }
+    (first, up)
+}
+
+/// Uploads one committed batch folder.
+async fn upload_one(
+    cfg: &RunnerConfig,
+    target: &crate::catalog::UploadTarget,
+    batch_dir: &std::path::Path,
 ) -> (RunUpload, Option<UploadReport>) {
     let failed = |reason: String| RunUpload {
         platform_batch_id: None,
@@ -401,7 +478,7 @@ async fn upload_run(
         ucfg.base_url = url.trim_end_matches('/').to_string();
     }
     ucfg.poll_interval = cfg.upload_poll_interval;
-    match upload::upload_batch(&ucfg, &report.batch_dir, UploadOptions::default()).await {
+    match upload::upload_batch(&ucfg, batch_dir, UploadOptions::default()).await {
         Ok(up) => (
             RunUpload {
                 platform_batch_id: up.platform_batch_id.clone(),

@@ -270,6 +270,18 @@ fn deciding_error(
 /// their `rejected.parquet` files (columns object_id, stage, code, column, errors, source, and
 /// batch_id: the directory name), table `accepted` every row of their `part-*.parquet` files.
 pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let ctx = crate::map::new_session();
+    register_batches(&ctx, batch_dirs)?;
+    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let df = ctx.sql(sql).await.map_err(sql_err)?;
+    df.collect().await.map_err(sql_err)
+}
+
+/// Registers tables `rejected` and `accepted` (see [`query`]) of `batch_dirs` in `ctx`.
+pub fn register_batches(
+    ctx: &datafusion::prelude::SessionContext,
+    batch_dirs: &[PathBuf],
+) -> Result<(), QueryError> {
     let mut rejected_schema_ext: SchemaRef = {
         let mut fields: Vec<Field> = rejected_schema()
             .fields()
@@ -334,7 +346,6 @@ pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>
             }
         }
     }
-    let ctx = crate::map::new_session();
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
     let rejected_table = MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(sql_err)?;
     ctx.register_table("rejected", Arc::new(rejected_table))
@@ -343,6 +354,5 @@ pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>
     let accepted_table = MemTable::try_new(accepted_schema, vec![accepted]).map_err(sql_err)?;
     ctx.register_table("accepted", Arc::new(accepted_table))
         .map_err(sql_err)?;
-    let df = ctx.sql(sql).await.map_err(sql_err)?;
-    df.collect().await.map_err(sql_err)
+    Ok(())
 }

@@ -102,6 +102,30 @@ pub struct Manifest {
     /// For a batch made by `errors replay`: the batch whose rejected rows it re-mapped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// Records the run staged in the mirror (runs that stage; `None` for replays and older
+    /// batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<u64>,
+    /// The further batches this run's accepted rows were split into to stay within Platform's
+    /// per-batch limits (this manifest's `metrics` are the whole run's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartEntry>,
+    /// For a further batch of a split run: the run's first batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
+}
+
+/// A further batch of a run split to Platform's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartEntry {
+    /// Its batch id (`<run batch id>-<n>`), a folder beside the first batch.
+    pub batch_id: String,
+    /// Accepted files in it.
+    pub files: usize,
+    /// Accepted records in it.
+    pub records: u64,
+    /// Bytes of its files.
+    pub bytes: u64,
 }
 
 /// A manifest that cannot be read.

@@ -21,7 +21,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 pub use manifest::{
-    BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, MANIFEST_FILE,
+    BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, PartEntry, MANIFEST_FILE,
 };
 pub use parallel::ParallelWriter;
 pub use rejects::{ErrorEntry, Rejection, RejectsState, Stage, REJECTED_FILE};
@@ -95,6 +95,10 @@ pub struct SinkOptions {
     pub max_file_bytes: u64,
     /// Rows per row group.
     pub row_group_rows: usize,
+    /// Files per batch: a run with more is split into several batches.
+    pub max_files_per_batch: usize,
+    /// Bytes per batch: a run with more is split into several batches.
+    pub max_batch_bytes: u64,
 }
 
 impl Default for SinkOptions {
@@ -102,6 +106,8 @@ impl Default for SinkOptions {
         SinkOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            max_files_per_batch: MAX_FILES_PER_BATCH,
+            max_batch_bytes: MAX_BATCH_BYTES,
         }
     }
 }
@@ -287,12 +293,6 @@ impl BatchWriter {
     }
 
     fn open_file(&mut self) -> Result<(), SinkError> {
-        if self.files.len() + 1 > MAX_FILES_PER_BATCH {
-            return Err(SinkError::Limit {
-                batch_id: self.batch_id.clone(),
-                limit: format!("at most {MAX_FILES_PER_BATCH} files per batch"),
-            });
-        }
         let name = format!("part-{:05}.parquet", self.files.len());
         let path = self.staging.join(&name);
         let file = File::create(&path).map_err(io_err("creating", &path))?;
@@ -320,13 +320,6 @@ impl BatchWriter {
                 records: rows,
                 bytes,
             });
-            let total: u64 = self.files.iter().map(|f| f.bytes).sum();
-            if total > MAX_BATCH_BYTES {
-                return Err(SinkError::Limit {
-                    batch_id: self.batch_id.clone(),
-                    limit: "at most 100 GB per batch".to_string(),
-                });
-            }
         }
         Ok(())
     }
@@ -334,6 +327,11 @@ impl BatchWriter {
     /// Finishes the files, writes the manifest and the diagnostics, and makes the batch
     /// visible: under `batches/` when `manifest.status` is success, under `failed/` (without
     /// accepted files) otherwise. Returns the final directory.
+    ///
+    /// Accepted files beyond Platform's per-batch limits ([`SinkOptions::max_files_per_batch`],
+    /// [`SinkOptions::max_batch_bytes`]) go to further batches `<batch id>-2`, `-3`, … beside
+    /// the first, each with its own manifest (`part_of`); they are committed before the first,
+    /// whose manifest lists them (`parts`) and keeps the whole run's metrics and rejects.
     pub fn commit(
         mut self,
         mut manifest: Manifest,
@@ -346,7 +344,24 @@ impl BatchWriter {
         manifest.diagnostics = reject_summary.diagnostics.clone();
         let success = manifest.status == BatchStatus::Success;
         let target = if success {
-            manifest.files = std::mem::take(&mut self.files);
+            let mut groups = split_files(
+                std::mem::take(&mut self.files),
+                self.options.max_files_per_batch,
+                self.options.max_batch_bytes,
+            )
+            .into_iter();
+            manifest.files = groups.next().unwrap_or_default();
+            manifest.parts.clear();
+            for (i, files) in groups.enumerate() {
+                manifest.parts.push(commit_part(
+                    &self.dirs,
+                    &self.staging,
+                    &self.batch_id,
+                    &manifest,
+                    i + 2,
+                    files,
+                )?);
+            }
             self.dirs.committed(&self.batch_id)
         } else {
             for f in &self.files {
@@ -368,6 +383,80 @@ impl BatchWriter {
         sync_dir(parent);
         Ok((target, manifest))
     }
+}
+
+/// Moves `files` out of the run's staging area `from` into batch `<run_id>-<n>` and commits it.
+fn commit_part(
+    dirs: &DatasetDir,
+    from: &Path,
+    run_id: &str,
+    run: &Manifest,
+    n: usize,
+    files: Vec<FileEntry>,
+) -> Result<PartEntry, SinkError> {
+    let batch_id = format!("{run_id}-{n}");
+    let staging = dirs.staging(&batch_id);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_err("clearing", &staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
+    for f in &files {
+        let (from, to) = (from.join(&f.name), staging.join(&f.name));
+        std::fs::rename(&from, &to).map_err(io_err("moving", &from))?;
+    }
+    let records: u64 = files.iter().map(|f| f.records).sum();
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    let part = Manifest {
+        batch_id: batch_id.clone(),
+        metrics: Metrics {
+            input_record_count: records,
+            output_record_count: records,
+            failed_record_count: 0,
+            warning_count: 0,
+            input_byte_size: 0,
+        },
+        errors: Vec::new(),
+        files: files.clone(),
+        output_bytes: bytes,
+        rejected_file: None,
+        diagnostics: Vec::new(),
+        parts: Vec::new(),
+        part_of: Some(run_id.to_string()),
+        ..run.clone()
+    };
+    part.write(&staging.join(manifest::MANIFEST_FILE))?;
+    sync_dir(&staging);
+    let target = dirs.committed(&batch_id);
+    let parent = target.parent().expect("batch dirs have a parent");
+    std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io_err("replacing", &target))?;
+    }
+    std::fs::rename(&staging, &target).map_err(io_err("committing", &target))?;
+    Ok(PartEntry {
+        batch_id,
+        files: files.len(),
+        records,
+        bytes,
+    })
+}
+
+/// Groups files, in order, into batches of at most `max_files` files and `max_bytes` bytes
+/// (a single file larger than `max_bytes` is a batch of its own). Always at least one group.
+pub fn split_files(files: Vec<FileEntry>, max_files: usize, max_bytes: u64) -> Vec<Vec<FileEntry>> {
+    let max_files = max_files.max(1);
+    let mut groups: Vec<Vec<FileEntry>> = vec![Vec::new()];
+    let mut bytes = 0u64;
+    for f in files {
+        let current = groups.last_mut().expect("one group");
+        if !current.is_empty() && (current.len() >= max_files || bytes + f.bytes > max_bytes) {
+            bytes = 0;
+            groups.push(Vec::new());
+        }
+        bytes += f.bytes;
+        groups.last_mut().expect("one group").push(f);
+    }
+    groups
 }
 
 /// ZSTD level of accepted files. Level 1 encodes about twice as fast as level 3 for files a

@@ -283,7 +283,7 @@ async fn mapping_import_writes_sql_and_reports_what_it_cannot_translate() {
         r#"{"mappings":[
             {"sourceType":"ATTRIBUTE","source":"data.id","destination":"_id"},
             {"sourceType":"ATTRIBUTE","source":"data.amount","destination":"_{TENANT}.charges_data.amount"},
-            {"sourceType":"ATTRIBUTE","source":"data.no_such_field","destination":"_{TENANT}.charges_data.x"}
+            {"sourceType":"ATTRIBUTE","source":"data.Amount_Refunded","destination":"_{TENANT}.charges_data.x"}
         ]}"#,
     )
     .unwrap();
@@ -307,7 +307,11 @@ async fn mapping_import_writes_sql_and_reports_what_it_cannot_translate() {
         "untranslated items give exit 1: {}",
         text(&o)
     );
-    assert!(text(&o).contains("no_such_field"), "{}", text(&o));
+    assert!(
+        text(&o).contains("did you mean amount_refunded"),
+        "{}",
+        text(&o)
+    );
     let sql = std::fs::read_to_string(&out).unwrap();
     assert!(sql.contains("amount"), "{sql}");
 }

@@ -11,6 +11,7 @@ mod defaults;
 mod errors;
 mod flows;
 mod mapping;
+mod mirror;
 mod pipeline;
 mod replay;
 mod resume;

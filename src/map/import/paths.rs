@@ -126,6 +126,26 @@ pub(super) fn resolve_source(path: &str, resource: Resource) -> Result<(String, 
             );
         }
     }
+    // A field the decoded schema does not hold is read from the record's JSON text (`_raw`)
+    // with the JSON functions; its value comes as text (a number or an object as its JSON).
+    let from_raw = || -> Result<(String, Kind), String> {
+        let mut args = vec![crate::decode::RAW_COLUMN.to_string()];
+        for seg in &segs {
+            args.push(sql_string(&seg.name));
+            for idx in &seg.indexes {
+                match idx {
+                    Index::At(k) => args.push(k.to_string()),
+                    Index::All => {
+                        return Err(format!(
+                            "`{}[*]` is not in the decoded source schema: a whole array outside it has no SQL translation; address one element (`[0]`)",
+                            seg.name
+                        ))
+                    }
+                }
+            }
+        }
+        Ok((format!("json_as_text({})", args.join(", ")), Kind::Str))
+    };
     let mut sql = String::new();
     let mut walked = String::new();
     let mut cur: Option<Kind> = None;
@@ -134,12 +154,14 @@ pub(super) fn resolve_source(path: &str, resource: Resource) -> Result<(String, 
         let next = match cur {
             None => {
                 let Some((name, kind)) = top.iter().find(|(name, _)| *name == seg.name) else {
-                    return Err(format!(
-                        "`{}` is not a field of the {} source schema{}",
-                        seg.name,
-                        resource.object_name(),
-                        close_names(&seg.name, top)
-                    ));
+                    if let Some(typo) = typo_of(&seg.name, top) {
+                        return Err(format!(
+                            "`{}` is not a field of the {} source schema (did you mean {typo}?)",
+                            seg.name,
+                            resource.object_name()
+                        ));
+                    }
+                    return from_raw();
                 };
                 sql = ident(name);
                 *kind
@@ -147,12 +169,14 @@ pub(super) fn resolve_source(path: &str, resource: Resource) -> Result<(String, 
             Some(Kind::Obj(children)) => {
                 let Some((name, kind)) = children.iter().find(|(name, _)| *name == seg.name)
                 else {
-                    return Err(format!(
-                        "`{walked}` has no field `{}` in the {} source schema{}",
-                        seg.name,
-                        resource.object_name(),
-                        close_names(&seg.name, children)
-                    ));
+                    if let Some(typo) = typo_of(&seg.name, children) {
+                        return Err(format!(
+                            "`{walked}` has no field `{}` in the {} source schema (did you mean {typo}?)",
+                            seg.name,
+                            resource.object_name()
+                        ));
+                    }
+                    return from_raw();
                 };
                 write!(sql, "[{}]", sql_string(name)).unwrap();
                 *kind
@@ -161,12 +185,7 @@ pub(super) fn resolve_source(path: &str, resource: Resource) -> Result<(String, 
                 write!(sql, "[{}]", sql_string(&seg.name)).unwrap();
                 Kind::Str
             }
-            Some(Kind::Json) => {
-                return Err(format!(
-                    "`{walked}` is kept as JSON text (a polymorphic Stripe object), so `{}` cannot be addressed",
-                    seg.name
-                ))
-            }
+            Some(Kind::Json) => return from_raw(),
             Some(Kind::List(_)) => {
                 return Err(format!(
                     "`{walked}` is an array: address an element (`{walked}[0].{}`) or the whole array (`{walked}[*]`)",
@@ -211,24 +230,12 @@ pub(super) fn resolve_source(path: &str, resource: Resource) -> Result<(String, 
     Ok((sql, cur.expect("a path has at least one segment")))
 }
 
-fn close_names(name: &str, fields: &[(&str, Kind)]) -> String {
-    let lower = name.to_ascii_lowercase().replace(['-', ' '], "_");
-    let hits: Vec<&str> = fields
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| {
-            *n == lower
-                || n.contains(&lower as &str)
-                || (lower.len() > 3 && lower.contains(n))
-                || n.replace('_', "") == lower.replace('_', "")
-        })
-        .take(3)
-        .collect();
-    if hits.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", hits.join(", "))
-    }
+/// A field whose name differs from `name` only in case, `-`, ` ` or `_`: a typo rather than a
+/// field outside the decoded schema.
+fn typo_of<'a>(name: &str, fields: &[(&'a str, Kind)]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', ' ', '_'], "");
+    let wanted = norm(name);
+    fields.iter().map(|(n, _)| *n).find(|n| norm(n) == wanted)
 }
 
 /// Destination path segments, with the tenant placeholder substituted.

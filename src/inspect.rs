@@ -1,0 +1,88 @@
+//! SQL over what stripe-xdm keeps locally: the mirror's resources (tables `charges`,
+//! `customers`, …) and the rows of committed batches (`rejected`, `accepted`).
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use crate::sink::analysis::{self, QueryError};
+use crate::stage::{Mirror, StageError};
+use crate::Resource;
+
+/// Why a query could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// A mirror could not be opened.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The batches could not be read, or the SQL failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// There is nothing to query.
+    #[error("nothing to query under {0}: no mirror and no batches (run a dataflow or `stripe-xdm run` first)")]
+    Empty(PathBuf),
+}
+
+/// The resources mirrored under `root` (`<root>/<resource>/_delta_log` exists).
+pub fn mirrors_under(root: &Path) -> Vec<(Resource, PathBuf)> {
+    Resource::ALL
+        .iter()
+        .map(|r| (*r, root.join(r.path())))
+        .filter(|(_, p)| p.join("_delta_log").is_dir())
+        .collect()
+}
+
+/// Every committed or failed batch folder of every dataset under `out`
+/// (`<out>/<dataset>/{batches,failed}/<batch>`), sorted.
+pub fn batch_dirs_under(out: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let Ok(datasets) = std::fs::read_dir(out) else {
+        return dirs;
+    };
+    for ds in datasets.flatten() {
+        for sub in ["batches", "failed"] {
+            if let Ok(entries) = std::fs::read_dir(ds.path().join(sub)) {
+                for e in entries.flatten() {
+                    if e.path().join(crate::sink::MANIFEST_FILE).exists() {
+                        dirs.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+/// A session with the mirrors under `mirror_root` registered by resource name and the rows of
+/// `batch_dirs` as `rejected` and `accepted`; the mapping functions (Data Prep, JSON) are
+/// available.
+pub async fn session(
+    mirror_root: &Path,
+    batch_dirs: &[PathBuf],
+) -> Result<SessionContext, InspectError> {
+    let ctx = crate::map::new_session();
+    let mirrors = mirrors_under(mirror_root);
+    if mirrors.is_empty() && batch_dirs.is_empty() {
+        return Err(InspectError::Empty(mirror_root.to_path_buf()));
+    }
+    for (resource, path) in mirrors {
+        let mirror = Mirror::open_existing(&path, resource).await?;
+        mirror.register(&ctx, resource.path()).await?;
+    }
+    analysis::register_batches(&ctx, batch_dirs)?;
+    Ok(ctx)
+}
+
+/// Runs `sql` over [`session`]'s tables.
+pub async fn sql(
+    mirror_root: &Path,
+    batch_dirs: &[PathBuf],
+    sql: &str,
+) -> Result<Vec<RecordBatch>, InspectError> {
+    let ctx = session(mirror_root, batch_dirs).await?;
+    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let df = ctx.sql(sql).await.map_err(sql_err)?;
+    Ok(df.collect().await.map_err(sql_err)?)
+}

@@ -1,0 +1,148 @@
+//! The mapping half of a run, and all of a remap: mirror rows → chunks → map → validate → the
+//! Platform batch.
+//!
+//! ```text
+//! mirror scan (DataFusion over Delta) ──▶ chunks of source rows ──Outcome──▶ writer thread
+//!                                          map in DataFusion,      bounded (2 chunks)
+//!                                          validate on a blocking   Parquet + rejects
+//!                                          task
+//! ```
+//!
+//! Nothing here talks to Stripe: a run cuts what it staged, a remap cuts the whole mirror.
+//! This half keeps no checkpoint: it is local and fast, and a resumed run simply cuts again.
+
+use std::sync::mpsc as std_mpsc;
+
+use arrow::array::RecordBatch;
+use deltalake::datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use super::drive::{Totals, CHUNK_CHANNEL};
+use super::{map_and_validate_rows, Outcome, PipelineError};
+use crate::map::Mapper;
+use crate::sink::BatchWriter;
+use crate::stage;
+use crate::xdm::XdmSchema;
+use crate::Resource;
+
+/// Maps, validates and writes every row of `rows` (mirror rows) into `writer`, in chunks of
+/// `chunk_records`. Returns the writer and the totals (`staged` = rows read).
+pub(crate) async fn cut(
+    resource: Resource,
+    schema: &XdmSchema,
+    mapper: &Mapper,
+    mut rows: SendableRecordBatchStream,
+    chunk_records: usize,
+    writer: BatchWriter,
+) -> Result<(BatchWriter, Totals), PipelineError> {
+    let (tx, rx) = std_mpsc::sync_channel::<Outcome>(CHUNK_CHANNEL);
+    let handle = std::thread::spawn(move || -> Result<BatchWriter, PipelineError> {
+        let mut writer = writer;
+        for outcome in rx {
+            writer.write(&outcome.accepted)?;
+            writer.reject(&outcome.rejected)?;
+        }
+        Ok(writer)
+    });
+    let mut totals = Totals::default();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0usize;
+    let mut failure = None;
+    loop {
+        let next = rows.next().await;
+        let done = next.is_none();
+        match next {
+            Some(Ok(b)) => {
+                pending_rows += b.num_rows();
+                pending.push(b);
+            }
+            Some(Err(e)) => {
+                failure = Some(PipelineError::Stage(stage::StageError::Query {
+                    path: Default::default(),
+                    action: "reading staged records",
+                    source: e,
+                }));
+                break;
+            }
+            None => {}
+        }
+        while pending_rows >= chunk_records || (done && pending_rows > 0) {
+            // Exactly `chunk_records` rows per chunk (the rest waits for the next batch).
+            let all = match arrow::compute::concat_batches(&pending[0].schema(), &pending) {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(arrow_err(e));
+                    break;
+                }
+            };
+            let take = chunk_records.min(all.num_rows());
+            let chunk = vec![all.slice(0, take)];
+            pending = if take < all.num_rows() {
+                vec![all.slice(take, all.num_rows() - take)]
+            } else {
+                Vec::new()
+            };
+            pending_rows -= take;
+            match process(resource, schema, mapper, chunk).await {
+                Ok(outcome) => {
+                    totals.staged +=
+                        outcome.accepted.num_rows() as u64 + outcome.rejected.len() as u64;
+                    totals.ingested += outcome.accepted.num_rows() as u64;
+                    totals.warnings += outcome.warnings;
+                    totals.count_rejected(&outcome.rejected);
+                    if tx.send(outcome).is_err() {
+                        failure = Some(PipelineError::Internal("batch writer stopped".into()));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        if done {
+            break;
+        }
+    }
+    drop(tx);
+    let writer = handle
+        .join()
+        .map_err(|_| PipelineError::Internal("batch writer panicked".into()))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok((writer?, totals))
+}
+
+/// One chunk of mirror rows, mapped and validated.
+async fn process(
+    resource: Resource,
+    schema: &XdmSchema,
+    mapper: &Mapper,
+    chunk: Vec<RecordBatch>,
+) -> Result<Outcome, PipelineError> {
+    let source =
+        tokio::task::spawn_blocking(move || -> Result<RecordBatch, arrow::error::ArrowError> {
+            let parts = chunk
+                .iter()
+                .map(|b| stage::to_source(b, resource))
+                .collect::<Result<Vec<_>, _>>()?;
+            arrow::compute::concat_batches(&crate::decode::source_schema(resource), &parts)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))?
+        .map_err(arrow_err)?;
+    map_and_validate_rows(schema, mapper, source).await
+}
+
+fn arrow_err(e: arrow::error::ArrowError) -> PipelineError {
+    PipelineError::Stage(stage::StageError::Arrow {
+        path: Default::default(),
+        action: "reading staged records back",
+        source: e,
+    })
+}

@@ -1,0 +1,126 @@
+//! Remap: a mapping applied to the whole mirror, with no Stripe request.
+
+use std::time::Instant;
+
+use super::{
+    cut, error_summary, schema_name, threshold_failure, PipelineError, RunConfig, RunReport,
+};
+use crate::map::Mapper;
+use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir, Manifest, Metrics};
+use crate::stage::Mirror;
+
+/// Maps and validates every object in `cfg`'s mirror (its latest version) and commits the
+/// result as new batch(es) under `<out_dir>/<dataset>/batches/`, exactly as a run would; no
+/// request reaches Stripe (`cfg.window` and `cfg.control` are not used).
+pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
+    let problems = cfg.schema.check_output(&mapper.output_schema());
+    if !problems.is_empty() {
+        return Err(PipelineError::Mismatch {
+            mapping: cfg.mapping.origin.clone(),
+            schema: schema_name(&cfg.schema),
+            problems,
+        });
+    }
+    let mirror = Mirror::open_existing(&cfg.mirror_dir(), cfg.resource).await?;
+    let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
+    let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);
+    let writer = BatchWriter::create(dirs, &batch_id, cfg.schema.arrow_schema(), cfg.sink)?;
+    let staging = writer.staging_dir().to_path_buf();
+    let rows = mirror.scan_all().await?;
+    let (writer, totals) = match cut::cut(
+        cfg.resource,
+        &cfg.schema,
+        &mapper,
+        rows,
+        cfg.chunk_records,
+        writer,
+    )
+    .await
+    {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let read = totals.staged;
+    let rejected = totals.rejected();
+    if read != totals.ingested + rejected {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(PipelineError::Internal(format!(
+            "record accounting broke: read {read} != ingested {} + rejected {rejected}",
+            totals.ingested
+        )));
+    }
+    let failure_reason = threshold_failure(read, rejected, cfg.partial_ingestion);
+    let status = if failure_reason.is_some() {
+        BatchStatus::Failed
+    } else {
+        BatchStatus::Success
+    };
+    let diagnostics = cfg.error_diagnostics || cfg.partial_ingestion.is_some();
+    let manifest = Manifest {
+        batch_id: batch_id.clone(),
+        dataset: cfg.dataset.clone(),
+        resource: cfg.resource.path().to_string(),
+        schema: schema_name(&cfg.schema),
+        mapping: cfg.mapping.origin.clone(),
+        status,
+        failure_reason: failure_reason.clone(),
+        started_at: started_at.to_rfc3339(),
+        completed_at: chrono::Utc::now().to_rfc3339(),
+        window: (None, None),
+        error_diagnostics: diagnostics,
+        partial_ingestion_percent: cfg.partial_ingestion,
+        metrics: Metrics {
+            input_record_count: read,
+            output_record_count: totals.ingested,
+            failed_record_count: rejected,
+            warning_count: totals.warnings,
+            input_byte_size: 0,
+        },
+        errors: error_summary(totals.ingested, &totals.rejected_by_code, diagnostics),
+        files: Vec::new(),
+        output_bytes: 0,
+        rejected_file: None,
+        diagnostics: Vec::new(),
+        replay_of: None,
+        staged: Some(read),
+        parts: Vec::new(),
+        part_of: None,
+    };
+    let (batch_dir, manifest) =
+        tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    Ok(RunReport {
+        batch_id,
+        resource: cfg.resource.path().to_string(),
+        dataset: cfg.dataset.clone(),
+        status,
+        failure_reason,
+        fetched: read,
+        staged: read,
+        ingested: totals.ingested,
+        rejected,
+        rejected_by_code: totals.rejected_by_code,
+        warnings: totals.warnings,
+        pages: 0,
+        requests: 0,
+        retries: 0,
+        throttled: 0,
+        bytes_in: 0,
+        bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
+        files: manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>(),
+        checkpoints: 0,
+        duplicates_skipped: 0,
+        trailing: Vec::new(),
+        duration: started.elapsed(),
+        parts: manifest.parts.iter().map(|p| p.batch_id.clone()).collect(),
+        mirror_version: mirror.version(),
+        batch_dir,
+    })
+}

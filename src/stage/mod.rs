@@ -1,0 +1,635 @@
+//! Stage: the local mirror of Stripe, one Delta Lake table per account and resource.
+//!
+//! Every decoded record lands here before anything is mapped: its decoded columns, its JSON
+//! exactly as received (`_raw`), when it was fetched (`_fetched_at`), the API version it was
+//! rendered at (`_api_version`) and the batch (run) that staged it last (`_batch`). The table is
+//! keyed by `id`: a record staged again replaces its older version, so the mirror holds each
+//! object once, at its latest version.
+//!
+//! Writes are Delta transactions. A run commits at each checkpoint; each commit carries an
+//! application transaction (`txn`: app id = the run's batch id, version = the checkpoint's
+//! sequence number), so a resume can tell whether the commit of a checkpoint it did not hear
+//! back from landed. Records are appended when the run cannot meet an object already in the
+//! mirror (its `created` range holds no row of another run), and MERGEd by `id` otherwise.
+//!
+//! Platform batches are cut from the mirror afterwards ([`Mirror::scan_batch`]), and a remap
+//! reads all of it ([`Mirror::scan_all`]); `stripe-xdm sql` registers it as a table.
+
+mod compact;
+mod conform;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::execution::SendableRecordBatchStream;
+use deltalake::datafusion::prelude::{col, SessionConfig, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::protocol::SaveMode;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError, TableProperty};
+use futures::TryStreamExt;
+
+pub use compact::{CompactPolicy, CompactReport};
+pub use conform::conform;
+
+use crate::decode::{source_schema, RAW_COLUMN};
+use crate::Resource;
+
+/// When the record was fetched (microseconds, UTC).
+pub const FETCHED_AT_COLUMN: &str = "_fetched_at";
+/// The Stripe API version the record was rendered at.
+pub const API_VERSION_COLUMN: &str = "_api_version";
+/// The batch (run) that staged this version of the record.
+pub const BATCH_COLUMN: &str = "_batch";
+
+/// Rows buffered for one MERGE commit: a run in merge mode commits at least this often, which
+/// bounds its memory.
+pub const MERGE_ROWS: usize = 50_000;
+
+/// The columns with min/max statistics in the Delta log (file pruning for a run's rows and for
+/// `created` ranges).
+const STATS_COLUMNS: &str = "id,created,_batch,_fetched_at";
+
+/// Why the mirror could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A Delta Lake operation failed.
+    #[error("mirror {path}: {action}")]
+    Delta {
+        /// The table.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// Delta's error.
+        #[source]
+        source: DeltaTableError,
+    },
+    /// A query over the mirror failed.
+    #[error("mirror {path}: {action}")]
+    Query {
+        /// The table.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// DataFusion's error.
+        #[source]
+        source: deltalake::datafusion::error::DataFusionError,
+    },
+    /// Staged rows do not fit the mirror's columns.
+    #[error("mirror {path}: {action}")]
+    Arrow {
+        /// The table.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// Arrow's error.
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// The folder is not a mirror (no Delta log) where one was expected.
+    #[error("no mirror at {0}: run a dataflow or `stripe-xdm run` first")]
+    Missing(PathBuf),
+}
+
+/// The mirror table's Arrow schema: the resource's decoded columns and `_raw`, then
+/// `_fetched_at`, `_api_version` and `_batch`. Timestamps are microseconds (Delta's unit).
+pub fn mirror_schema(resource: Resource) -> SchemaRef {
+    let source = source_schema(resource);
+    let mut fields: Vec<Field> = source
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(conform::to_micros(f.data_type()))
+        })
+        .collect();
+    fields.push(Field::new(
+        FETCHED_AT_COLUMN,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    fields.push(Field::new(API_VERSION_COLUMN, DataType::Utf8, true));
+    fields.push(Field::new(BATCH_COLUMN, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Adds the staging columns to a batch of decoded records (the source schema, with `_raw`).
+pub fn stage_columns(
+    source: &RecordBatch,
+    fetched_at: chrono::DateTime<chrono::Utc>,
+    api_version: &str,
+    batch_id: &str,
+) -> RecordBatch {
+    let n = source.num_rows();
+    let mut columns = source.columns().to_vec();
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![fetched_at.timestamp_micros(); n])
+            .with_timezone("UTC"),
+    ));
+    columns.push(Arc::new(StringArray::from(vec![api_version; n])));
+    columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
+    let mut fields: Vec<Field> = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(
+        FETCHED_AT_COLUMN,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    fields.push(Field::new(API_VERSION_COLUMN, DataType::Utf8, true));
+    fields.push(Field::new(BATCH_COLUMN, DataType::Utf8, false));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("columns follow their fields")
+}
+
+/// How a run writes its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// None of the run's objects can be in the mirror yet: files are appended.
+    Append,
+    /// Some may be: each commit MERGEs by `id` (update the match, insert the rest).
+    Merge,
+}
+
+/// One resource's mirror: a Delta Lake table in a folder.
+pub struct Mirror {
+    path: PathBuf,
+    resource: Resource,
+    table: DeltaTable,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("path", &self.path)
+            .field("version", &self.table.version())
+            .finish()
+    }
+}
+
+impl Mirror {
+    /// Opens the mirror at `path`, creating the folder and an empty table when there is none.
+    pub async fn open(path: &Path, resource: Resource) -> Result<Mirror, StageError> {
+        let err = |action| {
+            let path = path.to_path_buf();
+            move |source| StageError::Delta {
+                path,
+                action,
+                source,
+            }
+        };
+        std::fs::create_dir_all(path).map_err(|e| StageError::Delta {
+            path: path.to_path_buf(),
+            action: "creating the folder",
+            source: DeltaTableError::Io { source: e },
+        })?;
+        let url = deltalake::ensure_table_uri(path.to_string_lossy())
+            .map_err(err("resolving the path"))?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(err("opening the table"))?;
+        let table = if table.version().is_some() {
+            table
+        } else {
+            let schema = mirror_schema(resource);
+            let kernel: deltalake::kernel::StructType =
+                deltalake::kernel::engine::arrow_conversion::TryIntoKernel::try_into_kernel(
+                    schema.as_ref(),
+                )
+                .map_err(|e: arrow::error::ArrowError| StageError::Arrow {
+                    path: path.to_path_buf(),
+                    action: "converting the schema",
+                    source: e,
+                })?;
+            table
+                .create()
+                .with_columns(kernel.fields().cloned())
+                .with_table_name(resource.path())
+                .with_comment(format!(
+                    "stripe-xdm mirror of Stripe {} (one row per object, latest version)",
+                    resource.path()
+                ))
+                .with_configuration_property(
+                    TableProperty::DataSkippingStatsColumns,
+                    Some(STATS_COLUMNS),
+                )
+                .with_save_mode(SaveMode::Ignore)
+                .await
+                .map_err(err("creating the table"))?
+        };
+        Ok(Mirror {
+            path: path.to_path_buf(),
+            resource,
+            table,
+        })
+    }
+
+    /// Opens an existing mirror; fails with [`StageError::Missing`] when there is none.
+    pub async fn open_existing(path: &Path, resource: Resource) -> Result<Mirror, StageError> {
+        if !path.join("_delta_log").is_dir() {
+            return Err(StageError::Missing(path.to_path_buf()));
+        }
+        Mirror::open(path, resource).await
+    }
+
+    /// The table's folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The resource mirrored.
+    pub fn resource(&self) -> Resource {
+        self.resource
+    }
+
+    /// The current table version.
+    pub fn version(&self) -> u64 {
+        self.table.version().unwrap_or(0)
+    }
+
+    /// The underlying Delta table.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    fn delta_err(&self, action: &'static str) -> impl FnOnce(DeltaTableError) -> StageError {
+        let path = self.path.clone();
+        move |source| StageError::Delta {
+            path,
+            action,
+            source,
+        }
+    }
+
+    fn query_err(
+        &self,
+        action: &'static str,
+    ) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> StageError {
+        let path = self.path.clone();
+        move |source| StageError::Query {
+            path,
+            action,
+            source,
+        }
+    }
+
+    /// Reloads the table's latest version (after another process committed).
+    pub async fn refresh(&mut self) -> Result<(), StageError> {
+        self.table
+            .update_state()
+            .await
+            .map_err(self.delta_err("reading the log"))
+    }
+
+    /// The last checkpoint sequence number committed by run `app_id` (the Delta `txn`).
+    pub async fn committed_seq(&self, app_id: &str) -> Result<Option<i64>, StageError> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(self.delta_err("reading the log"))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(self.delta_err("reading the application transactions"))
+    }
+
+    /// A session with the mirror registered as `table` (plain strings, not views).
+    pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<(), StageError> {
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(self.query_err("building the table provider"))?;
+        ctx.register_table(table, provider)
+            .map_err(self.query_err("registering the table"))?;
+        Ok(())
+    }
+
+    async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, StageError> {
+        let ctx = read_session();
+        self.register(&ctx, "mirror").await?;
+        let df = ctx
+            .sql(sql)
+            .await
+            .map_err(self.query_err("planning a scan"))?;
+        df.execute_stream()
+            .await
+            .map_err(self.query_err("starting a scan"))
+    }
+
+    /// The rows batch `batch_id` staged (its objects' latest versions), in the mirror's schema.
+    pub async fn scan_batch(
+        &self,
+        batch_id: &str,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        let ctx = read_session();
+        self.register(&ctx, "mirror").await?;
+        let df = ctx
+            .table("mirror")
+            .await
+            .and_then(|df| {
+                df.filter(col(BATCH_COLUMN).eq(deltalake::datafusion::prelude::lit(batch_id)))
+            })
+            .map_err(self.query_err("planning a scan"))?;
+        df.execute_stream()
+            .await
+            .map_err(self.query_err("starting a scan"))
+    }
+
+    /// Every row of the mirror.
+    pub async fn scan_all(&self) -> Result<SendableRecordBatchStream, StageError> {
+        self.query("SELECT * FROM mirror").await
+    }
+
+    /// Rows in the mirror, and rows of batch `batch_id`.
+    pub async fn count(&self, batch_id: Option<&str>) -> Result<u64, StageError> {
+        let sql = match batch_id {
+            Some(b) => format!(
+                "SELECT count(*) FROM mirror WHERE {BATCH_COLUMN} = '{}'",
+                b.replace('\'', "''")
+            ),
+            None => "SELECT count(*) FROM mirror".to_string(),
+        };
+        let batches: Vec<RecordBatch> = self
+            .query(&sql)
+            .await?
+            .try_collect()
+            .await
+            .map_err(self.query_err("counting rows"))?;
+        Ok(batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<arrow::datatypes::Int64Type>()
+            })
+            .map(|a| a.value(0) as u64)
+            .unwrap_or(0))
+    }
+
+    /// How a run staging objects created in `[gte, lt)` must write: [`WriteMode::Merge`] when
+    /// the mirror holds a row of another batch in that range (the run may meet it again).
+    pub async fn mode_for(
+        &self,
+        gte: Option<i64>,
+        lt: Option<i64>,
+        batch_id: &str,
+    ) -> Result<WriteMode, StageError> {
+        if self
+            .table
+            .get_file_uris()
+            .map(|mut f| f.next().is_none())
+            .unwrap_or(true)
+        {
+            return Ok(WriteMode::Append);
+        }
+        let mut sql = format!(
+            "SELECT id FROM mirror WHERE {BATCH_COLUMN} <> '{}'",
+            batch_id.replace('\'', "''")
+        );
+        if let Some(gte) = gte {
+            sql += &format!(" AND created >= to_timestamp_seconds({gte})");
+        }
+        if let Some(lt) = lt {
+            sql += &format!(" AND created < to_timestamp_seconds({lt})");
+        }
+        sql += " LIMIT 1";
+        let batches: Vec<RecordBatch> = self
+            .query(&sql)
+            .await?
+            .try_collect()
+            .await
+            .map_err(self.query_err("looking for staged objects"))?;
+        Ok(if batches.iter().any(|b| b.num_rows() > 0) {
+            WriteMode::Merge
+        } else {
+            WriteMode::Append
+        })
+    }
+
+    /// The Parquet files of the current version (absolute paths), for readers that do not
+    /// speak Delta.
+    pub fn data_files(&self) -> Result<Vec<PathBuf>, StageError> {
+        Ok(self
+            .table
+            .get_file_uris()
+            .map_err(self.delta_err("listing files"))?
+            .map(PathBuf::from)
+            .collect())
+    }
+
+    /// A writer for one run's records.
+    pub fn writer(&self, mode: WriteMode) -> Result<StageWriter, StageError> {
+        let writer = match mode {
+            WriteMode::Append => Some(
+                RecordBatchWriter::for_table(&self.table)
+                    .map_err(self.delta_err("starting a writer"))?
+                    .with_writer_properties(compact::writer_props())
+                    .with_target_file_size(compact::TARGET_FILE_BYTES),
+            ),
+            WriteMode::Merge => None,
+        };
+        Ok(StageWriter {
+            schema: writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?,
+            writer,
+            merge: Vec::new(),
+            pending: 0,
+        })
+    }
+
+    /// Commits what `writer` staged since its last commit, tagged with the run's `txn`
+    /// (`app_id`, `seq`) and `metadata`. Returns the new table version (the current one when
+    /// there was nothing to commit and no `txn` to record).
+    pub async fn commit(
+        &mut self,
+        writer: &mut StageWriter,
+        app_id: &str,
+        seq: i64,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<u64, StageError> {
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transaction(Transaction::new(app_id, seq));
+        if let Some(w) = writer.writer.take() {
+            let mut w = w.with_commit_properties(props);
+            let result = w.flush_and_commit(&mut self.table).await;
+            writer.writer = Some(w);
+            writer.pending = 0;
+            return result.map_err(self.delta_err("committing staged records"));
+        }
+        let batches = std::mem::take(&mut writer.merge);
+        writer.pending = 0;
+        if batches.is_empty() {
+            // Record the txn anyway so that a resume sees this checkpoint as committed.
+            let table = self.table.clone();
+            let empty = RecordBatch::new_empty(writer.schema.clone());
+            let table = table
+                .write(vec![empty])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(props)
+                .await;
+            return match table {
+                Ok(t) => {
+                    self.table = t;
+                    Ok(self.version())
+                }
+                // An empty write has nothing to commit; the next commit records the txn.
+                Err(_) => Ok(self.version()),
+            };
+        }
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batches(batches)
+            .map_err(self.query_err("reading staged records"))?;
+        let columns: Vec<String> = writer
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let source_col =
+            |c: &str| deltalake::datafusion::prelude::Expr::Column(Column::new(Some("source"), c));
+        let (table, _metrics) = self
+            .table
+            .clone()
+            .merge(source, "target.id = source.id")
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_update(|u| {
+                columns.iter().fold(u, |u, c| {
+                    u.update(Column::new_unqualified(c.as_str()), source_col(c))
+                })
+            })
+            .and_then(|m| {
+                m.when_not_matched_insert(|i| {
+                    columns.iter().fold(i, |i, c| {
+                        i.set(Column::new_unqualified(c.as_str()), source_col(c))
+                    })
+                })
+            })
+            .map_err(self.delta_err("planning the merge"))?
+            .with_commit_properties(props)
+            .await
+            .map_err(self.delta_err("merging staged records"))?;
+        self.table = table;
+        Ok(self.version())
+    }
+
+    /// Compacts small files and removes files no version references any more, as `policy`
+    /// says.
+    pub async fn compact(&mut self, policy: &CompactPolicy) -> Result<CompactReport, StageError> {
+        compact::run(self, policy).await
+    }
+}
+
+/// A session for reading the mirror: strings come back as `Utf8` (not views), so rows keep the
+/// types the mapping was planned for.
+pub fn read_session() -> SessionContext {
+    let mut config = SessionConfig::new().with_batch_size(8192);
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    SessionContext::new_with_config(config)
+}
+
+fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+    let schema: Schema = (&table.snapshot()?.metadata().parse_schema()?).try_into_arrow()?;
+    Ok(Arc::new(schema))
+}
+
+/// One run's writes to the mirror between commits.
+pub struct StageWriter {
+    schema: SchemaRef,
+    /// Append mode: files streamed into the table folder, committed by [`Mirror::commit`].
+    writer: Option<RecordBatchWriter>,
+    /// Merge mode: rows buffered for the next MERGE.
+    merge: Vec<RecordBatch>,
+    pending: usize,
+}
+
+impl StageWriter {
+    /// Stages rows (the source schema plus [`stage_columns`]).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), StageError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = conform(&batch, &self.schema).map_err(|e| StageError::Arrow {
+            path: PathBuf::new(),
+            action: "conforming staged rows",
+            source: e,
+        })?;
+        self.pending += batch.num_rows();
+        match &mut self.writer {
+            Some(w) => w.write(batch).await.map_err(|e| StageError::Delta {
+                path: PathBuf::new(),
+                action: "writing staged rows",
+                source: e,
+            }),
+            None => {
+                self.merge.push(batch);
+                Ok(())
+            }
+        }
+    }
+
+    /// Rows staged since the last commit.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// True when the rows buffered for a MERGE should be committed now.
+    pub fn wants_commit(&self) -> bool {
+        self.writer.is_none() && self.pending >= MERGE_ROWS
+    }
+
+    /// The write mode.
+    pub fn mode(&self) -> WriteMode {
+        if self.writer.is_some() {
+            WriteMode::Append
+        } else {
+            WriteMode::Merge
+        }
+    }
+}
+
+/// The mirror rows of a batch, back in the mapping's source schema (decoded columns and
+/// `_raw`; seconds timestamps).
+pub fn to_source(
+    batch: &RecordBatch,
+    resource: Resource,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    conform(batch, &source_schema(resource))
+}
+
+/// The `_raw` column of a source or mirror batch.
+pub fn raw_column(batch: &RecordBatch) -> Option<&StringArray> {
+    batch
+        .column_by_name(RAW_COLUMN)
+        .and_then(|c| c.as_string_opt::<i32>())
+}
+
+/// Metadata for a run's commit (shown by `DESCRIBE HISTORY` in Spark/DuckDB).
+pub fn commit_metadata(
+    batch_id: &str,
+    seq: i64,
+    extra: HashMap<&str, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("stripe_xdm.batch".into(), batch_id.into());
+    m.insert("stripe_xdm.checkpoint".into(), seq.into());
+    for (k, v) in extra {
+        m.insert(format!("stripe_xdm.{k}"), v);
+    }
+    m
+}

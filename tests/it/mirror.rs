@@ -1,0 +1,309 @@
+//! The columnar staging mirror: every record staged in a Delta Lake table (read back with Delta
+//! and with plain Parquet readers), upserts by id, batches cut to Platform's limits, remap and
+//! SQL without Stripe, fields outside the decoded schema reached through `_raw`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use stripe_xdm::map::{Mapper, Mapping};
+use stripe_xdm::pipeline::{self, RunConfig, RunReport};
+use stripe_xdm::sim::{Faults, SimConfig};
+use stripe_xdm::sink::{read_batch_dir, read_parquet, BatchStatus, Manifest, SinkOptions};
+use stripe_xdm::stage::{self, Mirror};
+use stripe_xdm::Resource;
+
+use crate::support::sim;
+
+fn builtin(resource: Resource, out: &Path) -> RunConfig {
+    RunConfig::builtin(resource, "acme", out.to_path_buf()).expect("built-in schema parses")
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b.column_by_name(column).expect("column");
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        let s = col.as_string::<i32>();
+        for i in 0..s.len() {
+            if !s.is_null(i) {
+                out.push(s.value(i).to_string());
+            }
+        }
+    }
+    out
+}
+
+fn assert_accounting(r: &RunReport) {
+    assert_eq!(
+        r.fetched,
+        r.ingested + r.rejected,
+        "fetched = ingested + rejected"
+    );
+    let decode_rejects = r
+        .rejected_by_code
+        .get("INGEST-1401-400")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        r.fetched,
+        r.staged + decode_rejects,
+        "fetched = staged + undecodable"
+    );
+}
+
+async fn mirror_rows(path: &Path, resource: Resource) -> Vec<RecordBatch> {
+    use futures::TryStreamExt;
+    let mirror = Mirror::open_existing(path, resource).await.unwrap();
+    mirror
+        .scan_all()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults {
+        corrupt_rate: 0.02,
+        ..Faults::default()
+    };
+    let (handle, client) = sim(SimConfig::default().with_counts(400).with_faults(faults)).await;
+    for resource in Resource::ALL {
+        let report = pipeline::run(&client, builtin(resource, dir.path()))
+            .await
+            .unwrap_or_else(|e| panic!("{resource}: {e}"));
+        assert_accounting(&report);
+        assert_eq!(
+            report.fetched,
+            handle.simulator().count(resource, None, None),
+            "{resource}"
+        );
+        let path = dir.path().join("mirror").join(resource.path());
+        // Delta's own reader: one row per staged record, each `_raw` the record's JSON.
+        let rows = mirror_rows(&path, resource).await;
+        let ids = strings(&rows, "id");
+        assert_eq!(ids.len() as u64, report.staged, "{resource}: staged rows");
+        let raws = strings(&rows, stage::BATCH_COLUMN);
+        assert!(
+            raws.iter().all(|b| *b == report.batch_id),
+            "{resource}: _batch"
+        );
+        for (id, raw) in ids.iter().zip(strings(&rows, "_raw")) {
+            let v: serde_json::Value = serde_json::from_str(&raw).expect("_raw is JSON");
+            assert_eq!(
+                v["id"].as_str(),
+                Some(id.as_str()),
+                "{resource}: _raw is the record"
+            );
+        }
+        assert!(strings(&rows, stage::API_VERSION_COLUMN)
+            .iter()
+            .all(|v| v == stripe_xdm::source::DEFAULT_STRIPE_VERSION));
+        // Plain Parquet readers of the listed files see the same rows.
+        let mirror = Mirror::open_existing(&path, resource).await.unwrap();
+        let mut plain = BTreeSet::new();
+        for f in mirror.data_files().unwrap() {
+            for b in read_parquet(&f).unwrap() {
+                plain.extend(strings(&[b], "id"));
+            }
+        }
+        assert_eq!(
+            plain,
+            ids.iter().cloned().collect::<BTreeSet<_>>(),
+            "{resource}"
+        );
+        // The batch holds exactly the staged objects that mapped and validated.
+        let accepted = strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
+        assert_eq!(accepted.len() as u64, report.ingested);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_fetched_again_replaces_its_older_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, client) = sim(SimConfig::default().with_counts(1500)).await;
+    let first = pipeline::run(&client, builtin(Resource::Customers, dir.path()))
+        .await
+        .unwrap();
+    let second = pipeline::run(&client, builtin(Resource::Customers, dir.path()))
+        .await
+        .unwrap();
+    assert_accounting(&second);
+    let n = handle.simulator().count(Resource::Customers, None, None);
+    assert_eq!(first.staged, n);
+    assert_eq!(second.staged, n);
+    let rows = mirror_rows(&dir.path().join("mirror/customers"), Resource::Customers).await;
+    let ids = strings(&rows, "id");
+    let unique: BTreeSet<_> = ids.iter().cloned().collect();
+    assert_eq!(ids.len() as u64, n, "each object once");
+    assert_eq!(unique.len() as u64, n);
+    assert!(
+        strings(&rows, stage::BATCH_COLUMN)
+            .iter()
+            .all(|b| *b == second.batch_id),
+        "every row is the second run's version"
+    );
+    // The second run's batch carries every object again (same `_id`: an upsert downstream).
+    let accepted: BTreeSet<_> = strings(&read_batch_dir(&second.batch_dir).unwrap(), "_id")
+        .into_iter()
+        .collect();
+    assert_eq!(accepted.len() as u64, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_file_limit_splits_the_output_into_several_batches_with_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, client) = sim(SimConfig::default().with_counts(2600)).await;
+    let mut cfg = builtin(Resource::Charges, dir.path());
+    cfg.chunk_records = 400;
+    cfg.sink = SinkOptions {
+        max_file_bytes: 1,
+        row_group_rows: 100,
+        max_files_per_batch: 2,
+        ..SinkOptions::default()
+    };
+    let report = pipeline::run(&client, cfg).await.unwrap();
+    assert_accounting(&report);
+    assert_eq!(report.status, BatchStatus::Success);
+    assert!(
+        report.parts.len() >= 2,
+        "several batches: {:?}",
+        report.parts
+    );
+    let mut all = Vec::new();
+    let first = Manifest::read(&report.batch_dir.join("manifest.json")).unwrap();
+    assert!(first.files.len() <= 2);
+    all.extend(strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id"));
+    for part in &report.parts {
+        let dir = report.batch_dir.parent().unwrap().join(part);
+        let m = Manifest::read(&dir.join("manifest.json")).unwrap();
+        assert!(m.files.len() <= 2, "{part}: {} files", m.files.len());
+        assert_eq!(m.part_of.as_deref(), Some(report.batch_id.as_str()));
+        all.extend(strings(&read_batch_dir(&dir).unwrap(), "_id"));
+    }
+    let unique: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), unique.len(), "no object in two batches");
+    let want: BTreeSet<String> = handle
+        .simulator()
+        .ids(Resource::Charges, None, None)
+        .into_iter()
+        .collect();
+    assert_eq!(unique, want, "every object in exactly one batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, client) = sim(SimConfig::default().with_counts(900)).await;
+    let run = pipeline::run(&client, builtin(Resource::Charges, dir.path()))
+        .await
+        .unwrap();
+    // Stripe is gone: a remap needs only the mirror.
+    drop(handle);
+    let before = client.stats().requests;
+    let mut cfg = builtin(Resource::Charges, dir.path());
+    cfg.batch_id = Some("remap-1".into());
+    let remap = pipeline::remap(cfg).await.unwrap();
+    assert_eq!(client.stats().requests, before, "no request reached Stripe");
+    assert_eq!(remap.requests, 0);
+    assert_eq!(remap.fetched, run.staged);
+    assert_eq!(remap.fetched, remap.ingested + remap.rejected);
+    let a: BTreeSet<_> = strings(&read_batch_dir(&run.batch_dir).unwrap(), "_id")
+        .into_iter()
+        .collect();
+    let b: BTreeSet<_> = strings(&read_batch_dir(&remap.batch_dir).unwrap(), "_id")
+        .into_iter()
+        .collect();
+    assert_eq!(a, b, "the remap holds the same objects");
+    // Without a mirror there is nothing to remap, and the error says where it looked.
+    let mut cfg = builtin(Resource::Prices, dir.path());
+    cfg.mirror = Some(dir.path().join("nowhere"));
+    let err = pipeline::remap(cfg).await.unwrap_err().to_string();
+    assert!(err.contains("nowhere"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_outside_the_decoded_schema_survive_in_raw_and_a_mapping_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_handle, client) = sim(SimConfig::default().with_counts(300)).await;
+    let run = pipeline::run(&client, builtin(Resource::Charges, dir.path()))
+        .await
+        .unwrap();
+    assert!(run.staged > 0);
+    // `extended_authorization` is not in the decoded card schema.
+    let card = stripe_xdm::decode::arrow_schema(Resource::Charges);
+    let pmd = card.field_with_name("payment_method_details").unwrap();
+    assert!(!format!("{pmd:?}").contains("extended_authorization"));
+    let rows = mirror_rows(&dir.path().join("mirror/charges"), Resource::Charges).await;
+    let sql = "SELECT id, \
+        json_as_text(_raw, 'payment_method_details', 'card', 'extended_authorization', 'status') AS ext, \
+        json_get_int(_raw, 'amount') AS amount_from_raw, amount FROM charges";
+    let mapper = Mapper::new(
+        Resource::Charges,
+        Mapping {
+            sql: sql.into(),
+            origin: "test".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut seen = 0;
+    for b in &rows {
+        let source = stage::to_source(b, Resource::Charges).unwrap();
+        let out = mapper.map(source).await.unwrap().batch;
+        let ext = out
+            .column_by_name("ext")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        seen += (0..ext.len()).filter(|&i| !ext.is_null(i)).count();
+        let a = out.column_by_name("amount_from_raw").unwrap();
+        let b = out.column_by_name("amount").unwrap();
+        assert_eq!(
+            arrow::compute::cast(a, b.data_type()).unwrap().as_ref(),
+            b.as_ref(),
+            "JSON functions read the same values as the decoded columns"
+        );
+    }
+    assert!(seen > 0, "extended_authorization.status read from _raw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults {
+        corrupt_rate: 0.05,
+        ..Faults::default()
+    };
+    let (_handle, client) = sim(SimConfig::default().with_counts(500).with_faults(faults)).await;
+    let run = pipeline::run(&client, builtin(Resource::Refunds, dir.path()))
+        .await
+        .unwrap();
+    assert!(run.rejected > 0);
+    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.path());
+    let out = stripe_xdm::inspect::sql(
+        &dir.path().join("mirror"),
+        &dirs,
+        "SELECT (SELECT count(*) FROM refunds) AS mirrored, (SELECT count(*) FROM rejected) AS rejected",
+    )
+    .await
+    .unwrap();
+    let row = &out[0];
+    let get = |c: &str| {
+        row.column_by_name(c)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as u64
+    };
+    assert_eq!(get("mirrored"), run.staged);
+    assert_eq!(get("rejected"), run.rejected);
+    let err = stripe_xdm::inspect::sql(&dir.path().join("mirror"), &dirs, "SELECT * FROM nope")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+}
