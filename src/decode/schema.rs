@@ -466,3 +466,64 @@ pub fn baseline_schema(resource: Resource) -> SchemaRef {
     }
     Arc::new(Schema::new(keep(fields(resource))))
 }
+
+/// The fields of `records` (JSON objects of `resource`) that the decoded schema does not hold,
+/// as dotted paths (`payment_method_details.card.extended_authorization`; `[]` marks array
+/// items) with how many records carry each. They are still in `_raw`, reachable with the JSON
+/// functions. Sub-objects kept whole (`metadata`, JSON text) are not looked into.
+pub fn undecoded_fields<'a>(
+    resource: Resource,
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> std::collections::BTreeMap<String, usize> {
+    fn walk(
+        value: &serde_json::Value,
+        fields: &[(&str, Kind)],
+        prefix: &str,
+        seen: &mut std::collections::BTreeSet<String>,
+    ) {
+        let Some(obj) = value.as_object() else {
+            return;
+        };
+        for (key, v) in obj {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match fields.iter().find(|(n, _)| n == key) {
+                None => {
+                    seen.insert(path);
+                }
+                Some((_, kind)) => walk_kind(v, kind, &path, seen),
+            }
+        }
+    }
+    fn walk_kind(
+        v: &serde_json::Value,
+        kind: &Kind,
+        path: &str,
+        seen: &mut std::collections::BTreeSet<String>,
+    ) {
+        match kind {
+            Kind::Obj(children) => walk(v, children, path, seen),
+            Kind::List(item) => {
+                for x in v.as_array().into_iter().flatten() {
+                    walk_kind(x, item, &format!("{path}[]"), seen);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for raw in records {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else {
+            continue;
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        walk(&v, fields(resource), "", &mut seen);
+        for p in seen {
+            *counts.entry(p).or_insert(0) += 1;
+        }
+    }
+    counts
+}

@@ -459,7 +459,9 @@ pub struct CheckpointTotals {
     pub batch_id: String,
     /// Records fetched up to the checkpoint.
     pub fetched: u64,
-    /// Records accepted.
+    /// Records committed to the mirror (mapping and validation come after the fetch).
+    pub staged: u64,
+    /// Records accepted (0 until the batch is cut from the mirror).
     pub ingested: u64,
     /// Records rejected.
     pub rejected: u64,
@@ -480,6 +482,7 @@ pub fn checkpoint_totals(state: &str) -> Option<CheckpointTotals> {
     (state.version == CHECKPOINT_VERSION).then(|| CheckpointTotals {
         batch_id: state.batch_id,
         fetched: state.totals.fetched,
+        staged: state.totals.staged,
         ingested: state.totals.ingested,
         rejected: state.totals.rejected(),
         rejected_by_code: state.totals.rejected_by_code,

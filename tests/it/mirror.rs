@@ -307,3 +307,40 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
         .to_string();
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn preview_lists_the_fields_beyond_the_decoded_schema() {
+    use stripe_xdm::sim::{ListParams, Simulator};
+    let body = Simulator::new(SimConfig::default())
+        .page_json(
+            Resource::Charges,
+            &ListParams {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let records: Vec<Vec<u8>> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap())
+        .collect();
+    let extra = stripe_xdm::decode::schema::undecoded_fields(
+        Resource::Charges,
+        records.iter().map(|r| r.as_slice()),
+    );
+    assert!(
+        extra.contains_key("payment_method_details.card.extended_authorization"),
+        "{extra:?}"
+    );
+    assert!(
+        !extra.contains_key("amount"),
+        "decoded fields are not listed"
+    );
+    assert!(
+        !extra.keys().any(|k| k.starts_with("metadata.")),
+        "maps are kept whole"
+    );
+}

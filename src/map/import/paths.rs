@@ -282,7 +282,15 @@ mod tests {
             resolve_source("data.metadata.order\\.id", r).unwrap().0,
             "metadata['order.id']"
         );
-        assert!(resolve_source("data.nope", r).is_err());
+        // Outside the decoded schema: read from the record's JSON text.
+        assert_eq!(
+            resolve_source("data.nope.deeper[2]", r).unwrap().0,
+            "json_as_text(_raw, 'nope', 'deeper', 2)"
+        );
+        assert!(resolve_source("data.Amount", r)
+            .unwrap_err()
+            .contains("did you mean amount"));
+        assert!(resolve_source("data.amount.nope", r).is_err());
         let s = Resource::Subscriptions;
         assert_eq!(
             resolve_source("data.items.data[0].price.id", s).unwrap().0,
