@@ -12,6 +12,7 @@ mod errors;
 mod flows;
 mod mapping;
 mod mirror;
+mod mirror_cli;
 mod pipeline;
 mod replay;
 mod resume;

@@ -1,0 +1,131 @@
+//! The mirror from the binary: a dataflow's runs land in `<home>/mirror/<account>/<resource>`,
+//! `sql` queries it (and the rejected rows), `dataflows remap` maps it again without Stripe.
+
+use std::path::Path;
+
+use stripe_xdm::catalog::{Alerts, Catalog, NewDataflow, NewDataset};
+use stripe_xdm::runner::{run_dataflow, RunnerConfig};
+use stripe_xdm::schedule::Schedule;
+use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::{Resource, Secret};
+
+use crate::support::bin::{command, output, text};
+
+fn setup(home: &Path) {
+    let mut cat = Catalog::open(home).unwrap();
+    cat.add_account("main", None, &Secret::new(SIM_KEY))
+        .unwrap();
+    cat.create_dataset(&NewDataset {
+        name: "charges".into(),
+        description: None,
+        schema_json: stripe_xdm::map::substitute_tenant(
+            stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
+            "tenant",
+        ),
+        profile_enabled: false,
+        error_diagnostics: true,
+        partial_ingestion_percent: Some(10.0),
+    })
+    .unwrap();
+    let t = stripe_xdm::runner::now();
+    cat.create_dataflow(
+        &NewDataflow {
+            name: "flow".into(),
+            description: None,
+            account: "main".into(),
+            resource: "charges".into(),
+            dataset: "charges".into(),
+            mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Charges, "tenant").sql,
+            alerts: Alerts::default(),
+            schedule: Schedule::once(t),
+            alert_webhook: None,
+            alert_command: None,
+            upload: None,
+        },
+        t,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
+    let faults = Faults {
+        corrupt_rate: 0.03,
+        ..Faults::default()
+    };
+    let sim = Simulator::new(SimConfig::default().with_counts(700).with_faults(faults))
+        .start()
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    setup(home.path());
+    let mut cfg = RunnerConfig::new(home.path());
+    cfg.api_base_url = Some(sim.base_url());
+    cfg.requests_per_sec = Some(10_000.0);
+    let done = run_dataflow(&cfg, "flow", stripe_xdm::runner::now(), None)
+        .await
+        .unwrap();
+    let report = done.report.expect("committed");
+    assert!(home.path().join("mirror/main/charges/_delta_log").is_dir());
+    assert!(report.rejected > 0);
+
+    // `sql`: the only account's mirror and its batches' rejected rows.
+    let o = output(command(
+        Some(home.path()),
+        &[
+            "sql",
+            "--json",
+            "SELECT (SELECT count(*) FROM charges) AS mirrored, (SELECT count(*) FROM rejected) AS rejected",
+        ],
+        &[],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(rows[0]["mirrored"], report.staged, "{rows}");
+    assert_eq!(rows[0]["rejected"], report.rejected, "{rows}");
+    // --parquet writes the result to a file; a bad query names what is wrong.
+    let file = home.path().join("out.parquet");
+    let o = output(command(
+        Some(home.path()),
+        &[
+            "sql",
+            "--parquet",
+            file.to_str().unwrap(),
+            "SELECT id, json_as_text(_raw, 'currency') AS c FROM charges",
+        ],
+        &[],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let back: usize = stripe_xdm::sink::read_parquet(&file)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(back as u64, report.staged);
+    let o = output(command(
+        Some(home.path()),
+        &["sql", "--account", "main", "SELECT nope FROM charges"],
+        &[],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("nope"), "{}", text(&o));
+
+    // `dataflows remap`: Stripe is gone, the mirror is enough.
+    sim.shutdown().await;
+    let o = output(command(
+        Some(home.path()),
+        &["dataflows", "remap", "flow", "--json"],
+        &[],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let remap: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(remap[0]["requests"], 0, "{remap}");
+    assert_eq!(remap[0]["fetched"], report.staged, "{remap}");
+    assert_eq!(remap[0]["ingested"], report.ingested, "{remap}");
+    let dir = remap[0]["batch_dir"].as_str().unwrap();
+    assert!(Path::new(dir).join("manifest.json").exists());
+}
