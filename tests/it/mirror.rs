@@ -344,3 +344,78 @@ fn preview_lists_the_fields_beyond_the_decoded_schema() {
         "maps are kept whole"
     );
 }
+
+/// Keeps every saved state, so a test can put an older one back: the process "died" after the
+/// mirror committed a checkpoint and before the catalog heard of it.
+#[derive(Default)]
+struct History(std::sync::Mutex<Vec<String>>);
+
+impl stripe_xdm::pipeline::CheckpointStore for History {
+    fn load(&self) -> Result<Option<String>, String> {
+        Ok(self.0.lock().unwrap().last().cloned())
+    }
+    fn save(&self, state: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(state.to_string());
+        Ok(())
+    }
+}
+
+struct CancelAfter(u64, tokio::sync::watch::Sender<bool>);
+
+impl stripe_xdm::pipeline::ProgressSink for CancelAfter {
+    fn update(&self, p: &stripe_xdm::pipeline::Progress) {
+        if p.records >= self.0 {
+            let _ = self.1.send(true);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, client) = sim(SimConfig::default().with_counts(4000)).await;
+    let store = Arc::new(History::default());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut cfg = builtin(Resource::Charges, dir.path());
+    cfg.chunk_records = 300;
+    cfg.batch_id = Some("b1".into());
+    cfg.control.checkpoint_every = std::time::Duration::ZERO;
+    cfg.control.checkpoints = Some(store.clone());
+    cfg.control.cancel = Some(rx);
+    cfg.control.progress = Some(Arc::new(CancelAfter(1500, tx)));
+    let err = pipeline::run(&client, cfg.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, stripe_xdm::pipeline::PipelineError::Cancelled),
+        "{err}"
+    );
+    // Forget the last checkpoint: the mirror is now one commit ahead of the catalog.
+    let saved = store.0.lock().unwrap().len();
+    assert!(saved >= 3, "{saved} checkpoints");
+    store.0.lock().unwrap().pop();
+    let mirror_path = dir.path().join("mirror/charges");
+    let mirror = Mirror::open_existing(&mirror_path, Resource::Charges)
+        .await
+        .unwrap();
+    assert_eq!(
+        mirror.committed_seq("b1").await.unwrap(),
+        Some(saved as i64)
+    );
+    drop(mirror);
+    // The resume fetches again from the older checkpoint and MERGEs: each object once.
+    cfg.control.cancel = None;
+    cfg.control.progress = None;
+    let report = pipeline::run(&client, cfg).await.unwrap();
+    assert_accounting(&report);
+    let want: BTreeSet<String> = handle
+        .simulator()
+        .ids(Resource::Charges, None, None)
+        .into_iter()
+        .collect();
+    assert_eq!(report.fetched, want.len() as u64);
+    let ids = strings(&mirror_rows(&mirror_path, Resource::Charges).await, "id");
+    assert_eq!(ids.len(), want.len(), "each object staged once");
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), want);
+    let accepted = strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
+    assert_eq!(accepted.len(), want.len(), "each object in the batch once");
+}
