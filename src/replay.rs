@@ -38,15 +38,24 @@ pub struct ReplayReport {
     pub ingested: u64,
     /// Rows that still fail, by code.
     pub still_rejected: BTreeMap<String, u64>,
+    /// Rows replayed from the mirror's latest version of their object (the rest from the
+    /// record stored with the rejected row).
+    pub from_mirror: u64,
     /// The new batch, when any row passed.
     pub new_batch_dir: Option<PathBuf>,
 }
 
 /// Re-maps the rejected rows of the batch at `batch_dir` with `mapping` against `schema`.
+///
+/// With `mirror` (the resource's mirror table), a row whose object the mirror holds is
+/// replayed from the object's latest version there (Stripe may have changed it since, and the
+/// mirror may have been refreshed by later runs); the others from the record stored with the
+/// rejected row.
 pub async fn replay(
     batch_dir: &Path,
     mapping: Mapping,
     schema: &XdmSchema,
+    mirror: Option<&Path>,
 ) -> Result<ReplayReport, PipelineError> {
     let manifest = Manifest::read(&batch_dir.join(MANIFEST_FILE)).map_err(SinkError::from)?;
     let resource: Resource = manifest.resource.parse().map_err(|e| {
@@ -69,6 +78,15 @@ pub async fn replay(
     } else {
         Vec::new()
     };
+    let latest = match mirror {
+        Some(path) => {
+            let mirror = crate::stage::Mirror::open_existing(path, resource).await?;
+            let ids: std::collections::HashSet<String> = rejected_ids(&rows).collect();
+            mirror.raw_of(&ids).await?
+        }
+        None => Default::default(),
+    };
+    let mut from_mirror = 0u64;
     let mut body = Vec::new();
     let mut ranges = Vec::new();
     let mut total = 0u64;
@@ -92,7 +110,11 @@ pub async fn replay(
                 continue;
             }
             let start = body.len();
-            body.extend_from_slice(sources.value(i).as_bytes());
+            let newer = (!ids.is_null(i))
+                .then(|| latest.get(ids.value(i)))
+                .flatten();
+            from_mirror += u64::from(newer.is_some());
+            body.extend_from_slice(newer.map_or(sources.value(i), |s| s.as_str()).as_bytes());
             ranges.push(start..body.len());
             body.push(b'\n');
         }
@@ -122,6 +144,7 @@ pub async fn replay(
         replayed,
         ingested,
         still_rejected: still.clone(),
+        from_mirror,
         new_batch_dir: None,
     };
     if ingested == 0 {
@@ -194,6 +217,20 @@ pub async fn replay(
     write_replayed(batch_dir, &all)?;
     report.new_batch_dir = Some(dir);
     Ok(report)
+}
+
+/// The object ids of rejected rows.
+fn rejected_ids(rows: &[arrow::array::RecordBatch]) -> impl Iterator<Item = String> + '_ {
+    use arrow::array::{Array, AsArray};
+    rows.iter()
+        .filter_map(|b| b.column_by_name("object_id"))
+        .flat_map(|c| {
+            let ids = c.as_string::<i32>();
+            (0..ids.len())
+                .filter(|&i| !ids.is_null(i))
+                .map(|i| ids.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
 }
 
 fn read_replayed(batch_dir: &Path) -> Result<BTreeSet<String>, PipelineError> {

@@ -83,6 +83,11 @@ pub struct ReplayArgs {
     /// Tenant id substituted for ${tenant}.
     #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
     pub tenant: String,
+    /// Replay each row from its object's latest version in this mirror table
+    /// (`<home>/mirror/<account>/<resource>`); a one-off run's `<out>/mirror/<resource>` is found
+    /// by itself. Rows whose object it does not hold use their stored record.
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -174,7 +179,15 @@ pub async fn errors_replay(a: ReplayArgs) -> Result<u8> {
     let resource = resource_of(&a.batch)?;
     let mapping = Mapping::from_file(&a.mapping, &a.tenant).map_err(CliError::usage)?;
     let schema = load_schema(a.schema.as_deref(), resource, &a.tenant)?;
-    let report = stripe_xdm::replay::replay(&a.batch, mapping, &schema)
+    // <out>/<dataset>/{batches,failed}/<id> → <out>/mirror/<resource>
+    let beside = a
+        .batch
+        .ancestors()
+        .nth(3)
+        .map(|out| out.join("mirror").join(resource.path()))
+        .filter(|p| p.join("_delta_log").is_dir());
+    let mirror = a.mirror.clone().or(beside);
+    let report = stripe_xdm::replay::replay(&a.batch, mapping, &schema, mirror.as_deref())
         .await
         .map_err(|e| {
             if e.is_usage() {

@@ -62,3 +62,10 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, A
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
 }
+
+/// A string column as `Utf8` (casting views and large strings), `None` for other types.
+pub(crate) fn strings(column: &ArrayRef) -> Option<arrow::array::StringArray> {
+    use arrow::array::AsArray;
+    let utf8 = cast_with_options(column, &DataType::Utf8, &CastOptions::default()).ok()?;
+    Some(utf8.as_string::<i32>().clone())
+}

@@ -345,6 +345,37 @@ impl Mirror {
             .map_err(self.query_err("starting a scan"))
     }
 
+    /// The `_raw` JSON of the latest version of each of `ids` the mirror holds.
+    pub async fn raw_of(
+        &self,
+        ids: &std::collections::HashSet<String>,
+    ) -> Result<HashMap<String, String>, StageError> {
+        use futures::StreamExt;
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut rows = self
+            .query(&format!("SELECT id, {RAW_COLUMN} FROM mirror"))
+            .await?;
+        while let Some(b) = rows.next().await {
+            let b = b.map_err(self.query_err("reading records"))?;
+            let (Some(id), Some(raw)) =
+                (conform::strings(b.column(0)), conform::strings(b.column(1)))
+            else {
+                continue;
+            };
+            for (id, raw) in id.iter().zip(raw.iter()) {
+                if let (Some(id), Some(raw)) = (id, raw) {
+                    if ids.contains(id) {
+                        out.insert(id.to_string(), raw.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every row of the mirror.
     pub async fn scan_all(&self) -> Result<SendableRecordBatchStream, StageError> {
         self.query("SELECT * FROM mirror").await

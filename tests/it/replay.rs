@@ -57,10 +57,16 @@ async fn replay_moves_fixed_rows_into_a_new_batch_exactly_once() {
 
     // The fixed mapping drops non-USD currencies instead of failing the row.
     let fixed = mapping("CASE WHEN currency = 'usd' THEN currency END");
-    let first = replay(&run.batch_dir, fixed.clone(), &schema)
+    // From the mirror: each row's object at its latest version there.
+    let mirror = dir.path().join("mirror/charges");
+    let first = replay(&run.batch_dir, fixed.clone(), &schema, Some(&mirror))
         .await
         .unwrap();
     assert_eq!(first.rejected_rows, run.rejected);
+    assert_eq!(
+        first.from_mirror, first.replayed,
+        "every object is in the mirror"
+    );
     assert_eq!(first.ingested, enum_rejects);
     assert!(
         first.still_rejected.is_empty(),
@@ -87,7 +93,7 @@ async fn replay_moves_fixed_rows_into_a_new_batch_exactly_once() {
     assert_eq!(ids.len(), 300);
 
     // A second replay ingests nothing again.
-    let second = replay(&run.batch_dir, fixed, &schema).await.unwrap();
+    let second = replay(&run.batch_dir, fixed, &schema, None).await.unwrap();
     assert_eq!(second.already_replayed, enum_rejects);
     assert_eq!(second.ingested, 0);
     assert!(second.new_batch_dir.is_none());
