@@ -60,7 +60,7 @@ pub(crate) async fn cut(
                 failure = Some(PipelineError::Stage(stage::StageError::Query {
                     path: Default::default(),
                     action: "reading staged records",
-                    source: e,
+                    source: Box::new(e),
                 }));
                 break;
             }
@@ -143,6 +143,6 @@ fn arrow_err(e: arrow::error::ArrowError) -> PipelineError {
     PipelineError::Stage(stage::StageError::Arrow {
         path: Default::default(),
         action: "reading staged records back",
-        source: e,
+        source: Box::new(e),
     })
 }

@@ -67,7 +67,7 @@ pub enum StageError {
         action: &'static str,
         /// Delta's error.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// A query over the mirror failed.
     #[error("mirror {path}: {action}")]
@@ -78,7 +78,7 @@ pub enum StageError {
         action: &'static str,
         /// DataFusion's error.
         #[source]
-        source: deltalake::datafusion::error::DataFusionError,
+        source: Box<deltalake::datafusion::error::DataFusionError>,
     },
     /// Staged rows do not fit the mirror's columns.
     #[error("mirror {path}: {action}")]
@@ -89,7 +89,7 @@ pub enum StageError {
         action: &'static str,
         /// Arrow's error.
         #[source]
-        source: arrow::error::ArrowError,
+        source: Box<arrow::error::ArrowError>,
     },
     /// The folder is not a mirror (no Delta log) where one was expected.
     #[error("no mirror at {0}: run a dataflow or `stripe-xdm run` first")]
@@ -184,13 +184,13 @@ impl Mirror {
             move |source| StageError::Delta {
                 path,
                 action,
-                source,
+                source: Box::new(source),
             }
         };
         std::fs::create_dir_all(path).map_err(|e| StageError::Delta {
             path: path.to_path_buf(),
             action: "creating the folder",
-            source: DeltaTableError::Io { source: e },
+            source: Box::new(DeltaTableError::Io { source: e }),
         })?;
         let url = deltalake::ensure_table_uri(path.to_string_lossy())
             .map_err(err("resolving the path"))?;
@@ -208,7 +208,7 @@ impl Mirror {
                 .map_err(|e: arrow::error::ArrowError| StageError::Arrow {
                     path: path.to_path_buf(),
                     action: "converting the schema",
-                    source: e,
+                    source: Box::new(e),
                 })?;
             table
                 .create()
@@ -266,7 +266,7 @@ impl Mirror {
         move |source| StageError::Delta {
             path,
             action,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -278,7 +278,7 @@ impl Mirror {
         move |source| StageError::Query {
             path,
             action,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -598,14 +598,14 @@ impl StageWriter {
         let batch = conform(&batch, &self.schema).map_err(|e| StageError::Arrow {
             path: PathBuf::new(),
             action: "conforming staged rows",
-            source: e,
+            source: Box::new(e),
         })?;
         self.pending += batch.num_rows();
         match &mut self.writer {
             Some(w) => w.write(batch).await.map_err(|e| StageError::Delta {
                 path: PathBuf::new(),
                 action: "writing staged rows",
-                source: e,
+                source: Box::new(e),
             }),
             None => {
                 self.merge.push(batch);
