@@ -672,3 +672,28 @@ async fn a_mapping_that_filters_is_planned_per_chunk_and_refused_by_the_row_coun
     let err = mapper.map(batch).await.unwrap_err().to_string();
     assert!(err.contains("one row per record"), "{err}");
 }
+
+#[tokio::test]
+async fn json_functions_over_raw_are_typed_by_mapping_check() {
+    // A string from `_raw` fits a string field; an integer from `_raw` in `_id` (a string) is a
+    // type problem the check names, with the cast that fixes it.
+    let sound = Mapping::builtin(Resource::Charges, "acme").sql.replacen(
+        "'stripe.charge.' || COALESCE(status, 'unknown') AS \"eventType\"",
+        "'stripe.charge.' || COALESCE(json_as_text(_raw, 'status'), 'unknown') AS \"eventType\"",
+        1,
+    );
+    assert!(
+        sound.contains("json_as_text"),
+        "the built-in mapping changed"
+    );
+    let report = check(&sound).await;
+    assert!(report.is_sound(), "{:#?}", report.problems);
+    let typed = check(
+        "SELECT json_get_int(_raw, 'amount') AS \"_id\", json_as_text(_raw, 'x') AS \"eventType\", created AS \"timestamp\" FROM charges",
+    )
+    .await;
+    let out = typed.output_schema.expect("compiles");
+    let ty = |name: &str| out.field_with_name(name).unwrap().data_type().clone();
+    assert_eq!(ty("_id"), arrow::datatypes::DataType::Int64);
+    assert_eq!(ty("eventType"), arrow::datatypes::DataType::Utf8);
+}
