@@ -101,6 +101,9 @@ pub(super) async fn run(
         .vacuum()
         .with_retention_period(policy.retention)
         .with_enforce_retention_duration(false)
+        // Full: also files no version ever referenced (written by a run that died before its
+        // commit), once they are older than the retention.
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
         .await
         .map_err(mirror.delta_err("vacuuming"))?;
     mirror.table = table;

@@ -477,8 +477,8 @@ impl Mirror {
     }
 
     /// Commits what `writer` staged since its last commit, tagged with the run's `txn`
-    /// (`app_id`, `seq`) and `metadata`. Returns the new table version (the current one when
-    /// there was nothing to commit and no `txn` to record).
+    /// (`app_id`, `seq`) and `metadata`. Returns the new table version (the current one, and no
+    /// transaction, when nothing was staged since the last commit).
     pub async fn commit(
         &mut self,
         writer: &mut StageWriter,
@@ -486,36 +486,22 @@ impl Mirror {
         seq: i64,
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<u64, StageError> {
+        if writer.pending == 0 {
+            // Nothing staged since the last commit (a segment of undecodable records only): no
+            // transaction, so the log's txn stays at the last checkpoint that staged rows.
+            return Ok(self.version());
+        }
         let props = CommitProperties::default()
             .with_metadata(metadata)
             .with_application_transaction(Transaction::new(app_id, seq));
+        writer.pending = 0;
         if let Some(w) = writer.writer.take() {
             let mut w = w.with_commit_properties(props);
             let result = w.flush_and_commit(&mut self.table).await;
             writer.writer = Some(w);
-            writer.pending = 0;
             return result.map_err(self.delta_err("committing staged records"));
         }
         let batches = std::mem::take(&mut writer.merge);
-        writer.pending = 0;
-        if batches.is_empty() {
-            // Record the txn anyway so that a resume sees this checkpoint as committed.
-            let table = self.table.clone();
-            let empty = RecordBatch::new_empty(writer.schema.clone());
-            let table = table
-                .write(vec![empty])
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(props)
-                .await;
-            return match table {
-                Ok(t) => {
-                    self.table = t;
-                    Ok(self.version())
-                }
-                // An empty write has nothing to commit; the next commit records the txn.
-                Err(_) => Ok(self.version()),
-            };
-        }
         let ctx = SessionContext::new();
         let source = ctx
             .read_batches(batches)

@@ -419,3 +419,44 @@ async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
     let accepted = strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
     assert_eq!(accepted.len(), want.len(), "each object in the batch once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_files_and_vacuum_deletes_the_replaced_ones() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (_handle, client) = sim(SimConfig::default().with_counts(2000)).await;
+    let mut cfg = builtin(Resource::Prices, dir.path());
+    // A commit per chunk: many small files, and no compaction after the run.
+    cfg.chunk_records = 200;
+    cfg.control.checkpoint_every = std::time::Duration::ZERO;
+    cfg.control.checkpoints = Some(Arc::new(stripe_xdm::pipeline::MemoryCheckpoints::default()));
+    cfg.compaction.min_small_files = usize::MAX;
+    let run = pipeline::run(&client, cfg).await.unwrap();
+    let path = dir.path().join("mirror/prices");
+    let mut mirror = Mirror::open_existing(&path, Resource::Prices)
+        .await
+        .unwrap();
+    let before = mirror.data_files().unwrap().len();
+    assert!(before >= 5, "{before} files");
+    let report = mirror
+        .compact(&stage::CompactPolicy {
+            retention: chrono::Duration::zero(),
+            force: true,
+            ..stage::CompactPolicy::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.files_before, before);
+    assert_eq!(report.files_removed as usize, before);
+    assert_eq!(mirror.data_files().unwrap().len(), 1);
+    assert!(report.files_vacuumed >= before, "{report:?}");
+    // Same rows, readable by Delta and as plain Parquet, and nothing else on disk.
+    let ids = strings(&mirror_rows(&path, Resource::Prices).await, "id");
+    assert_eq!(ids.len() as u64, run.staged);
+    let parquet_on_disk = std::fs::read_dir(&path)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert_eq!(parquet_on_disk, 1);
+}
