@@ -1,5 +1,6 @@
 //! SQL over what stripe-xdm keeps locally: the mirror's resources (tables `charges`,
-//! `customers`, …) and the rows of committed batches (`rejected`, `accepted`).
+//! `customers`, …) and the rejected rows of every batch (`rejected`). The accepted rows of one
+//! dataset are queried with `errors query` (each dataset has its own XDM schema).
 
 use std::path::{Path, PathBuf};
 
@@ -55,9 +56,8 @@ pub fn batch_dirs_under(out: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// A session with the mirrors under `mirror_root` registered by resource name and the rows of
-/// `batch_dirs` as `rejected` and `accepted`; the mapping functions (Data Prep, JSON) are
-/// available.
+/// A session with the mirrors under `mirror_root` registered by resource name and the rejected
+/// rows of `batch_dirs` as `rejected`; the mapping functions (Data Prep, JSON) are available.
 pub async fn session(
     mirror_root: &Path,
     batch_dirs: &[PathBuf],
@@ -71,7 +71,7 @@ pub async fn session(
         let mirror = Mirror::open_existing(&path, resource).await?;
         mirror.register(&ctx, resource.path()).await?;
     }
-    analysis::register_batches(&ctx, batch_dirs)?;
+    analysis::register_batches(&ctx, batch_dirs, false)?;
     Ok(ctx)
 }
 
@@ -83,6 +83,11 @@ pub async fn sql(
 ) -> Result<Vec<RecordBatch>, InspectError> {
     let ctx = session(mirror_root, batch_dirs).await?;
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
-    let df = ctx.sql(sql).await.map_err(sql_err)?;
+    // Read-only: the mirror is written by runs only (no INSERT, DELETE or CREATE here).
+    let options = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await.map_err(sql_err)?;
     Ok(df.collect().await.map_err(sql_err)?)
 }

@@ -29,7 +29,7 @@ pub struct SqlArgs {
     #[command(flatten)]
     home: HomeArgs,
     /// The query: tables are the resources (`charges`, `customers`, …: the mirror, one row per
-    /// object, latest version, with `_raw` JSON) and `rejected` / `accepted` (batch rows).
+    /// object, latest version, with `_raw` JSON) and `rejected` (every batch's rejected rows).
     pub sql: String,
     /// The account whose mirror to query (`<home>/mirror/<account>`); default: the only
     /// account in the catalog.

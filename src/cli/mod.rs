@@ -68,7 +68,7 @@ enum Command {
     Backfill(backfill::BackfillArgs),
     /// Send a committed batch to a Platform dataset with the Batch Ingestion API.
     Upload(upload::UploadArgs),
-    /// SQL over the local mirror (tables named after the resources) and the batches' rows.
+    /// SQL over the local mirror (tables named after the resources) and the rejected rows.
     Sql(mirror::SqlArgs),
 }
 

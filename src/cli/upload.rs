@@ -77,6 +77,15 @@ fn pending_batches(dataset_dir: &Path) -> Result<Vec<PathBuf>, CliError> {
         let dir = entry.path();
         // Only committed batches with rows: Platform refuses a batch without files.
         match Manifest::read(&dir.join(MANIFEST_FILE)) {
+            // A further batch of a split run counts only once the run's first batch is
+            // committed (a crash in between leaves it to be replaced by the resumed run).
+            Ok(m)
+                if m.part_of
+                    .as_ref()
+                    .is_some_and(|p| !batches.join(p).join(MANIFEST_FILE).exists()) =>
+            {
+                continue
+            }
             Ok(m) if !m.files.is_empty() => {}
             _ => continue,
         }

@@ -46,7 +46,7 @@ pub async fn preview(
     decoded: &Decoded,
 ) -> Result<Vec<PreviewRow>, PreviewError> {
     let ids = decoded.batch.column(0).as_string::<i32>().clone();
-    let mapped = mapper.map(decoded.batch.clone()).await?;
+    let mapped = mapper.map(decoded.source_batch()).await?;
     let json = render(&mapped.batch)?;
     let validated = xdm::validate(&mapped.batch, schema)?;
     let n = decoded.batch.num_rows();

@@ -26,7 +26,8 @@ use crate::xdm::XdmSchema;
 use crate::Resource;
 
 /// Maps, validates and writes every row of `rows` (mirror rows) into `writer`, in chunks of
-/// `chunk_records`. Returns the writer and the totals (`staged` = rows read).
+/// `chunk_records`. Returns the writer and the totals (`staged` = rows read, each of them
+/// accepted or rejected).
 pub(crate) async fn cut(
     resource: Resource,
     schema: &XdmSchema,
@@ -47,12 +48,14 @@ pub(crate) async fn cut(
     let mut totals = Totals::default();
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
+    let mut read = 0u64;
     let mut failure = None;
     loop {
         let next = rows.next().await;
         let done = next.is_none();
         match next {
             Some(Ok(b)) => {
+                read += b.num_rows() as u64;
                 pending_rows += b.num_rows();
                 pending.push(b);
             }
@@ -68,12 +71,15 @@ pub(crate) async fn cut(
         }
         while pending_rows >= chunk_records || (done && pending_rows > 0) {
             // Exactly `chunk_records` rows per chunk (the rest waits for the next batch).
-            let all = match arrow::compute::concat_batches(&pending[0].schema(), &pending) {
-                Ok(b) => b,
-                Err(e) => {
-                    failure = Some(arrow_err(e));
-                    break;
-                }
+            let all = match pending.as_slice() {
+                [one] => one.clone(),
+                many => match arrow::compute::concat_batches(&many[0].schema(), many) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failure = Some(arrow_err(e));
+                        break;
+                    }
+                },
             };
             let take = chunk_records.min(all.num_rows());
             let chunk = vec![all.slice(0, take)];
@@ -113,7 +119,17 @@ pub(crate) async fn cut(
         .join()
         .map_err(|_| PipelineError::Internal("batch writer panicked".into()))?;
     if let Some(e) = failure {
-        return Err(e);
+        // The writer's own error says why it stopped taking chunks.
+        return Err(match (e, writer) {
+            (PipelineError::Internal(_), Err(cause)) => cause,
+            (e, _) => e,
+        });
+    }
+    if totals.staged != read {
+        return Err(PipelineError::Internal(format!(
+            "record accounting broke: {read} rows read from the mirror, {} mapped or rejected",
+            totals.staged
+        )));
     }
     Ok((writer?, totals))
 }

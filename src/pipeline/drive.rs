@@ -288,7 +288,11 @@ pub(crate) async fn drive(
         .map_err(|_| PipelineError::Internal("writer thread panicked".into()))?;
     if let Some(e) = failure {
         fetcher.abort();
-        return Err(e);
+        // The stage thread's own error says why it stopped taking chunks.
+        return Err(match (e, written) {
+            (PipelineError::Internal(_), Err(cause)) => cause,
+            (e, _) => e,
+        });
     }
     fetcher
         .await
@@ -322,7 +326,7 @@ fn write_loop(
         let done = msg.is_none();
         let force = match msg {
             Some(ToWriter::Chunk(p)) => {
-                s.rt.block_on(s.stage.write(p.staged))?;
+                s.rt.block_on(s.stage.write(p.staged, state.seq + 1))?;
                 s.writer.reject(&p.rejected)?;
                 for e in &p.events {
                     state.plan.apply(e);

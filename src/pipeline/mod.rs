@@ -262,6 +262,8 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
             return Ok(report);
         }
     }
+    // Held until the batch is committed: another run on this mirror waits.
+    let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open(&cfg.mirror_dir(), cfg.resource).await?;
     let (writer, start, resumed) = resume::open(&cfg, dirs, &batch_id, mirror).await?;
     let staging = writer.staging_dir().to_path_buf();
@@ -306,6 +308,8 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
             return Err(e);
         }
     };
+    // While fetching, the only rejects are records that could not be decoded.
+    let decode_rejected = fetch_totals.rejected();
     let mut totals = fetch_totals;
     totals.ingested = cut_totals.ingested;
     totals.warnings = cut_totals.warnings;
@@ -315,15 +319,15 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     let fetched = totals.fetched;
     let rejected: u64 = totals.rejected();
     let ingested = totals.ingested;
-    let decode_rejected = fetched.saturating_sub(totals.staged);
     let accounting = if totals.staged != cut_totals.staged {
         Some(format!(
-            "{} records were staged in the mirror but {} were read back for the batch (another run upserted some of them meanwhile?)",
+            "{} records were staged in the mirror but {} were read back for the batch",
             totals.staged, cut_totals.staged
         ))
     } else if fetched != ingested + rejected || fetched != totals.staged + decode_rejected {
         Some(format!(
-            "fetched {fetched} != ingested {ingested} + rejected {rejected}"
+            "fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {} + undecodable {decode_rejected}",
+            totals.staged
         ))
     } else {
         None

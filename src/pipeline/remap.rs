@@ -24,6 +24,7 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
             problems,
         });
     }
+    let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open_existing(&cfg.mirror_dir(), cfg.resource).await?;
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
     let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);

@@ -10,14 +10,15 @@ use crate::stage::{Mirror, WriteMode};
 
 /// Opens the batch writer and the mirror writer: at the run's last checkpoint when there is a
 /// usable one, else fresh. A run MERGEs into the mirror when its `created` window holds rows of
-/// other runs, or when the mirror holds a commit of this run newer than the checkpoint (the
-/// process died between the two): those records are fetched again and must replace, not
-/// duplicate, what is there.
+/// other runs. Rows this run committed after the checkpoint it resumes from (the process died
+/// between the mirror's commit and the checkpoint's save), or at all when it starts over, are
+/// deleted first: they are fetched again, so nothing is staged twice and nothing of an earlier
+/// attempt lingers in the batch.
 pub(super) async fn open(
     cfg: &RunConfig,
     dirs: DatasetDir,
     batch_id: &str,
-    mirror: Mirror,
+    mut mirror: Mirror,
 ) -> Result<(BatchWriter, drive::Start, bool), PipelineError> {
     let schema = cfg.schema.arrow_schema();
     let committed = mirror.committed_seq(batch_id).await?;
@@ -39,8 +40,11 @@ pub(super) async fn open(
                         &st.staged,
                     ) {
                         Ok(w) => {
-                            let ahead = committed.is_some_and(|c| c > st.seq);
-                            let mode = if st.merge || ahead {
+                            if committed.is_some_and(|c| c > st.seq) {
+                                let n = mirror.discard(batch_id, st.seq).await?;
+                                tracing::info!(batch = batch_id, rows = ?n, "the mirror was ahead of the checkpoint: its later rows are fetched again");
+                            }
+                            let mode = if st.merge {
                                 WriteMode::Merge
                             } else {
                                 WriteMode::Append
@@ -51,7 +55,7 @@ pub(super) async fn open(
                                 totals: st.totals,
                                 mirror,
                                 stage,
-                                seq: st.seq.max(committed.unwrap_or(0)),
+                                seq: st.seq,
                             };
                             return Ok((w, start, true));
                         }
@@ -79,15 +83,14 @@ pub(super) async fn open(
         cfg.control.concurrency.max(1),
         chrono::Utc::now().timestamp(),
     );
-    let mode = if committed.is_some() {
+    if committed.is_some() {
         // This run committed to the mirror before and its checkpoint is gone: start over, in
-        // place.
-        WriteMode::Merge
-    } else {
-        mirror
-            .mode_for(cfg.window.gte, cfg.window.lt, batch_id)
-            .await?
-    };
+        // place, without what the earlier attempt staged.
+        mirror.discard(batch_id, 0).await?;
+    }
+    let mode = mirror
+        .mode_for(cfg.window.gte, cfg.window.lt, batch_id)
+        .await?;
     let stage = mirror.writer(mode)?;
     let writer = BatchWriter::create(dirs, batch_id, schema, cfg.sink)?;
     let start = drive::Start {
@@ -95,7 +98,7 @@ pub(super) async fn open(
         totals: drive::Totals::default(),
         mirror,
         stage,
-        seq: committed.unwrap_or(0),
+        seq: 0,
     };
     Ok((writer, start, false))
 }

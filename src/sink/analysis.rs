@@ -271,16 +271,18 @@ fn deciding_error(
 /// batch_id: the directory name), table `accepted` every row of their `part-*.parquet` files.
 pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = crate::map::new_session();
-    register_batches(&ctx, batch_dirs)?;
+    register_batches(&ctx, batch_dirs, true)?;
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
     let df = ctx.sql(sql).await.map_err(sql_err)?;
     df.collect().await.map_err(sql_err)
 }
 
-/// Registers tables `rejected` and `accepted` (see [`query`]) of `batch_dirs` in `ctx`.
+/// Registers tables `rejected` and, with `with_accepted`, `accepted` (see [`query`]) of
+/// `batch_dirs` in `ctx` (accepted rows need one XDM schema: the batches of one dataset).
 pub fn register_batches(
     ctx: &datafusion::prelude::SessionContext,
     batch_dirs: &[PathBuf],
+    with_accepted: bool,
 ) -> Result<(), QueryError> {
     let mut rejected_schema_ext: SchemaRef = {
         let mut fields: Vec<Field> = rejected_schema()
@@ -319,6 +321,9 @@ pub fn register_batches(
                         .map_err(|e| QueryError::Schema(e.to_string()))?,
                 );
             }
+        }
+        if !with_accepted {
+            continue;
         }
         let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io_err("listing", dir))?

@@ -343,6 +343,15 @@ impl BatchWriter {
         manifest.rejected_file = reject_summary.file.clone();
         manifest.diagnostics = reject_summary.diagnostics.clone();
         let success = manifest.status == BatchStatus::Success;
+        // Further batches an earlier attempt of this run committed before it died: this commit
+        // makes them again from its own files.
+        for n in 2.. {
+            let stale = self.dirs.committed(&format!("{}-{n}", self.batch_id));
+            if !stale.exists() {
+                break;
+            }
+            std::fs::remove_dir_all(&stale).map_err(io_err("removing", &stale))?;
+        }
         let target = if success {
             let mut groups = split_files(
                 std::mem::take(&mut self.files),

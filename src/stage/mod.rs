@@ -46,6 +46,8 @@ pub const FETCHED_AT_COLUMN: &str = "_fetched_at";
 pub const API_VERSION_COLUMN: &str = "_api_version";
 /// The batch (run) that staged this version of the record.
 pub const BATCH_COLUMN: &str = "_batch";
+/// The run's checkpoint whose commit staged this version (the Delta `txn` version).
+pub const SEQ_COLUMN: &str = "_seq";
 
 /// Rows buffered for one MERGE commit: a run in merge mode commits at least this often, which
 /// bounds its memory.
@@ -53,13 +55,13 @@ pub const MERGE_ROWS: usize = 50_000;
 
 /// The columns with min/max statistics in the Delta log (file pruning for a run's rows and for
 /// `created` ranges).
-const STATS_COLUMNS: &str = "id,created,_batch,_fetched_at";
+const STATS_COLUMNS: &str = "id,created,_batch,_seq,_fetched_at";
 
 /// Why the mirror could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// A Delta Lake operation failed.
-    #[error("mirror {path}: {action}")]
+    #[error("mirror {}: {action}: {source}", path.display())]
     Delta {
         /// The table.
         path: PathBuf,
@@ -70,7 +72,7 @@ pub enum StageError {
         source: Box<DeltaTableError>,
     },
     /// A query over the mirror failed.
-    #[error("mirror {path}: {action}")]
+    #[error("mirror {}: {action}: {source}", path.display())]
     Query {
         /// The table.
         path: PathBuf,
@@ -81,7 +83,7 @@ pub enum StageError {
         source: Box<deltalake::datafusion::error::DataFusionError>,
     },
     /// Staged rows do not fit the mirror's columns.
-    #[error("mirror {path}: {action}")]
+    #[error("mirror {}: {action}: {source}", path.display())]
     Arrow {
         /// The table.
         path: PathBuf,
@@ -92,12 +94,13 @@ pub enum StageError {
         source: Box<arrow::error::ArrowError>,
     },
     /// The folder is not a mirror (no Delta log) where one was expected.
-    #[error("no mirror at {0}: run a dataflow or `stripe-xdm run` first")]
+    #[error("no mirror at {}: run a dataflow or `stripe-xdm run` first", .0.display())]
     Missing(PathBuf),
 }
 
 /// The mirror table's Arrow schema: the resource's decoded columns and `_raw`, then
-/// `_fetched_at`, `_api_version` and `_batch`. Timestamps are microseconds (Delta's unit).
+/// `_fetched_at`, `_api_version`, `_batch` and `_seq`. Timestamps are microseconds (Delta's
+/// unit).
 pub fn mirror_schema(resource: Resource) -> SchemaRef {
     let source = source_schema(resource);
     let mut fields: Vec<Field> = source
@@ -116,6 +119,7 @@ pub fn mirror_schema(resource: Resource) -> SchemaRef {
     ));
     fields.push(Field::new(API_VERSION_COLUMN, DataType::Utf8, true));
     fields.push(Field::new(BATCH_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -302,6 +306,29 @@ impl Mirror {
             .map_err(self.delta_err("reading the application transactions"))
     }
 
+    /// Deletes the rows batch `batch_id` staged in commits after its checkpoint `after_seq` (a
+    /// run resuming behind the mirror, or starting over in place, fetches them again). Returns
+    /// the rows deleted when Delta knows it.
+    pub async fn discard(
+        &mut self,
+        batch_id: &str,
+        after_seq: i64,
+    ) -> Result<Option<u64>, StageError> {
+        use deltalake::datafusion::prelude::lit;
+        let predicate = col(BATCH_COLUMN)
+            .eq(lit(batch_id))
+            .and(col(SEQ_COLUMN).gt(lit(after_seq)));
+        let (table, metrics) = self
+            .table
+            .clone()
+            .delete()
+            .with_predicate(predicate)
+            .await
+            .map_err(self.delta_err("discarding records staged after the checkpoint"))?;
+        self.table = table;
+        Ok(metrics.num_deleted_rows.map(|n| n as u64))
+    }
+
     /// A session with the mirror registered as `table` (plain strings, not views).
     pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<(), StageError> {
         let provider = self
@@ -469,6 +496,7 @@ impl Mirror {
             WriteMode::Merge => None,
         };
         Ok(StageWriter {
+            path: self.path.clone(),
             schema: writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?,
             writer,
             merge: Vec::new(),
@@ -517,7 +545,12 @@ impl Mirror {
         let (table, _metrics) = self
             .table
             .clone()
-            .merge(source, "target.id = source.id")
+            .merge(
+                source,
+                // `created` never changes for an object: it lets the merge skip the files whose
+                // `created` range the staged rows do not reach.
+                "target.id = source.id AND target.created = source.created",
+            )
             .with_source_alias("source")
             .with_target_alias("target")
             .when_matched_update(|u| {
@@ -567,6 +600,7 @@ fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
 
 /// One run's writes to the mirror between commits.
 pub struct StageWriter {
+    path: PathBuf,
     schema: SchemaRef,
     /// Append mode: files streamed into the table folder, committed by [`Mirror::commit`].
     writer: Option<RecordBatchWriter>,
@@ -576,20 +610,38 @@ pub struct StageWriter {
 }
 
 impl StageWriter {
-    /// Stages rows (the source schema plus [`stage_columns`]).
-    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), StageError> {
+    /// Stages rows (the source schema plus [`stage_columns`]) for the commit of checkpoint
+    /// `seq` (recorded in `_seq`).
+    pub async fn write(&mut self, batch: RecordBatch, seq: i64) -> Result<(), StageError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = conform(&batch, &self.schema).map_err(|e| StageError::Arrow {
-            path: PathBuf::new(),
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(arrow::array::Int64Array::from(vec![
+            seq;
+            batch
+                .num_rows(
+                )
+        ])));
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+        let arrow_err = |e| StageError::Arrow {
+            path: self.path.clone(),
             action: "conforming staged rows",
             source: Box::new(e),
-        })?;
+        };
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .and_then(|b| conform(&b, &self.schema))
+            .map_err(arrow_err)?;
         self.pending += batch.num_rows();
         match &mut self.writer {
             Some(w) => w.write(batch).await.map_err(|e| StageError::Delta {
-                path: PathBuf::new(),
+                path: self.path.clone(),
                 action: "writing staged rows",
                 source: Box::new(e),
             }),
@@ -649,4 +701,61 @@ pub fn commit_metadata(
         m.insert(format!("stripe_xdm.{k}"), v);
     }
     m
+}
+
+/// An exclusive lock on one mirror (`<mirror>.lock` beside its folder), held by a run from the
+/// choice of its write mode to its batch, and by a remap: runs of several dataflows on one
+/// account and resource take turns instead of staging the same objects side by side. Released
+/// when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct MirrorLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the mirror at `path`, waiting while another process or run holds it.
+pub async fn lock(path: &Path) -> Result<MirrorLock, StageError> {
+    let lock_path = path.with_extension("lock");
+    let io = |action: &'static str| {
+        let path = lock_path.clone();
+        move |e: std::io::Error| StageError::Delta {
+            path,
+            action,
+            source: Box::new(DeltaTableError::Io { source: e }),
+        }
+    };
+    if let Some(parent) = lock_path.parent() {
+        std::fs::create_dir_all(parent).map_err(io("creating the folder"))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("opening the lock file"))?;
+    if flock(&file, false).is_ok() {
+        return Ok(MirrorLock { _file: file });
+    }
+    tracing::info!(mirror = %path.display(), "another run is using this mirror; waiting for it");
+    let file = tokio::task::spawn_blocking(move || flock(&file, true).map(|()| file))
+        .await
+        .map_err(|e| io("waiting for the lock")(std::io::Error::other(e)))?
+        .map_err(io("waiting for the lock"))?;
+    Ok(MirrorLock { _file: file })
+}
+
+#[cfg(unix)]
+fn flock(file: &std::fs::File, wait: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
+    // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn flock(_file: &std::fs::File, _wait: bool) -> std::io::Result<()> {
+    Ok(())
 }
