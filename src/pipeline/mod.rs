@@ -344,40 +344,14 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     } else {
         BatchStatus::Success
     };
-    let manifest = Manifest {
-        batch_id: batch_id.clone(),
-        dataset: cfg.dataset.clone(),
-        resource: cfg.resource.path().to_string(),
-        schema: schema_name(&cfg.schema),
-        mapping: cfg.mapping.origin.clone(),
-        status,
-        failure_reason: failure_reason.clone(),
-        started_at: started_at.to_rfc3339(),
-        completed_at: chrono::Utc::now().to_rfc3339(),
-        window: (cfg.window.gte, cfg.window.lt),
-        error_diagnostics: cfg.error_diagnostics || cfg.partial_ingestion.is_some(),
-        partial_ingestion_percent: cfg.partial_ingestion,
-        metrics: Metrics {
-            input_record_count: fetched,
-            output_record_count: ingested,
-            failed_record_count: rejected,
-            warning_count: totals.warnings,
-            input_byte_size: totals.bytes_in,
-        },
-        errors: error_summary(
-            ingested,
-            &totals.rejected_by_code,
-            cfg.error_diagnostics || cfg.partial_ingestion.is_some(),
-        ),
-        files: Vec::new(),
-        output_bytes: 0,
-        rejected_file: None,
-        diagnostics: Vec::new(),
-        replay_of: None,
-        staged: Some(totals.staged),
-        parts: Vec::new(),
-        part_of: None,
-    };
+    let manifest = new_manifest(
+        &cfg,
+        &batch_id,
+        (status, failure_reason.clone()),
+        started_at,
+        (cfg.window.gte, cfg.window.lt),
+        &totals,
+    );
     if cfg.control.dedup.is_some() {
         // Kept with the batch, so a batch committed just before a crash still tells the next
         // run which objects of its re-read span are known.
@@ -421,6 +395,49 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         mirror_version: mirror.version(),
         batch_dir,
     })
+}
+
+/// The manifest of a run's (or a remap's) batch before the sink fills in its files: `totals`
+/// give the counts (`fetched` = records in, `staged` = records staged).
+pub(crate) fn new_manifest(
+    cfg: &RunConfig,
+    batch_id: &str,
+    (status, failure_reason): (BatchStatus, Option<String>),
+    started_at: chrono::DateTime<chrono::Utc>,
+    window: (Option<i64>, Option<i64>),
+    totals: &drive::Totals,
+) -> Manifest {
+    let diagnostics = cfg.error_diagnostics || cfg.partial_ingestion.is_some();
+    Manifest {
+        batch_id: batch_id.to_string(),
+        dataset: cfg.dataset.clone(),
+        resource: cfg.resource.path().to_string(),
+        schema: schema_name(&cfg.schema),
+        mapping: cfg.mapping.origin.clone(),
+        status,
+        failure_reason,
+        started_at: started_at.to_rfc3339(),
+        completed_at: chrono::Utc::now().to_rfc3339(),
+        window,
+        error_diagnostics: diagnostics,
+        partial_ingestion_percent: cfg.partial_ingestion,
+        metrics: Metrics {
+            input_record_count: totals.fetched,
+            output_record_count: totals.ingested,
+            failed_record_count: totals.rejected(),
+            warning_count: totals.warnings,
+            input_byte_size: totals.bytes_in,
+        },
+        errors: error_summary(totals.ingested, &totals.rejected_by_code, diagnostics),
+        files: Vec::new(),
+        output_bytes: 0,
+        rejected_file: None,
+        diagnostics: Vec::new(),
+        replay_of: None,
+        staged: Some(totals.staged),
+        parts: Vec::new(),
+        part_of: None,
+    }
 }
 
 fn schema_name(schema: &XdmSchema) -> String {

@@ -2,11 +2,12 @@
 
 use std::time::Instant;
 
+use super::drive::Totals;
 use super::{
-    cut, error_summary, schema_name, threshold_failure, PipelineError, RunConfig, RunReport,
+    cut, new_manifest, schema_name, threshold_failure, PipelineError, RunConfig, RunReport,
 };
 use crate::map::Mapper;
-use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir, Manifest, Metrics};
+use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir};
 use crate::stage::Mirror;
 
 /// Maps and validates every object in `cfg`'s mirror (its latest version) and commits the
@@ -63,36 +64,18 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
         BatchStatus::Success
     };
     let diagnostics = cfg.error_diagnostics || cfg.partial_ingestion.is_some();
-    let manifest = Manifest {
-        batch_id: batch_id.clone(),
-        dataset: cfg.dataset.clone(),
-        resource: cfg.resource.path().to_string(),
-        schema: schema_name(&cfg.schema),
-        mapping: cfg.mapping.origin.clone(),
-        status,
-        failure_reason: failure_reason.clone(),
-        started_at: started_at.to_rfc3339(),
-        completed_at: chrono::Utc::now().to_rfc3339(),
-        window: (None, None),
-        error_diagnostics: diagnostics,
-        partial_ingestion_percent: cfg.partial_ingestion,
-        metrics: Metrics {
-            input_record_count: read,
-            output_record_count: totals.ingested,
-            failed_record_count: rejected,
-            warning_count: totals.warnings,
-            input_byte_size: 0,
-        },
-        errors: error_summary(totals.ingested, &totals.rejected_by_code, diagnostics),
-        files: Vec::new(),
-        output_bytes: 0,
-        rejected_file: None,
-        diagnostics: Vec::new(),
-        replay_of: None,
-        staged: Some(read),
-        parts: Vec::new(),
-        part_of: None,
+    let totals = Totals {
+        fetched: read,
+        ..totals
     };
+    let manifest = new_manifest(
+        &cfg,
+        &batch_id,
+        (status, failure_reason.clone()),
+        started_at,
+        (None, None),
+        &totals,
+    );
     let (batch_dir, manifest) =
         tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
             .await

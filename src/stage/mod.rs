@@ -358,18 +358,11 @@ impl Mirror {
         &self,
         batch_id: &str,
     ) -> Result<SendableRecordBatchStream, StageError> {
-        let ctx = read_session();
-        self.register(&ctx, "mirror").await?;
-        let df = ctx
-            .table("mirror")
-            .await
-            .and_then(|df| {
-                df.filter(col(BATCH_COLUMN).eq(deltalake::datafusion::prelude::lit(batch_id)))
-            })
-            .map_err(self.query_err("planning a scan"))?;
-        df.execute_stream()
-            .await
-            .map_err(self.query_err("starting a scan"))
+        self.query(&format!(
+            "SELECT * FROM mirror WHERE {BATCH_COLUMN} = '{}'",
+            batch_id.replace('\'', "''")
+        ))
+        .await
     }
 
     /// The `_raw` JSON of the latest version of each of `ids` the mirror holds.
