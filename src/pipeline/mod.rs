@@ -241,15 +241,7 @@ impl RunReport {
 pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
-    let problems = cfg.schema.check_output(&mapper.output_schema());
-    if !problems.is_empty() {
-        return Err(PipelineError::Mismatch {
-            mapping: cfg.mapping.origin.clone(),
-            schema: schema_name(&cfg.schema),
-            problems,
-        });
-    }
+    let mapper = checked_mapper(&cfg).await?;
     let before = client.stats();
     let mut cfg = cfg;
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);
@@ -395,6 +387,20 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         mirror_version: mirror.version(),
         batch_dir,
     })
+}
+
+/// The mapping compiled against the resource, refused when its output does not fit the schema.
+pub(crate) async fn checked_mapper(cfg: &RunConfig) -> Result<Mapper, PipelineError> {
+    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
+    let problems = cfg.schema.check_output(&mapper.output_schema());
+    if !problems.is_empty() {
+        return Err(PipelineError::Mismatch {
+            mapping: cfg.mapping.origin.clone(),
+            schema: schema_name(&cfg.schema),
+            problems,
+        });
+    }
+    Ok(mapper)
 }
 
 /// The manifest of a run's (or a remap's) batch before the sink fills in its files: `totals`

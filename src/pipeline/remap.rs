@@ -4,9 +4,8 @@ use std::time::Instant;
 
 use super::drive::Totals;
 use super::{
-    cut, new_manifest, schema_name, threshold_failure, PipelineError, RunConfig, RunReport,
+    checked_mapper, cut, new_manifest, threshold_failure, PipelineError, RunConfig, RunReport,
 };
-use crate::map::Mapper;
 use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir};
 use crate::stage::Mirror;
 
@@ -16,15 +15,7 @@ use crate::stage::Mirror;
 pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
-    let problems = cfg.schema.check_output(&mapper.output_schema());
-    if !problems.is_empty() {
-        return Err(PipelineError::Mismatch {
-            mapping: cfg.mapping.origin.clone(),
-            schema: schema_name(&cfg.schema),
-            problems,
-        });
-    }
+    let mapper = checked_mapper(&cfg).await?;
     let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open_existing(&cfg.mirror_dir(), cfg.resource).await?;
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);

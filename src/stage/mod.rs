@@ -112,15 +112,22 @@ pub fn mirror_schema(resource: Resource) -> SchemaRef {
                 .with_data_type(conform::to_micros(f.data_type()))
         })
         .collect();
-    fields.push(Field::new(
-        FETCHED_AT_COLUMN,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        false,
-    ));
-    fields.push(Field::new(API_VERSION_COLUMN, DataType::Utf8, true));
-    fields.push(Field::new(BATCH_COLUMN, DataType::Utf8, false));
+    fields.extend(stage_fields());
     fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
     Arc::new(Schema::new(fields))
+}
+
+/// `_fetched_at`, `_api_version`, `_batch`: the columns [`stage_columns`] adds.
+fn stage_fields() -> [Field; 3] {
+    [
+        Field::new(
+            FETCHED_AT_COLUMN,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(API_VERSION_COLUMN, DataType::Utf8, true),
+        Field::new(BATCH_COLUMN, DataType::Utf8, false),
+    ]
 }
 
 /// Adds the staging columns to a batch of decoded records (the source schema, with `_raw`).
@@ -144,13 +151,7 @@ pub fn stage_columns(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.push(Field::new(
-        FETCHED_AT_COLUMN,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        false,
-    ));
-    fields.push(Field::new(API_VERSION_COLUMN, DataType::Utf8, true));
-    fields.push(Field::new(BATCH_COLUMN, DataType::Utf8, false));
+    fields.extend(stage_fields());
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .expect("columns follow their fields")
 }
