@@ -18,7 +18,7 @@ use deltalake::datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 
 use super::drive::{Totals, CHUNK_CHANNEL};
-use super::{map_and_validate_rows, Outcome, PipelineError};
+use super::{map_and_validate_rows, Outcome, PipelineError, RunConfig};
 use crate::map::Mapper;
 use crate::sink::BatchWriter;
 use crate::stage;
@@ -29,13 +29,12 @@ use crate::Resource;
 /// `chunk_records`. Returns the writer and the totals (`staged` = rows read, each of them
 /// accepted or rejected).
 pub(crate) async fn cut(
-    resource: Resource,
-    schema: &XdmSchema,
+    cfg: &RunConfig,
     mapper: &Mapper,
     mut rows: SendableRecordBatchStream,
-    chunk_records: usize,
     writer: BatchWriter,
 ) -> Result<(BatchWriter, Totals), PipelineError> {
+    let (resource, schema, chunk_records) = (cfg.resource, &cfg.schema, cfg.chunk_records.max(1));
     let (tx, rx) = std_mpsc::sync_channel::<Outcome>(CHUNK_CHANNEL);
     let handle = std::thread::spawn(move || -> Result<BatchWriter, PipelineError> {
         let mut writer = writer;

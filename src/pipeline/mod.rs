@@ -282,15 +282,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     // The second half: the run's records, read back from the mirror, mapped and validated.
     let cut_result = async {
         let rows = mirror.scan_batch(&batch_id).await?;
-        cut::cut(
-            cfg.resource,
-            &cfg.schema,
-            &mapper,
-            rows,
-            cfg.chunk_records,
-            writer,
-        )
-        .await
+        cut::cut(&cfg, &mapper, rows, writer).await
     }
     .await;
     let (writer, cut_totals) = match cut_result {
@@ -352,10 +344,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         std::fs::write(&path, json).map_err(crate::sink::io_err("writing", &path))?;
     }
     let diagnostics = manifest.error_diagnostics;
-    let (batch_dir, manifest) =
-        tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
-            .await
-            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let (batch_dir, manifest) = commit(writer, manifest, diagnostics).await?;
     // Compaction is housekeeping: the batch is committed whatever it says.
     if let Err(e) = mirror.compact(&cfg.compaction).await {
         tracing::warn!(mirror = %mirror.path().display(), error = %e, "compacting the mirror failed; the next run tries again");
@@ -387,6 +376,18 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         mirror_version: mirror.version(),
         batch_dir,
     })
+}
+
+/// Commits a batch off the async threads (file renames and the reject join block).
+pub(crate) async fn commit(
+    writer: sink::BatchWriter,
+    manifest: Manifest,
+    diagnostics: bool,
+) -> Result<(PathBuf, Manifest), PipelineError> {
+    tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))?
+        .map_err(PipelineError::from)
 }
 
 /// The mapping compiled against the resource, refused when its output does not fit the schema.

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use super::drive::Totals;
 use super::{
-    checked_mapper, cut, new_manifest, threshold_failure, PipelineError, RunConfig, RunReport,
+    checked_mapper, commit, cut, new_manifest, threshold_failure, PipelineError, RunConfig,
+    RunReport,
 };
 use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir};
 use crate::stage::Mirror;
@@ -23,16 +24,7 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let writer = BatchWriter::create(dirs, &batch_id, cfg.schema.arrow_schema(), cfg.sink)?;
     let staging = writer.staging_dir().to_path_buf();
     let rows = mirror.scan_all().await?;
-    let (writer, totals) = match cut::cut(
-        cfg.resource,
-        &cfg.schema,
-        &mapper,
-        rows,
-        cfg.chunk_records,
-        writer,
-    )
-    .await
-    {
+    let (writer, totals) = match cut::cut(&cfg, &mapper, rows, writer).await {
         Ok(ok) => ok,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -67,10 +59,7 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
         (None, None),
         &totals,
     );
-    let (batch_dir, manifest) =
-        tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
-            .await
-            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let (batch_dir, manifest) = commit(writer, manifest, diagnostics).await?;
     Ok(RunReport {
         batch_id,
         resource: cfg.resource.path().to_string(),

@@ -205,10 +205,19 @@ fn config_err(flow: &str, reason: impl std::fmt::Display) -> RunnerError {
     }
 }
 
-/// Applies dataflow `name`'s current mapping version to every object in its mirror and commits
-/// the result as new batch(es) of its dataset, with no Stripe request (`dataflows remap`).
-pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport, RunnerError> {
-    let cat = Catalog::open(&cfg.home)?;
+/// Dataflow `name`, its resource, its dataset and the dataset's XDM schema.
+fn load_flow(
+    cat: &Catalog,
+    name: &str,
+) -> Result<
+    (
+        Dataflow,
+        Resource,
+        crate::catalog::Dataset,
+        crate::xdm::XdmSchema,
+    ),
+    RunnerError,
+> {
     let flow = cat.dataflow(name)?;
     let resource: Resource = flow
         .resource
@@ -216,6 +225,14 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
         .map_err(|e| config_err(name, format!("resource {:?}: {e}", flow.resource)))?;
     let dataset = cat.dataset(&flow.dataset)?;
     let schema = dataset.schema()?;
+    Ok((flow, resource, dataset, schema))
+}
+
+/// Applies dataflow `name`'s current mapping version to every object in its mirror and commits
+/// the result as new batch(es) of its dataset, with no Stripe request (`dataflows remap`).
+pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport, RunnerError> {
+    let cat = Catalog::open(&cfg.home)?;
+    let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let mapping = cat.mapping(&flow.name, None)?;
     let run_cfg = RunConfig {
         resource,
@@ -254,13 +271,7 @@ pub async fn run_dataflow(
     cancel: Option<watch::Receiver<bool>>,
 ) -> Result<RunResult, RunnerError> {
     let mut cat = Catalog::open(&cfg.home)?;
-    let flow = cat.dataflow(name)?;
-    let resource: Resource = flow
-        .resource
-        .parse()
-        .map_err(|e| config_err(name, format!("resource {:?}: {e}", flow.resource)))?;
-    let dataset = cat.dataset(&flow.dataset)?;
-    let schema = dataset.schema()?;
+    let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let key = cat.account_key(&flow.account)?;
     let stored = match &cfg.api_base_url {
         Some(_) => None,
