@@ -26,6 +26,7 @@
 /// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 pub mod alert;
 pub mod catalog;
+pub mod columnar;
 pub mod decode;
 pub mod defaults;
 pub mod inspect;

@@ -159,10 +159,16 @@ pub fn source_schema(resource: Resource) -> arrow::datatypes::SchemaRef {
 /// sources gets NULLs).
 pub fn with_raw(batch: &RecordBatch, sources: &[Bytes]) -> RecordBatch {
     let raw: arrow::array::StringArray = if sources.len() == batch.num_rows() {
-        sources
-            .iter()
-            .map(|b| Some(String::from_utf8_lossy(b)))
-            .collect()
+        let bytes = sources.iter().map(|b| b.len()).sum();
+        let mut builder = arrow::array::StringBuilder::with_capacity(sources.len(), bytes);
+        for b in sources {
+            // Valid UTF-8 (the norm) is copied as is; anything else as decoded lossily.
+            match std::str::from_utf8(b) {
+                Ok(text) => builder.append_value(text),
+                Err(_) => builder.append_value(String::from_utf8_lossy(b)),
+            }
+        }
+        builder.finish()
     } else {
         std::iter::repeat_n(None::<&str>, batch.num_rows()).collect()
     };

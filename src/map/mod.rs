@@ -134,6 +134,8 @@ pub struct Mapper {
     /// projection whose plan does not depend on the data or the time of planning; each chunk
     /// then only swaps the in-memory scan under it. `None`: every chunk plans the SQL again.
     prepared: Option<Prepared>,
+    /// The mapping reads `_raw` (a JSON function over it, or the column itself).
+    reads_raw: bool,
 }
 
 /// A physical plan made of projections over one in-memory scan, and the task context to run it.
@@ -174,6 +176,7 @@ impl Mapper {
             .map_err(compile)?;
         let df = ctx.sql(&mapping.sql).await.map_err(compile)?;
         let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let reads_raw = references_column(df.logical_plan(), RAW_COLUMN);
         let prepared = prepare(df).await;
         Ok(Mapper {
             ctx,
@@ -182,7 +185,14 @@ impl Mapper {
             source_schema,
             output_schema,
             prepared,
+            reads_raw,
         })
+    }
+
+    /// True when the mapping reads `_raw`. When it does not, its source rows may come without
+    /// `_raw` (a remap then reads far less of the mirror).
+    pub fn reads_raw(&self) -> bool {
+        self.reads_raw
     }
 
     /// The Arrow schema of the mapping's output.
@@ -338,6 +348,25 @@ async fn prepare(df: DataFrame) -> Option<Prepared> {
     let task_ctx = Arc::new(df.task_ctx());
     let plan = df.create_physical_plan().await.ok()?;
     reusable(&plan).then_some(Prepared { plan, task_ctx })
+}
+
+/// True when an expression of the plan refers to a column called `name` (true when unsure).
+fn references_column(plan: &LogicalPlan, name: &str) -> bool {
+    plan.exists(|node| {
+        let mut found = false;
+        node.apply_expressions(|e| {
+            found = e
+                .exists(|e| Ok(matches!(e, Expr::Column(c) if c.name == name)))
+                .unwrap_or(true);
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        Ok(found)
+    })
+    .unwrap_or(true)
 }
 
 /// True when the plan calls a function evaluated once per query (Volatility::Stable).

@@ -1,5 +1,5 @@
-//! The mapping half of a run, and all of a remap: mirror rows → chunks → map → validate → the
-//! Platform batch.
+//! Batches cut from the mirror (a remap, and a resumed run's checkpointed rows): mirror rows →
+//! chunks → map → validate → the Platform batch.
 //!
 //! ```text
 //! mirror scan (DataFusion over Delta) ──▶ chunks of source rows ──Outcome──▶ writer thread
@@ -8,39 +8,52 @@
 //!                                          task
 //! ```
 //!
-//! Nothing here talks to Stripe: a run cuts what it staged, a remap cuts the whole mirror.
-//! This half keeps no checkpoint: it is local and fast, and a resumed run simply cuts again.
+//! Nothing here talks to Stripe: a resumed run cuts what it staged before its checkpoint, a
+//! remap cuts the whole mirror. Cutting keeps no checkpoint: it is local and fast, and an
+//! interrupted cut simply runs again.
 
 use std::sync::mpsc as std_mpsc;
 
 use arrow::array::RecordBatch;
-use deltalake::datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 
 use super::drive::{Totals, CHUNK_CHANNEL};
 use super::{map_and_validate_rows, Outcome, PipelineError, RunConfig};
 use crate::map::Mapper;
-use crate::sink::BatchWriter;
+use crate::sink::{BatchWriter, Rejection};
 use crate::stage;
 use crate::xdm::XdmSchema;
 use crate::Resource;
 
-/// Maps, validates and writes every row of `rows` (mirror rows) into `writer`, in chunks of
-/// `chunk_records`. Returns the writer and the totals (`staged` = rows read, each of them
-/// accepted or rejected).
+/// Rejected rows held for one lookup of their `_raw` in the mirror (when the scan left `_raw`
+/// out): bounds both the memory they take and the number of lookups.
+const SOURCE_LOOKUP_ROWS: usize = 10_000;
+
+/// Maps, validates and writes the mirror's rows (those of batch `batch` when given, else all)
+/// into `writer`, in chunks of `chunk_records`; rejected rows are written too when `rejects` is
+/// true (a resume has them sealed already). A mapping that does not read `_raw` gets rows
+/// without it (most of the mirror's bytes), and the rejected rows' sources are looked up by id
+/// afterwards. Returns the writer and the totals (`staged` = rows read, each of them accepted
+/// or rejected).
 pub(crate) async fn cut(
     cfg: &RunConfig,
     mapper: &Mapper,
-    mut rows: SendableRecordBatchStream,
+    mirror: &stage::Mirror,
+    batch: Option<&str>,
     writer: BatchWriter,
+    rejects: bool,
 ) -> Result<(BatchWriter, Totals), PipelineError> {
     let (resource, schema, chunk_records) = (cfg.resource, &cfg.schema, cfg.chunk_records.max(1));
+    let raw = mapper.reads_raw();
+    let mut rows = mirror.scan(batch, raw).await?;
     let (tx, rx) = std_mpsc::sync_channel::<Outcome>(CHUNK_CHANNEL);
     let handle = std::thread::spawn(move || -> Result<BatchWriter, PipelineError> {
         let mut writer = writer;
         for outcome in rx {
             writer.write(&outcome.accepted)?;
-            writer.reject(&outcome.rejected)?;
+            if rejects {
+                writer.reject(&outcome.rejected)?;
+            }
         }
         Ok(writer)
     });
@@ -48,6 +61,7 @@ pub(crate) async fn cut(
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
     let mut read = 0u64;
+    let mut sourceless: Vec<Rejection> = Vec::new();
     let mut failure = None;
     loop {
         let next = rows.next().await;
@@ -60,7 +74,7 @@ pub(crate) async fn cut(
             }
             Some(Err(e)) => {
                 failure = Some(PipelineError::Stage(stage::StageError::Query {
-                    path: Default::default(),
+                    path: mirror.path().to_path_buf(),
                     action: "reading staged records",
                     source: Box::new(e),
                 }));
@@ -89,12 +103,18 @@ pub(crate) async fn cut(
             };
             pending_rows -= take;
             match process(resource, schema, mapper, chunk).await {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
                     totals.staged +=
                         outcome.accepted.num_rows() as u64 + outcome.rejected.len() as u64;
                     totals.ingested += outcome.accepted.num_rows() as u64;
                     totals.warnings += outcome.warnings;
                     totals.count_rejected(&outcome.rejected);
+                    if rejects && !raw {
+                        sourceless.append(&mut outcome.rejected);
+                        if sourceless.len() >= SOURCE_LOOKUP_ROWS {
+                            outcome.rejected = with_sources(mirror, &mut sourceless).await?;
+                        }
+                    }
                     if tx.send(outcome).is_err() {
                         failure = Some(PipelineError::Internal("batch writer stopped".into()));
                         break;
@@ -106,11 +126,24 @@ pub(crate) async fn cut(
                 }
             }
         }
-        if failure.is_some() {
+        if failure.is_some() || done {
             break;
         }
-        if done {
-            break;
+    }
+    if failure.is_none() && !sourceless.is_empty() {
+        match with_sources(mirror, &mut sourceless).await {
+            Ok(rejected) => {
+                let accepted = RecordBatch::new_empty(cfg.schema.arrow_schema());
+                let outcome = Outcome {
+                    accepted,
+                    rejected,
+                    warnings: 0,
+                };
+                if tx.send(outcome).is_err() {
+                    failure = Some(PipelineError::Internal("batch writer stopped".into()));
+                }
+            }
+            Err(e) => failure = Some(e),
         }
     }
     drop(tx);
@@ -133,6 +166,23 @@ pub(crate) async fn cut(
     Ok((writer?, totals))
 }
 
+/// Takes `rows` and fills in each one's source: its object's `_raw` in the mirror.
+async fn with_sources(
+    mirror: &stage::Mirror,
+    rows: &mut Vec<Rejection>,
+) -> Result<Vec<Rejection>, PipelineError> {
+    let mut rows = std::mem::take(rows);
+    let ids: std::collections::HashSet<String> =
+        rows.iter().filter_map(|r| r.object_id.clone()).collect();
+    let raw = mirror.raw_of(&ids).await?;
+    for r in &mut rows {
+        if let Some(text) = r.object_id.as_ref().and_then(|id| raw.get(id)) {
+            r.source = text.clone();
+        }
+    }
+    Ok(rows)
+}
+
 /// One chunk of mirror rows, mapped and validated.
 async fn process(
     resource: Resource,
@@ -146,7 +196,12 @@ async fn process(
                 .iter()
                 .map(|b| stage::to_source(b, resource))
                 .collect::<Result<Vec<_>, _>>()?;
-            arrow::compute::concat_batches(&crate::decode::source_schema(resource), &parts)
+            match parts.first() {
+                Some(first) => arrow::compute::concat_batches(&first.schema(), &parts),
+                None => Ok(RecordBatch::new_empty(crate::decode::source_schema(
+                    resource,
+                ))),
+            }
         })
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?

@@ -1,18 +1,23 @@
-//! The fetching half of a run: windowed fetch → chunks → decode → the mirror, with checkpoints.
+//! A run's fetch: windowed fetch → chunks → decode → map → validate → the mirror and the batch,
+//! with checkpoints.
 //!
 //! ```text
 //! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ stage thread
-//!        bounded channel (16 pages)          decode on rayon        bounded (2 chunks)
-//!                                                                   mirror files + decode
-//!                                                                   rejects; commit + checkpoint
+//!        bounded channel (16 pages)          decode on rayon,       bounded (2 chunks)
+//!                                            map in DataFusion,     mirror files, batch files,
+//!                                            validate               rejects; commit + checkpoint
 //! ```
 //!
-//! A checkpoint is taken by the stage thread *after* it has written every chunk before it: it
-//! commits the staged records to the mirror (one Delta transaction carrying the run's `txn`
-//! sequence number), seals the reject part, then saves the window plan as of the last page of
-//! those chunks and the totals. Whatever was fetched after the last checkpoint is fetched again
-//! by a resume; files written but not committed are invisible to Delta readers. Mapping,
-//! validation and the Platform batch come after, from the mirror ([`super::cut`]).
+//! Each chunk goes both ways at once: its decoded records (with `_raw`) to the mirror, its
+//! mapped and validated rows to the Platform batch. A checkpoint is taken by the stage thread
+//! *after* it has written every chunk before it: it commits the staged records to the mirror
+//! (one Delta transaction carrying the run's `txn` sequence number), seals the rejected rows,
+//! then saves the window plan as of the last page of those chunks and the totals. The batch's
+//! accepted files are not part of a checkpoint: a resume cuts the checkpointed records' rows
+//! again from the mirror ([`super::resume`]), so the files grow toward Platform's preferred
+//! size whatever the checkpoint interval. Whatever was fetched after the last checkpoint is
+//! fetched again by a resume; mirror files written but not committed are invisible to Delta
+//! readers.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
@@ -23,8 +28,12 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{decode_rejections, primary_code, PipelineError, Progress, RunConfig};
+use super::{
+    decode_rejections, map_and_validate_rows, primary_code, Outcome, PipelineError, Progress,
+    RunConfig,
+};
 use crate::decode::{self, Decoded};
+use crate::map::Mapper;
 use crate::sink::{BatchWriter, Rejection, StagedState};
 use crate::source::windows::record_created;
 use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
@@ -46,6 +55,9 @@ pub(crate) struct Totals {
     /// Records committed to the mirror.
     #[serde(default)]
     pub staged: u64,
+    /// Records that could not be decoded (rejected, not staged).
+    #[serde(default)]
+    pub undecodable: u64,
     pub ingested: u64,
     pub warnings: u64,
     pub rejected_by_code: BTreeMap<String, u64>,
@@ -63,6 +75,7 @@ impl Totals {
     fn add(&mut self, other: &Totals) {
         self.fetched += other.fetched;
         self.staged += other.staged;
+        self.undecodable += other.undecodable;
         self.ingested += other.ingested;
         self.warnings += other.warnings;
         self.pages += other.pages;
@@ -97,7 +110,7 @@ pub(crate) struct CheckpointState {
     pub window: (Option<i64>, Option<i64>),
     /// The windows as of the last checkpointed page.
     pub plan: WindowPlan,
-    /// Sealed reject parts (decode rejects; no accepted files while fetching).
+    /// Sealed rejected rows (accepted files are cut again from the mirror on resume).
     pub staged: StagedState,
     /// Totals of the checkpointed pages.
     pub totals: Totals,
@@ -105,10 +118,20 @@ pub(crate) struct CheckpointState {
     pub seq: i64,
     /// True when the run MERGEs into the mirror (it may meet objects already there).
     pub merge: bool,
+    /// The mapping's fingerprint ([`mapping_fingerprint`]): a resume with another mapping
+    /// starts over, so the batch's rows all come from one mapping.
+    pub mapping: u64,
 }
 
 /// The version of [`CheckpointState`] written here.
-pub(crate) const CHECKPOINT_VERSION: u32 = 2;
+pub(crate) const CHECKPOINT_VERSION: u32 = 3;
+
+/// A stable fingerprint of a mapping's SQL (64-bit FNV-1a).
+pub(crate) fn mapping_fingerprint(sql: &str) -> u64 {
+    sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// The first plan of a run's window: `n` equal windows over `[gte, lt)`; an open `gte` starts
 /// at [`EARLIEST_CREATED`] with one extra window below it, an open `lt` ends at `now + 1`.
@@ -137,6 +160,8 @@ struct Processed {
     staged: RecordBatch,
     /// Records that could not be decoded.
     rejected: Vec<Rejection>,
+    /// The decoded records mapped and validated.
+    outcome: Outcome,
     events: Vec<WindowEvent>,
     totals: Totals,
 }
@@ -168,6 +193,7 @@ pub(crate) struct Start {
 pub(crate) async fn drive(
     client: &StripeClient,
     cfg: &RunConfig,
+    mapper: &Mapper,
     writer: BatchWriter,
     start: Start,
 ) -> Result<(Written, Totals), PipelineError> {
@@ -203,6 +229,7 @@ pub(crate) async fn drive(
             totals: base_totals.clone(),
             seq,
             merge: stage.mode() == stage::WriteMode::Merge,
+            mapping: mapping_fingerprint(&cfg.mapping.sql),
         };
         let (out_tx, out_rx) = std_mpsc::sync_channel::<ToWriter>(CHUNK_CHANNEL);
         let stager = Stager {
@@ -242,7 +269,7 @@ pub(crate) async fn drive(
         if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
             let pages = std::mem::take(&mut pending);
             pending_records = 0;
-            let processed = match process_chunk(cfg, client, pages).await {
+            let processed = match process_chunk(cfg, client, mapper, pages).await {
                 Ok(p) => p,
                 Err(e) => {
                     failure = Some(e);
@@ -327,7 +354,9 @@ fn write_loop(
         let force = match msg {
             Some(ToWriter::Chunk(p)) => {
                 s.rt.block_on(s.stage.write(p.staged, state.seq + 1))?;
+                s.writer.write(&p.outcome.accepted)?;
                 s.writer.reject(&p.rejected)?;
+                s.writer.reject(&p.outcome.rejected)?;
                 for e in &p.events {
                     state.plan.apply(e);
                 }
@@ -350,7 +379,7 @@ fn write_loop(
                 s.mirror
                     .commit(&mut s.stage, &state.batch_id, state.seq, metadata),
             )?;
-            state.staged = s.writer.seal()?;
+            state.staged = s.writer.seal_rejects()?;
             if let Some(store) = &store {
                 let json = serde_json::to_string(&state)
                     .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
@@ -408,10 +437,11 @@ async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-/// Decodes one chunk of pages and adds the staging columns.
+/// Decodes one chunk of pages, adds the staging columns, and maps and validates the records.
 async fn process_chunk(
     cfg: &RunConfig,
     client: &StripeClient,
+    mapper: &Mapper,
     pages: Vec<Page>,
 ) -> Result<Processed, PipelineError> {
     let resource = cfg.resource;
@@ -426,31 +456,34 @@ async fn process_chunk(
     }
     let batch_id = cfg.batch_id.clone().unwrap_or_default();
     let api_version = client.config().stripe_version.clone();
-    let (decoded, staged): (Decoded, RecordBatch) = tokio::task::spawn_blocking(move || {
-        let decoded = decode::decode_pages(
-            resource,
-            pages
-                .iter()
-                .map(|p| (&p.body, p.records.as_slice()))
-                .collect::<Vec<_>>(),
-        );
-        let staged = stage::stage_columns(
-            &decoded.source_batch(),
-            chrono::Utc::now(),
-            &api_version,
-            &batch_id,
-        );
-        (decoded, staged)
-    })
-    .await
-    .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    let (decoded, source, staged): (Decoded, RecordBatch, RecordBatch) =
+        tokio::task::spawn_blocking(move || {
+            let decoded = decode::decode_pages(
+                resource,
+                pages
+                    .iter()
+                    .map(|p| (&p.body, p.records.as_slice()))
+                    .collect::<Vec<_>>(),
+            );
+            let source = decoded.source_batch();
+            let staged = stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id);
+            (decoded, source, staged)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
     totals.fetched = decoded.records() as u64;
     totals.staged = staged.num_rows() as u64;
     let rejected = decode_rejections(&decoded.rejected);
+    totals.undecodable = rejected.len() as u64;
     totals.count_rejected(&rejected);
+    let outcome = map_and_validate_rows(&cfg.schema, mapper, source).await?;
+    totals.ingested = outcome.accepted.num_rows() as u64;
+    totals.warnings = outcome.warnings;
+    totals.count_rejected(&outcome.rejected);
     Ok(Processed {
         staged,
         rejected,
+        outcome,
         events: Vec::new(),
         totals,
     })
@@ -463,9 +496,9 @@ pub struct CheckpointTotals {
     pub batch_id: String,
     /// Records fetched up to the checkpoint.
     pub fetched: u64,
-    /// Records committed to the mirror (mapping and validation come after the fetch).
+    /// Records committed to the mirror.
     pub staged: u64,
-    /// Records accepted (0 until the batch is cut from the mirror).
+    /// Records accepted.
     pub ingested: u64,
     /// Records rejected.
     pub rejected: u64,

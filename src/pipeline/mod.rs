@@ -236,8 +236,8 @@ impl RunReport {
     }
 }
 
-/// Runs one resource through the whole pipeline: fetch and stage into the mirror (with
-/// checkpoints), then cut the run's batch(es) from the mirror.
+/// Runs one resource through the whole pipeline: fetch, decode, then both stage into the mirror
+/// and map and validate into the batch (with checkpoints); commit the batch(es).
 pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -257,14 +257,14 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     // Held until the batch is committed: another run on this mirror waits.
     let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open(&cfg.mirror_dir(), cfg.resource).await?;
-    let (writer, start, resumed) = resume::open(&cfg, dirs, &batch_id, mirror).await?;
+    let (writer, start, resumed) = resume::open(&cfg, &mapper, dirs, &batch_id, mirror).await?;
     let staging = writer.staging_dir().to_path_buf();
     if resumed {
         tracing::info!(batch = %batch_id, "resuming from a checkpoint");
     }
 
-    let result = drive::drive(client, &cfg, writer, start).await;
-    let (written, fetch_totals) = match result {
+    let result = drive::drive(client, &cfg, &mapper, writer, start).await;
+    let (written, totals) = match result {
         Ok(ok) => ok,
         Err(PipelineError::Cancelled) if cfg.control.checkpoints.is_some() => {
             // Staged data and its checkpoint stay for the resume.
@@ -278,48 +278,14 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     };
     let (writer, mut mirror, checkpoints) = (written.writer, written.mirror, written.checkpoints);
     let stats = client.stats();
-
-    // The second half: the run's records, read back from the mirror, mapped and validated.
-    let cut_result = async {
-        let rows = mirror.scan_batch(&batch_id).await?;
-        cut::cut(&cfg, &mapper, rows, writer).await
-    }
-    .await;
-    let (writer, cut_totals) = match cut_result {
-        Ok(ok) => ok,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    // While fetching, the only rejects are records that could not be decoded.
-    let decode_rejected = fetch_totals.rejected();
-    let mut totals = fetch_totals;
-    totals.ingested = cut_totals.ingested;
-    totals.warnings = cut_totals.warnings;
-    for (code, n) in &cut_totals.rejected_by_code {
-        *totals.rejected_by_code.entry(code.clone()).or_default() += n;
-    }
     let fetched = totals.fetched;
     let rejected: u64 = totals.rejected();
     let ingested = totals.ingested;
-    let accounting = if totals.staged != cut_totals.staged {
-        Some(format!(
-            "{} records were staged in the mirror but {} were read back for the batch",
-            totals.staged, cut_totals.staged
-        ))
-    } else if fetched != ingested + rejected || fetched != totals.staged + decode_rejected {
-        Some(format!(
-            "fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {} + undecodable {decode_rejected}",
-            totals.staged
-        ))
-    } else {
-        None
-    };
-    if let Some(reason) = accounting {
+    if fetched != ingested + rejected || fetched != totals.staged + totals.undecodable {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(PipelineError::Internal(format!(
-            "record accounting broke: {reason}"
+            "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {} + undecodable {}",
+            totals.staged, totals.undecodable
         )));
     }
     let failure_reason = threshold_failure(fetched, rejected, cfg.partial_ingestion);

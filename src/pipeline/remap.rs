@@ -23,8 +23,7 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let dirs = DatasetDir::new(&cfg.out_dir, &cfg.dataset);
     let writer = BatchWriter::create(dirs, &batch_id, cfg.schema.arrow_schema(), cfg.sink)?;
     let staging = writer.staging_dir().to_path_buf();
-    let rows = mirror.scan_all().await?;
-    let (writer, totals) = match cut::cut(&cfg, &mapper, rows, writer).await {
+    let (writer, totals) = match cut::cut(&cfg, &mapper, &mirror, None, writer, true).await {
         Ok(ok) => ok,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);

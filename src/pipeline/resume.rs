@@ -1,10 +1,12 @@
-//! Where a run starts: at its last checkpoint when it has a usable one, fresh otherwise, or not
-//! at all when an earlier attempt already committed its batch.
+//! Where a run starts: at its last checkpoint when it has a usable one (its accepted rows cut
+//! again from the mirror), fresh otherwise, or not at all when an earlier attempt already
+//! committed its batch.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{drive, PipelineError, RunConfig, RunReport, TRAILING_FILE};
+use crate::map::Mapper;
 use crate::sink::{self, BatchWriter, DatasetDir, Manifest};
 use crate::stage::{Mirror, WriteMode};
 
@@ -13,69 +15,53 @@ use crate::stage::{Mirror, WriteMode};
 /// other runs. Rows this run committed after the checkpoint it resumes from (the process died
 /// between the mirror's commit and the checkpoint's save), or at all when it starts over, are
 /// deleted first: they are fetched again, so nothing is staged twice and nothing of an earlier
-/// attempt lingers in the batch.
+/// attempt lingers in the batch. A resume then cuts the batch's accepted rows of the
+/// checkpointed records again from the mirror (their rejected rows are sealed already).
 pub(super) async fn open(
     cfg: &RunConfig,
+    mapper: &Mapper,
     dirs: DatasetDir,
     batch_id: &str,
     mut mirror: Mirror,
 ) -> Result<(BatchWriter, drive::Start, bool), PipelineError> {
     let schema = cfg.schema.arrow_schema();
     let committed = mirror.committed_seq(batch_id).await?;
-    if let Some(store) = &cfg.control.checkpoints {
-        let loaded = store.load().map_err(PipelineError::Checkpoint)?;
-        if let Some(text) = loaded {
-            match serde_json::from_str::<drive::CheckpointState>(&text) {
-                Ok(st)
-                    if st.version == drive::CHECKPOINT_VERSION
-                        && st.batch_id == batch_id
-                        && st.window == (cfg.window.gte, cfg.window.lt)
-                        && st.plan.check().is_ok() =>
-                {
-                    match BatchWriter::resume(
-                        dirs.clone(),
-                        batch_id,
-                        schema.clone(),
-                        cfg.sink,
-                        &st.staged,
-                    ) {
-                        Ok(w) => {
-                            if committed.is_some_and(|c| c > st.seq) {
-                                let n = mirror.discard(batch_id, st.seq).await?;
-                                tracing::info!(batch = batch_id, rows = ?n, "the mirror was ahead of the checkpoint: its later rows are fetched again");
-                            }
-                            let mode = if st.merge {
-                                WriteMode::Merge
-                            } else {
-                                WriteMode::Append
-                            };
-                            let stage = mirror.writer(mode)?;
-                            let start = drive::Start {
-                                plan: st.plan,
-                                totals: st.totals,
-                                mirror,
-                                stage,
-                                seq: st.seq,
-                            };
-                            return Ok((w, start, true));
-                        }
-                        Err(e) => tracing::warn!(
-                            batch = batch_id,
-                            error = %e,
-                            "the checkpoint's staged data is unusable; starting the run over"
-                        ),
-                    }
+    if let Some(st) = checkpoint(cfg, batch_id)? {
+        match BatchWriter::resume(dirs.clone(), batch_id, schema.clone(), cfg.sink, &st.staged) {
+            Ok(w) => {
+                if committed.is_some_and(|c| c > st.seq) {
+                    let n = mirror.discard(batch_id, st.seq).await?;
+                    tracing::info!(batch = batch_id, rows = ?n, "the mirror was ahead of the checkpoint: its later rows are fetched again");
                 }
-                Ok(_) => tracing::warn!(
-                    batch = batch_id,
-                    "the checkpoint belongs to another batch or window; starting over"
-                ),
-                Err(e) => tracing::warn!(
-                    batch = batch_id,
-                    error = %e,
-                    "the checkpoint does not parse; starting over"
-                ),
+                match recut(cfg, mapper, &mirror, w, &st.totals).await? {
+                    Ok(w) => {
+                        let mode = if st.merge {
+                            WriteMode::Merge
+                        } else {
+                            WriteMode::Append
+                        };
+                        let stage = mirror.writer(mode)?;
+                        let start = drive::Start {
+                            plan: st.plan,
+                            totals: st.totals,
+                            mirror,
+                            stage,
+                            seq: st.seq,
+                        };
+                        return Ok((w, start, true));
+                    }
+                    Err(reason) => tracing::warn!(
+                        batch = batch_id,
+                        reason,
+                        "the checkpointed records do not map as before; starting the run over"
+                    ),
+                }
             }
+            Err(e) => tracing::warn!(
+                batch = batch_id,
+                error = %e,
+                "the checkpoint's staged data is unusable; starting the run over"
+            ),
         }
     }
     let plan = drive::initial_plan(
@@ -84,8 +70,8 @@ pub(super) async fn open(
         chrono::Utc::now().timestamp(),
     );
     if committed.is_some() {
-        // This run committed to the mirror before and its checkpoint is gone: start over, in
-        // place, without what the earlier attempt staged.
+        // This run committed to the mirror before and its checkpoint is gone (or unusable):
+        // start over, in place, without what the earlier attempt staged.
         mirror.discard(batch_id, 0).await?;
     }
     let mode = mirror
@@ -101,6 +87,75 @@ pub(super) async fn open(
         seq: 0,
     };
     Ok((writer, start, false))
+}
+
+/// The run's checkpoint, when it has one this run can resume from: same format version, batch,
+/// window and mapping, and a consistent window plan.
+fn checkpoint(
+    cfg: &RunConfig,
+    batch_id: &str,
+) -> Result<Option<drive::CheckpointState>, PipelineError> {
+    let Some(store) = &cfg.control.checkpoints else {
+        return Ok(None);
+    };
+    let Some(text) = store.load().map_err(PipelineError::Checkpoint)? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<drive::CheckpointState>(&text) {
+        Ok(st)
+            if st.version == drive::CHECKPOINT_VERSION
+                && st.batch_id == batch_id
+                && st.window == (cfg.window.gte, cfg.window.lt)
+                && st.plan.check().is_ok() =>
+        {
+            if st.mapping == drive::mapping_fingerprint(&cfg.mapping.sql) {
+                return Ok(Some(st));
+            }
+            tracing::warn!(
+                batch = batch_id,
+                "the mapping changed since the checkpoint; starting over"
+            );
+        }
+        Ok(_) => tracing::warn!(
+            batch = batch_id,
+            "the checkpoint belongs to another version, batch or window; starting over"
+        ),
+        Err(e) => tracing::warn!(
+            batch = batch_id,
+            error = %e,
+            "the checkpoint does not parse; starting over"
+        ),
+    }
+    Ok(None)
+}
+
+/// Cuts the accepted rows of the records a checkpoint staged (`totals`) from the mirror into
+/// `writer`. `Ok(Err(reason))` when they do not come out as the checkpoint counted them (a
+/// mapping whose result depends on the time, say): the run must start over.
+async fn recut(
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    mirror: &Mirror,
+    writer: BatchWriter,
+    totals: &drive::Totals,
+) -> Result<Result<BatchWriter, String>, PipelineError> {
+    if totals.staged == 0 {
+        return Ok(Ok(writer));
+    }
+    let batch = writer.batch_id().to_string();
+    let (writer, cut) = super::cut::cut(cfg, mapper, mirror, Some(&batch), writer, false).await?;
+    if cut.staged != totals.staged || cut.ingested != totals.ingested {
+        return Ok(Err(format!(
+            "{} records staged and {} accepted at the checkpoint; the mirror holds {} of them and {} map and validate",
+            totals.staged, totals.ingested, cut.staged, cut.ingested
+        )));
+    }
+    tracing::info!(
+        batch = writer.batch_id(),
+        rows = cut.ingested,
+        "the checkpoint's accepted rows were cut again from the mirror"
+    );
+    Ok(Ok(writer))
 }
 
 /// The report of a batch an earlier attempt already committed (under `batches/` or `failed/`).

@@ -9,7 +9,7 @@
 
 pub mod analysis;
 mod manifest;
-mod parallel;
+
 mod rejects;
 
 use std::fs::File;
@@ -20,10 +20,10 @@ use arrow::datatypes::SchemaRef;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+pub use crate::columnar::ParallelWriter;
 pub use manifest::{
     BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, PartEntry, MANIFEST_FILE,
 };
-pub use parallel::ParallelWriter;
 pub use rejects::{ErrorEntry, Rejection, RejectsState, Stage, REJECTED_FILE};
 
 /// What a staged batch holds at a checkpoint: the sealed accepted files and the rejects. A
@@ -252,6 +252,17 @@ impl BatchWriter {
         sync_dir(&self.staging);
         Ok(StagedState {
             files: self.files.clone(),
+            rejects,
+        })
+    }
+
+    /// Seals the rejected rows only (the accepted files stay open and unlisted: a resume makes
+    /// them again, see [`BatchWriter::resume`]); the returned state is what a checkpoint records.
+    pub fn seal_rejects(&mut self) -> Result<StagedState, SinkError> {
+        let rejects = self.rejects.seal()?;
+        sync_dir(&self.staging);
+        Ok(StagedState {
+            files: Vec::new(),
             rejects,
         })
     }

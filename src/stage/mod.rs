@@ -12,11 +12,13 @@
 //! back from landed. Records are appended when the run cannot meet an object already in the
 //! mirror (its `created` range holds no row of another run), and MERGEd by `id` otherwise.
 //!
-//! Platform batches are cut from the mirror afterwards ([`Mirror::scan_batch`]), and a remap
-//! reads all of it ([`Mirror::scan_all`]); `stripe-xdm sql` registers it as a table.
+//! A run maps the records it stages as it goes; a resumed run cuts the rows of its checkpointed
+//! records from the mirror again, and a remap reads all of it ([`Mirror::scan`], without `_raw`
+//! when the mapping does not read it); `stripe-xdm sql` registers it as a table.
 
 mod compact;
 mod conform;
+mod files;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,10 +29,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::prelude::{col, SessionConfig, SessionContext};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::Transaction;
-use deltalake::protocol::SaveMode;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 use futures::TryStreamExt;
 
@@ -354,31 +355,72 @@ impl Mirror {
             .map_err(self.query_err("starting a scan"))
     }
 
-    /// The rows batch `batch_id` staged (its objects' latest versions), in the mirror's schema.
-    pub async fn scan_batch(
+    /// The rows batch `batch` staged (its objects' latest versions), or every row when `None`,
+    /// in the mirror's schema; without `_raw` unless `raw`.
+    pub async fn scan(
         &self,
-        batch_id: &str,
+        batch: Option<&str>,
+        raw: bool,
     ) -> Result<SendableRecordBatchStream, StageError> {
-        self.query(&format!(
-            "SELECT * FROM mirror WHERE {BATCH_COLUMN} = '{}'",
-            batch_id.replace('\'', "''")
-        ))
-        .await
+        use deltalake::datafusion::prelude::lit;
+        let ctx = read_session();
+        self.register(&ctx, "mirror").await?;
+        let mut df = ctx
+            .table("mirror")
+            .await
+            .map_err(self.query_err("planning a scan"))?;
+        if let Some(batch) = batch {
+            df = df
+                .filter(col(BATCH_COLUMN).eq(lit(batch)))
+                .map_err(self.query_err("planning a scan"))?;
+        }
+        if !raw {
+            let columns: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| n != RAW_COLUMN)
+                .collect();
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            df = df
+                .select_columns(&columns)
+                .map_err(self.query_err("planning a scan"))?;
+        }
+        df.execute_stream()
+            .await
+            .map_err(self.query_err("starting a scan"))
     }
 
-    /// The `_raw` JSON of the latest version of each of `ids` the mirror holds.
+    /// The `_raw` JSON of the latest version of each of `ids` the mirror holds. The ids are
+    /// pushed down into the Parquet scan, so only the pages holding them are decoded.
     pub async fn raw_of(
         &self,
         ids: &std::collections::HashSet<String>,
     ) -> Result<HashMap<String, String>, StageError> {
+        use deltalake::datafusion::prelude::lit;
         use futures::StreamExt;
         let mut out = HashMap::new();
         if ids.is_empty() {
             return Ok(out);
         }
-        let mut rows = self
-            .query(&format!("SELECT id, {RAW_COLUMN} FROM mirror"))
-            .await?;
+        let mut config = SessionConfig::new().with_batch_size(8192);
+        let parquet = &mut config.options_mut().execution.parquet;
+        parquet.schema_force_view_types = false;
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
+        let ctx = SessionContext::new_with_config(config);
+        self.register(&ctx, "mirror").await?;
+        let list = ids.iter().map(|id| lit(id.as_str())).collect();
+        let mut rows = ctx
+            .table("mirror")
+            .await
+            .and_then(|df| df.filter(col("id").in_list(list, false)))
+            .and_then(|df| df.select_columns(&["id", RAW_COLUMN]))
+            .map_err(self.query_err("planning a lookup"))?
+            .execute_stream()
+            .await
+            .map_err(self.query_err("starting a lookup"))?;
         while let Some(b) = rows.next().await {
             let b = b.map_err(self.query_err("reading records"))?;
             let (Some(id), Some(raw)) =
@@ -388,9 +430,7 @@ impl Mirror {
             };
             for (id, raw) in id.iter().zip(raw.iter()) {
                 if let (Some(id), Some(raw)) = (id, raw) {
-                    if ids.contains(id) {
-                        out.insert(id.to_string(), raw.to_string());
-                    }
+                    out.insert(id.to_string(), raw.to_string());
                 }
             }
         }
@@ -399,7 +439,7 @@ impl Mirror {
 
     /// Every row of the mirror.
     pub async fn scan_all(&self) -> Result<SendableRecordBatchStream, StageError> {
-        self.query("SELECT * FROM mirror").await
+        self.scan(None, true).await
     }
 
     /// Rows in the mirror, and rows of batch `batch_id`.
@@ -480,18 +520,20 @@ impl Mirror {
 
     /// A writer for one run's records.
     pub fn writer(&self, mode: WriteMode) -> Result<StageWriter, StageError> {
+        let schema = writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?;
         let writer = match mode {
-            WriteMode::Append => Some(
-                RecordBatchWriter::for_table(&self.table)
-                    .map_err(self.delta_err("starting a writer"))?
-                    .with_writer_properties(compact::writer_props())
-                    .with_target_file_size(compact::TARGET_FILE_BYTES),
-            ),
+            WriteMode::Append => Some(files::FileSink::new(
+                &self.path,
+                schema.clone(),
+                files::writer_props(),
+                compact::TARGET_FILE_BYTES,
+                &STATS_COLUMNS.split(',').collect::<Vec<_>>(),
+            )),
             WriteMode::Merge => None,
         };
         Ok(StageWriter {
             path: self.path.clone(),
-            schema: writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?,
+            schema,
             writer,
             merge: Vec::new(),
             pending: 0,
@@ -517,11 +559,24 @@ impl Mirror {
             .with_metadata(metadata)
             .with_application_transaction(Transaction::new(app_id, seq));
         writer.pending = 0;
-        if let Some(w) = writer.writer.take() {
-            let mut w = w.with_commit_properties(props);
-            let result = w.flush_and_commit(&mut self.table).await;
-            writer.writer = Some(w);
-            return result.map_err(self.delta_err("committing staged records"));
+        if let Some(files) = writer.writer.as_mut() {
+            let actions = files.finish()?.into_iter().map(Action::Add).collect();
+            let snapshot = self
+                .table
+                .snapshot()
+                .map_err(self.delta_err("reading the log"))?;
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            };
+            let finalized = CommitBuilder::from(props)
+                .with_actions(actions)
+                .build(Some(snapshot), self.table.log_store(), operation)
+                .await
+                .map_err(self.delta_err("committing staged records"))?;
+            self.table.state = Some(finalized.snapshot());
+            return Ok(self.version());
         }
         let batches = std::mem::take(&mut writer.merge);
         let ctx = SessionContext::new();
@@ -596,8 +651,8 @@ fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
 pub struct StageWriter {
     path: PathBuf,
     schema: SchemaRef,
-    /// Append mode: files streamed into the table folder, committed by [`Mirror::commit`].
-    writer: Option<RecordBatchWriter>,
+    /// Append mode: files written into the table folder, committed by [`Mirror::commit`].
+    writer: Option<files::FileSink>,
     /// Merge mode: rows buffered for the next MERGE.
     merge: Vec<RecordBatch>,
     pending: usize,
@@ -634,11 +689,7 @@ impl StageWriter {
             .map_err(arrow_err)?;
         self.pending += batch.num_rows();
         match &mut self.writer {
-            Some(w) => w.write(batch).await.map_err(|e| StageError::Delta {
-                path: self.path.clone(),
-                action: "writing staged rows",
-                source: Box::new(e),
-            }),
+            Some(files) => files.write(&batch),
             None => {
                 self.merge.push(batch);
                 Ok(())
@@ -667,12 +718,22 @@ impl StageWriter {
 }
 
 /// The mirror rows of a batch, back in the mapping's source schema (decoded columns and
-/// `_raw`; seconds timestamps).
+/// `_raw`, when the rows have it; seconds timestamps).
 pub fn to_source(
     batch: &RecordBatch,
     resource: Resource,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
-    conform(batch, &source_schema(resource))
+    let source = source_schema(resource);
+    if batch.schema().column_with_name(RAW_COLUMN).is_some() {
+        return conform(batch, &source);
+    }
+    let fields: Vec<_> = source
+        .fields()
+        .iter()
+        .filter(|f| f.name() != RAW_COLUMN)
+        .cloned()
+        .collect();
+    conform(batch, &Arc::new(Schema::new(fields)))
 }
 
 /// The `_raw` column of a source or mirror batch.

@@ -219,6 +219,45 @@ async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
         .into_iter()
         .collect();
     assert_eq!(a, b, "the remap holds the same objects");
+    // A mapping that rejects some rows and does not read `_raw`: the remap reads the mirror
+    // without it, and the rejected rows still carry their records' JSON, looked up by id.
+    let mut cfg = builtin(Resource::Charges, dir.path());
+    let sql = cfg.mapping.sql.replace(
+        "created AS \"timestamp\"",
+        "CASE WHEN amount % 7 = 0 THEN NULL ELSE created END AS \"timestamp\"",
+    );
+    assert_ne!(sql, cfg.mapping.sql);
+    cfg.mapping = Mapping {
+        sql,
+        origin: "test".into(),
+    };
+    cfg.partial_ingestion = Some(100.0);
+    cfg.batch_id = Some("remap-2".into());
+    let mapper = Mapper::new(Resource::Charges, cfg.mapping.clone())
+        .await
+        .unwrap();
+    assert!(!mapper.reads_raw());
+    let remap = pipeline::remap(cfg).await.unwrap();
+    assert_eq!(remap.fetched, run.staged);
+    assert_eq!(remap.fetched, remap.ingested + remap.rejected);
+    assert!(remap.rejected > 0 && remap.ingested > 0, "{remap:?}");
+    assert_eq!(
+        remap.rejected_by_code.get("INGEST-1555-400"),
+        Some(&remap.rejected)
+    );
+    let rejected = read_parquet(&remap.batch_dir.join(stripe_xdm::sink::REJECTED_FILE)).unwrap();
+    let mut n = 0;
+    for b in &rejected {
+        let ids = b.column_by_name("object_id").unwrap().as_string::<i32>();
+        let src = b.column_by_name("source").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let raw: serde_json::Value = serde_json::from_str(src.value(i)).expect("JSON source");
+            assert_eq!(raw["id"], ids.value(i));
+            assert_eq!(raw["amount"].as_i64().unwrap() % 7, 0);
+            n += 1;
+        }
+    }
+    assert_eq!(n, remap.rejected);
     // Without a mirror there is nothing to remap, and the error says where it looked.
     let mut cfg = builtin(Resource::Prices, dir.path());
     cfg.mirror = Some(dir.path().join("nowhere"));
@@ -251,6 +290,7 @@ async fn fields_outside_the_decoded_schema_survive_in_raw_and_a_mapping_reads_th
     )
     .await
     .unwrap();
+    assert!(mapper.reads_raw(), "a remap with it reads `_raw`");
     let mut seen = 0;
     for b in &rows {
         let source = stage::to_source(b, Resource::Charges).unwrap();

@@ -1,4 +1,5 @@
-//! A Parquet writer that encodes the columns of a row group in parallel.
+//! Parquet encoding shared by the mirror and the batch writer: a writer that encodes the columns
+//! of a row group in parallel.
 //!
 //! Encoding (levels, dictionaries, statistics, ZSTD) is the largest cost after decoding for
 //! small Stripe objects, and arrow-rs's `ArrowWriter` encodes one column after another on the
@@ -130,6 +131,18 @@ impl<W: Write + Send> ParallelWriter<W> {
     pub fn close(mut self) -> Result<ParquetMetaData> {
         self.flush()?;
         self.writer.close()
+    }
+
+    /// Writes the open row group and the footer; the output stays reachable through
+    /// [`ParallelWriter::inner_mut`] (to sync it).
+    pub fn finish(&mut self) -> Result<ParquetMetaData> {
+        self.flush()?;
+        self.writer.finish()
+    }
+
+    /// The output.
+    pub fn inner_mut(&mut self) -> &mut W {
+        self.writer.inner_mut()
     }
 
     /// Writes the open row group and the footer and returns the output.
