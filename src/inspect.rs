@@ -1,5 +1,6 @@
 //! SQL over what stripe-xdm keeps locally: the mirror's resources (tables `charges`,
-//! `customers`, …) and the rejected rows of every batch (`rejected`). The accepted rows of one
+//! `customers`, …: the current objects; `customers_all` also holds the tombstones of deleted
+//! ones, `_deleted_at` set) and the rejected rows of every batch (`rejected`). The accepted rows of one
 //! dataset are queried with `errors query` (each dataset has its own XDM schema).
 
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ pub async fn session(
     }
     for (resource, path) in mirrors {
         let mirror = Mirror::open_existing(&path, resource).await?;
-        mirror.register(&ctx, resource.path()).await?;
+        mirror.register_current(&ctx, resource.path()).await?;
     }
     analysis::register_batches(&ctx, batch_dirs, false)?;
     Ok(ctx)

@@ -205,6 +205,8 @@ pub async fn replay(
         diagnostics: Vec::new(),
         replay_of: Some(manifest.batch_id.clone()),
         staged: None,
+        updated: 0,
+        deleted: 0,
         parts: Vec::new(),
         part_of: None,
     };

@@ -75,6 +75,71 @@ impl Resource {
             _ => &[],
         }
     }
+
+    /// The event types (`types[]` of `GET /v1/events`) that tell an object of this resource
+    /// changed. Empty for balance transactions: they never change after creation, so they stay
+    /// on the `created` cursor only. Dispute events (`charge.dispute.*`) carry a dispute whose
+    /// `charge` names the charge; `charge.refund.updated` carries a refund.
+    pub fn event_types(self) -> &'static [&'static str] {
+        match self {
+            Resource::Charges => &[
+                "charge.captured",
+                "charge.expired",
+                "charge.failed",
+                "charge.pending",
+                "charge.refunded",
+                "charge.succeeded",
+                "charge.updated",
+                "charge.dispute.created",
+                "charge.dispute.updated",
+                "charge.dispute.closed",
+                "charge.dispute.funds_withdrawn",
+                "charge.dispute.funds_reinstated",
+            ],
+            Resource::Refunds => &[
+                "refund.created",
+                "refund.updated",
+                "refund.failed",
+                "charge.refund.updated",
+            ],
+            Resource::Customers => &["customer.created", "customer.updated", "customer.deleted"],
+            Resource::Subscriptions => &[
+                "customer.subscription.created",
+                "customer.subscription.updated",
+                "customer.subscription.deleted",
+                "customer.subscription.paused",
+                "customer.subscription.resumed",
+                "customer.subscription.pending_update_applied",
+                "customer.subscription.pending_update_expired",
+                "customer.subscription.trial_will_end",
+            ],
+            Resource::Prices => &["price.created", "price.updated", "price.deleted"],
+            Resource::BalanceTransactions => &[],
+        }
+    }
+
+    /// The event type that means an object of this resource is gone (`customer.deleted`,
+    /// `price.deleted`); `None` where objects are never deleted. A subscription's
+    /// `customer.subscription.deleted` means it ended (status `canceled`): not a deletion.
+    pub fn deleted_event(self) -> Option<&'static str> {
+        match self {
+            Resource::Customers => Some("customer.deleted"),
+            Resource::Prices => Some("price.deleted"),
+            _ => None,
+        }
+    }
+
+    /// The event type for an update of an object of this resource (the simulator sends it).
+    pub fn updated_event(self) -> Option<&'static str> {
+        match self {
+            Resource::Charges => Some("charge.updated"),
+            Resource::Refunds => Some("refund.updated"),
+            Resource::Customers => Some("customer.updated"),
+            Resource::Subscriptions => Some("customer.subscription.updated"),
+            Resource::Prices => Some("price.updated"),
+            Resource::BalanceTransactions => None,
+        }
+    }
 }
 
 impl fmt::Display for Resource {

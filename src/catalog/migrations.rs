@@ -6,10 +6,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -139,6 +139,14 @@ CREATE TABLE trailing_ids (
 /// Version 4: the API base URL an account was added with (Stripe's by default; the simulator
 /// or a proxy otherwise), so later commands need not repeat it.
 const V4: &str = "ALTER TABLE accounts ADD COLUMN base_url TEXT;";
+
+/// Version 5: change capture. Runs count the objects they read through events (`updated`),
+/// the deletions they recorded (`deleted`) and the events read.
+const V5: &str = "
+ALTER TABLE runs ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN events_read INTEGER NOT NULL DEFAULT 0;
+";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {

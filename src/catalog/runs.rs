@@ -84,8 +84,17 @@ pub struct Run {
     pub ended_at: Option<i64>,
     /// Its `created` window (set when it starts).
     pub window: Option<Window>,
-    /// Records received.
+    /// Records received (objects new to the dataflow plus changed ones).
     pub fetched: u64,
+    /// Records of objects new to the dataflow (`fetched - updated`).
+    pub created: u64,
+    /// Records of objects changed since an earlier run (read through events; part of
+    /// `fetched`).
+    pub updated: u64,
+    /// Objects deleted in Stripe (tombstones; not part of `fetched`).
+    pub deleted: u64,
+    /// Events read.
+    pub events_read: u64,
     /// Records ingested.
     pub ingested: u64,
     /// Records failed.
@@ -168,6 +177,10 @@ impl Run {
             ended_at: r.get("ended_at")?,
             window: lt.map(|lt| Window { gte, lt }),
             fetched: n("fetched")?,
+            created: n("fetched")?.saturating_sub(n("updated")?),
+            updated: n("updated")?,
+            deleted: n("deleted")?,
+            events_read: n("events_read")?,
             ingested: n("ingested")?,
             failed: n("failed")?,
             bytes_in: n("bytes_in")?,
@@ -205,6 +218,12 @@ pub struct RunOutcome {
     pub failure_reason: Option<String>,
     /// Records received.
     pub fetched: u64,
+    /// Records of changed objects (part of `fetched`).
+    pub updated: u64,
+    /// Deletions recorded.
+    pub deleted: u64,
+    /// Events read.
+    pub events_read: u64,
     /// Records ingested.
     pub ingested: u64,
     /// Records failed.
@@ -230,6 +249,9 @@ impl From<&RunReport> for RunOutcome {
             success: r.status == BatchStatus::Success,
             failure_reason: r.failure_reason.clone(),
             fetched: r.fetched,
+            updated: r.updated,
+            deleted: r.deleted,
+            events_read: r.events_read,
             ingested: r.ingested,
             failed: r.rejected,
             bytes_in: r.bytes_in,
@@ -419,12 +441,13 @@ impl Catalog {
         tx.execute(
             "UPDATE runs SET status = ?2, ended_at = ?3, fetched = ?4, ingested = ?5, failed = ?6,
                  bytes_in = ?7, bytes_out = ?8, files = ?9, batch_id = ?10, errors = ?11, failure_reason = ?12,
-                 owner_pid = NULL
+                 updated = ?13, deleted = ?14, events_read = ?15, owner_pid = NULL
              WHERE id = ?1",
             rusqlite::params![
                 run_id, status.as_str(), ended_at, as_i64(outcome.fetched), as_i64(outcome.ingested),
                 as_i64(outcome.failed), as_i64(outcome.bytes_in), as_i64(outcome.bytes_out),
                 as_i64(outcome.files), outcome.batch_id, errors, outcome.failure_reason,
+                as_i64(outcome.updated), as_i64(outcome.deleted), as_i64(outcome.events_read),
             ],
         )
         .ctx(format!("record the end of run {run_id}"))?;

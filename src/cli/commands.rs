@@ -136,6 +136,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         },
         mirror: None,
         compaction: Default::default(),
+        changes: None,
     };
     let report = pipeline::run(&client, cfg).await;
     progress.finish();

@@ -370,6 +370,12 @@ pub fn run(r: &Run, json: bool) {
         println!("Progress:         as of the checkpoint at {}", time(at));
     }
     println!("Records received: {}", r.fetched);
+    if r.events_read > 0 || r.updated > 0 || r.deleted > 0 {
+        println!(
+            "Objects:          {} created, {} updated, {} deleted ({} events read)",
+            r.created, r.updated, r.deleted, r.events_read
+        );
+    }
     println!("Records ingested: {}", r.ingested);
     println!("Records failed:   {}", r.failed);
     println!("Ingested rate:    {:.1}%", r.ingested_rate());

@@ -56,6 +56,8 @@ pub struct Dedup {
     pub known: Arc<std::collections::HashSet<String>>,
     /// Collect `(id, created)` of objects created at or after this (the next run's re-read span).
     pub trailing_from: Option<i64>,
+    /// Known ids that changed since (they have events): the list's version is kept.
+    pub changed: Arc<std::collections::HashSet<String>>,
 }
 
 /// Outside controls of a run; the default is a plain run (one window, no checkpoints, no

@@ -69,10 +69,28 @@ pub(crate) struct Totals {
     /// `(id, created)` of objects in the next run's re-read span.
     #[serde(default)]
     pub trailing: Vec<(String, i64)>,
+    /// Records that are changed objects read through events (part of `fetched`).
+    #[serde(default)]
+    pub updated: u64,
+    /// Objects deleted in Stripe (tombstones; not part of `fetched`).
+    #[serde(default)]
+    pub deleted: u64,
+    /// The deletions, for the batch's `deletes.parquet`.
+    #[serde(default)]
+    pub deletes: Vec<super::changes::Tombstone>,
+    /// Whether the run's changes were read and staged (a resume does not read them again).
+    #[serde(default)]
+    pub changes_read: bool,
+    /// Events read.
+    #[serde(default)]
+    pub events_read: u64,
+    /// Objects with events that the run's list reads (not dropped as known).
+    #[serde(default)]
+    pub listed_changed: Vec<String>,
 }
 
 impl Totals {
-    fn add(&mut self, other: &Totals) {
+    pub(super) fn add(&mut self, other: &Totals) {
         self.fetched += other.fetched;
         self.staged += other.staged;
         self.undecodable += other.undecodable;
@@ -82,6 +100,13 @@ impl Totals {
         self.bytes_in += other.bytes_in;
         self.skipped += other.skipped;
         self.trailing.extend(other.trailing.iter().cloned());
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.deletes.extend(other.deletes.iter().cloned());
+        self.changes_read |= other.changes_read;
+        self.events_read += other.events_read;
+        self.listed_changed
+            .extend(other.listed_changed.iter().cloned());
         for (k, v) in &other.rejected_by_code {
             *self.rejected_by_code.entry(k.clone()).or_default() += v;
         }
@@ -155,21 +180,45 @@ pub(crate) fn initial_plan(window: Window, n: usize, now: i64) -> WindowPlan {
 }
 
 /// A chunk on its way to the stage thread.
-struct Processed {
+pub(super) struct Processed {
     /// Decoded records with the staging columns.
-    staged: RecordBatch,
+    pub staged: RecordBatch,
     /// Records that could not be decoded.
-    rejected: Vec<Rejection>,
-    /// The decoded records mapped and validated.
-    outcome: Outcome,
-    events: Vec<WindowEvent>,
-    totals: Totals,
+    pub rejected: Vec<Rejection>,
+    /// The decoded records mapped and validated (`None` for tombstones: staged only).
+    pub outcome: Option<Outcome>,
+    pub events: Vec<WindowEvent>,
+    pub totals: Totals,
+}
+
+impl Processed {
+    /// Only totals (changes read, none to stage).
+    pub fn empty(totals: Totals) -> Self {
+        Processed {
+            staged: RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())),
+            rejected: Vec::new(),
+            outcome: None,
+            events: Vec::new(),
+            totals,
+        }
+    }
+
+    /// Tombstones: staged in the mirror, not in the batch.
+    pub fn tombstones(staged: RecordBatch, totals: Totals) -> Self {
+        Processed {
+            staged,
+            totals,
+            ..Processed::empty(Totals::default())
+        }
+    }
 }
 
 enum ToWriter {
-    Chunk(Processed),
-    /// Seal and checkpoint now (before a cancelled run lets go).
+    Chunk(Box<Processed>),
+    /// Seal and checkpoint now (before a cancelled run lets go, or once changes are staged).
     Checkpoint,
+    /// Checkpoint now and say so when the commit is done.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// What the stage thread hands back.
@@ -187,6 +236,8 @@ pub(crate) struct Start {
     pub mirror: Mirror,
     pub stage: StageWriter,
     pub seq: i64,
+    /// Changes to stage before the list is walked (`None`: none, or already staged).
+    pub changes: Option<crate::source::ChangeSet>,
 }
 
 /// Runs fetch → decode → stage from `start` to the end of the run's window.
@@ -203,6 +254,7 @@ pub(crate) async fn drive(
         mirror,
         stage,
         seq,
+        changes,
     } = start;
     let started = Instant::now();
     let (page_tx, mut page_rx) = mpsc::channel::<WindowedPage>(PAGE_CHANNEL);
@@ -251,7 +303,23 @@ pub(crate) async fn drive(
     let mut pending_records = 0usize;
     let mut cancel = cfg.control.cancel.clone();
     let mut failure: Option<PipelineError> = None;
-    loop {
+    if let Some(set) = changes {
+        // Changed objects first, as their own checkpoint: a resume does not read them again.
+        match super::changes::chunks(cfg, client, mapper, set).await {
+            Ok(chunks) => {
+                for p in chunks {
+                    totals.add(&p.totals);
+                    if out_tx.send(ToWriter::Chunk(Box::new(p))).is_err() {
+                        failure = Some(PipelineError::Internal("writer stopped".into()));
+                        break;
+                    }
+                }
+                let _ = out_tx.send(ToWriter::Checkpoint);
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    while failure.is_none() {
         let next = tokio::select! {
             next = page_rx.recv() => next,
             _ = cancelled(&mut cancel) => {
@@ -269,7 +337,7 @@ pub(crate) async fn drive(
         if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
             let pages = std::mem::take(&mut pending);
             pending_records = 0;
-            let processed = match process_chunk(cfg, client, mapper, pages).await {
+            let processed = match process_pages(cfg, client, mapper, pages, true).await {
                 Ok(p) => p,
                 Err(e) => {
                     failure = Some(e);
@@ -281,7 +349,7 @@ pub(crate) async fn drive(
                 events: std::mem::take(&mut events),
                 ..processed
             };
-            if out_tx.send(ToWriter::Chunk(processed)).is_err() {
+            if out_tx.send(ToWriter::Chunk(Box::new(processed))).is_err() {
                 failure = Some(PipelineError::Internal("writer stopped".into()));
                 break;
             }
@@ -302,6 +370,25 @@ pub(crate) async fn drive(
         }
         if done {
             break;
+        }
+    }
+    if failure.is_none() {
+        if let Some(super::changes::Changes::Reread { at }) = cfg.changes {
+            // Everything the list returned is committed first: what the mirror then holds of
+            // other runs, the list no longer returns.
+            let (ack, acked) = tokio::sync::oneshot::channel();
+            let _ = out_tx.send(ToWriter::Barrier(ack));
+            if acked.await.is_ok() {
+                match super::changes::absent(cfg, client, mapper, at).await {
+                    Ok(chunks) => {
+                        for p in chunks {
+                            totals.add(&p.totals);
+                            let _ = out_tx.send(ToWriter::Chunk(Box::new(p)));
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
         }
     }
     if matches!(failure, Some(PipelineError::Cancelled)) {
@@ -351,18 +438,25 @@ fn write_loop(
     loop {
         let msg = messages.next();
         let done = msg.is_none();
+        let mut ack = None;
         let force = match msg {
             Some(ToWriter::Chunk(p)) => {
                 s.rt.block_on(s.stage.write(p.staged, state.seq + 1))?;
-                s.writer.write(&p.outcome.accepted)?;
                 s.writer.reject(&p.rejected)?;
-                s.writer.reject(&p.outcome.rejected)?;
+                if let Some(outcome) = &p.outcome {
+                    s.writer.write(&outcome.accepted)?;
+                    s.writer.reject(&outcome.rejected)?;
+                }
                 for e in &p.events {
                     state.plan.apply(e);
                 }
                 state.totals.add(&p.totals);
                 dirty = true;
                 false
+            }
+            Some(ToWriter::Barrier(tx)) => {
+                ack = Some(tx);
+                true
             }
             Some(ToWriter::Checkpoint) | None => true,
         };
@@ -388,6 +482,9 @@ fn write_loop(
             }
             last = Instant::now();
             dirty = false;
+        }
+        if let Some(tx) = ack {
+            let _ = tx.send(());
         }
         if done {
             break;
@@ -419,7 +516,7 @@ fn dedup_pages(dedup: &super::Dedup, pages: &mut [Page], totals: &mut Totals) {
                     totals.trailing.push((id.clone(), created));
                 }
             }
-            !id.is_some_and(|id| dedup.known.contains(&id))
+            !id.is_some_and(|id| dedup.known.contains(&id) && !dedup.changed.contains(&id))
         });
         totals.skipped += (before - page.records.len()) as u64;
     }
@@ -437,12 +534,14 @@ async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-/// Decodes one chunk of pages, adds the staging columns, and maps and validates the records.
-async fn process_chunk(
+/// Decodes one chunk of pages, adds the staging columns, and maps and validates the records;
+/// `listed` pages (not changed objects) drop what the previous run committed.
+pub(super) async fn process_pages(
     cfg: &RunConfig,
     client: &StripeClient,
     mapper: &Mapper,
     pages: Vec<Page>,
+    listed: bool,
 ) -> Result<Processed, PipelineError> {
     let resource = cfg.resource;
     let mut totals = Totals {
@@ -451,7 +550,7 @@ async fn process_chunk(
         ..Totals::default()
     };
     let mut pages = pages;
-    if let Some(dedup) = &cfg.control.dedup {
+    if let Some(dedup) = cfg.control.dedup.as_ref().filter(|_| listed) {
         dedup_pages(dedup, &mut pages, &mut totals);
     }
     let batch_id = cfg.batch_id.clone().unwrap_or_default();
@@ -466,7 +565,8 @@ async fn process_chunk(
                     .collect::<Vec<_>>(),
             );
             let source = decoded.source_batch();
-            let staged = stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id);
+            let staged =
+                stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id, None);
             (decoded, source, staged)
         })
         .await
@@ -483,7 +583,7 @@ async fn process_chunk(
     Ok(Processed {
         staged,
         rejected,
-        outcome,
+        outcome: Some(outcome),
         events: Vec::new(),
         totals,
     })

@@ -23,6 +23,7 @@ use crate::sink::{
 use crate::source::{SourceError, StripeClient, Window};
 use crate::stage::{CompactPolicy, Mirror, StageError};
 
+mod changes;
 mod control;
 mod cut;
 mod drive;
@@ -30,6 +31,7 @@ mod remap;
 mod resume;
 use crate::xdm::{self, SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
+pub use changes::{Changes, Tombstone, ABSENT, DELETES_FILE, EVENT_HORIZON_SECS, EVENT_LAG_SECS};
 pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl};
 pub use drive::{
     checkpoint_totals, CheckpointTotals, CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL,
@@ -76,6 +78,9 @@ pub struct RunConfig {
     pub mirror: Option<PathBuf>,
     /// When the mirror is compacted after the run.
     pub compaction: CompactPolicy,
+    /// Change capture (dataflow runs after the first): events since the cursor, or a full
+    /// re-read past the event horizon. `None` reads the window's list only.
+    pub changes: Option<Changes>,
 }
 
 impl RunConfig {
@@ -107,6 +112,7 @@ impl RunConfig {
             control: RunControl::default(),
             mirror: None,
             compaction: CompactPolicy::default(),
+            changes: None,
         })
     }
 }
@@ -215,6 +221,14 @@ pub struct RunReport {
     pub checkpoints: u64,
     /// Records of the re-read span dropped as already committed by the previous run.
     pub duplicates_skipped: u64,
+    /// Records of objects new to the dataflow (read from the list): `fetched - updated`.
+    pub created: u64,
+    /// Records of objects changed since an earlier run (read through events).
+    pub updated: u64,
+    /// Objects deleted in Stripe: tombstones in the mirror, rows of `deletes.parquet`.
+    pub deleted: u64,
+    /// Events read.
+    pub events_read: u64,
     /// `(id, created)` of the objects in the next run's re-read span ([`Dedup::trailing_from`]).
     #[serde(skip)]
     pub trailing: Vec<(String, i64)>,
@@ -257,7 +271,27 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     // Held until the batch is committed: another run on this mirror waits.
     let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open(&cfg.mirror_dir(), cfg.resource).await?;
-    let (writer, start, resumed) = resume::open(&cfg, &mapper, dirs, &batch_id, mirror).await?;
+    let (writer, mut start, resumed) = resume::open(&cfg, &mapper, dirs, &batch_id, mirror).await?;
+    if let Some(Changes::Events { since, upto }) = cfg.changes {
+        if !start.totals.changes_read {
+            let set = changes::read(client, &cfg, since, upto).await?;
+            if !set.changes.is_empty() && start.stage.mode() == crate::stage::WriteMode::Append {
+                // Changed objects are in the mirror already: upsert them.
+                start.stage = start.mirror.writer(crate::stage::WriteMode::Merge)?;
+            }
+            start.changes = Some(set);
+        }
+    }
+    let changed: std::collections::HashSet<String> = start
+        .totals
+        .listed_changed
+        .iter()
+        .chain(start.changes.iter().flat_map(|s| s.listed_changed.iter()))
+        .cloned()
+        .collect();
+    if let Some(dedup) = cfg.control.dedup.as_mut() {
+        dedup.changed = std::sync::Arc::new(changed);
+    }
     let staging = writer.staging_dir().to_path_buf();
     if resumed {
         tracing::info!(batch = %batch_id, "resuming from a checkpoint");
@@ -309,6 +343,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         let json = serde_json::to_vec(&totals.trailing).expect("ids serialize");
         std::fs::write(&path, json).map_err(crate::sink::io_err("writing", &path))?;
     }
+    changes::write_deletes(&staging, cfg.resource, &totals.deletes)?;
     let diagnostics = manifest.error_diagnostics;
     let (batch_dir, manifest) = commit(writer, manifest, diagnostics).await?;
     // Compaction is housekeeping: the batch is committed whatever it says.
@@ -336,6 +371,10 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         files: manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>(),
         checkpoints,
         duplicates_skipped: totals.skipped,
+        created: fetched - totals.updated,
+        updated: totals.updated,
+        deleted: totals.deleted,
+        events_read: totals.events_read,
         trailing: totals.trailing,
         duration: started.elapsed(),
         parts: manifest.parts.iter().map(|p| p.batch_id.clone()).collect(),
@@ -408,6 +447,8 @@ pub(crate) fn new_manifest(
         diagnostics: Vec::new(),
         replay_of: None,
         staged: Some(totals.staged),
+        updated: totals.updated,
+        deleted: totals.deleted,
         parts: Vec::new(),
         part_of: None,
     }

@@ -47,6 +47,7 @@ pub(super) async fn open(
                             mirror,
                             stage,
                             seq: st.seq,
+                            changes: None,
                         };
                         return Ok((w, start, true));
                     }
@@ -85,6 +86,7 @@ pub(super) async fn open(
         mirror,
         stage,
         seq: 0,
+        changes: None,
     };
     Ok((writer, start, false))
 }
@@ -197,6 +199,10 @@ pub(super) fn committed_report(
             files: m.files.len() + m.parts.iter().map(|p| p.files).sum::<usize>(),
             checkpoints: 0,
             duplicates_skipped: 0,
+            created: m.metrics.input_record_count - m.updated,
+            updated: m.updated,
+            deleted: m.deleted,
+            events_read: 0,
             trailing: std::fs::read(dir.join(TRAILING_FILE))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

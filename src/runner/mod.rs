@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use crate::alert::{self, AlertTargets, DeliveryOptions};
 use crate::catalog::{AlertKind, Catalog, CatalogError, Dataflow, Run, RunStatus, RunUpload};
 use crate::map::Mapping;
-use crate::pipeline::{self, CheckpointStore, PipelineError, ProgressSink, RunConfig, RunReport};
+use crate::pipeline::{
+    self, Changes, CheckpointStore, PipelineError, ProgressSink, RunConfig, RunReport,
+};
 use crate::source::{ClientConfig, StripeClient, Window};
 use crate::upload::{self, PlatformCredentials, UploadConfig, UploadOptions, UploadReport};
 use crate::Resource;
@@ -255,6 +257,7 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
         control: Default::default(),
         mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
         compaction: Default::default(),
+        changes: None,
     };
     pipeline::remap(run_cfg)
         .await
@@ -304,8 +307,19 @@ pub async fn run_dataflow(
     // Runs after the first read the end of the previous window again (late-visible objects),
     // dropping what the previous run committed.
     let reread = cfg.reread_secs.max(0);
+    let watermark = cat.watermark(name)?;
+    let changes = change_capture(resource, watermark, w.lt, now());
     let (fetch_gte, known) = match w.gte {
-        Some(gte) if reread > 0 && cat.watermark(name)? == Some(gte) => {
+        _ if matches!(changes, Some(Changes::Reread { .. })) => {
+            tracing::warn!(
+                dataflow = name,
+                cursor = watermark.unwrap_or_default(),
+                "the event cursor is older than Stripe's 30-day event horizon: re-reading the whole {} list (objects it no longer returns are marked deleted)",
+                resource.path()
+            );
+            (None, Default::default())
+        }
+        Some(gte) if reread > 0 && watermark == Some(gte) => {
             (Some(gte - reread), cat.trailing_ids(name)?)
         }
         gte => (gte, Default::default()),
@@ -313,6 +327,7 @@ pub async fn run_dataflow(
     let dedup = (reread > 0).then(|| pipeline::Dedup {
         known: Arc::new(known),
         trailing_from: Some(w.lt - reread),
+        changed: Default::default(),
     });
     let checkpoints: Arc<dyn CheckpointStore> = Arc::new(CatalogCheckpoints {
         catalog: Mutex::new(Catalog::open(&cfg.home)?),
@@ -347,6 +362,7 @@ pub async fn run_dataflow(
         },
         mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
         compaction: Default::default(),
+        changes,
     };
     match pipeline::run(&client, run_cfg).await {
         Ok(report) => {
@@ -365,6 +381,29 @@ pub async fn run_dataflow(
             fail(&mut cat, cfg, &flow, run.id, resumed, e.to_string(), usage).await
         }
     }
+}
+
+/// How a run of a dataflow on `resource` captures changes: none on its first run (no cursor
+/// yet) or for balance transactions (immutable); events since the cursor (the previous run's
+/// window end) up to this run's window end `upto`; or a full re-read when the cursor is past
+/// Stripe's event horizon ([`pipeline::EVENT_HORIZON_SECS`]).
+pub fn change_capture(
+    resource: Resource,
+    cursor: Option<i64>,
+    upto: i64,
+    now: i64,
+) -> Option<Changes> {
+    let since = cursor?;
+    if resource.event_types().is_empty() {
+        return None;
+    }
+    if now - since > pipeline::EVENT_HORIZON_SECS {
+        return Some(Changes::Reread { at: now });
+    }
+    Some(Changes::Events {
+        since,
+        upto: upto.min(now - pipeline::EVENT_LAG_SECS),
+    })
 }
 
 /// Records the run as failed with `reason`, then sends the end alert.

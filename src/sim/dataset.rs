@@ -103,6 +103,7 @@ pub(crate) mod ns {
     pub const DISCOUNT: u64 = 111;
     pub const MANDATE: u64 = 113;
     pub const ACCOUNT: u64 = 114;
+    pub const EVENT: u64 = 115;
 }
 
 fn round_keys(seed: u64, namespace: u64) -> [u64; 4] {

@@ -200,6 +200,100 @@ pub(crate) fn splice_value(buf: &mut Vec<u8>, from: usize, key: &str, replacemen
     true
 }
 
+/// The end of the JSON value starting at `buf[i]` (strings, numbers, literals, objects and
+/// arrays, nested).
+fn value_end(buf: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    while i < buf.len() {
+        let b = buf[i];
+        if in_str {
+            match b {
+                b'\\' => i += 1,
+                b'"' => {
+                    in_str = false;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => return i,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                b',' if depth == 0 => return i,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    buf.len()
+}
+
+/// The byte ranges of the top-level member `key` of the object starting at `buf[from]`: the
+/// member (from its key's opening quote to the end of its value) and the value.
+pub(crate) fn top_member(
+    buf: &[u8],
+    from: usize,
+    key: &str,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let mut i = from + 1;
+    while i < buf.len() {
+        while i < buf.len() && matches!(buf[i], b' ' | b',' | b'\n') {
+            i += 1;
+        }
+        if buf.get(i) != Some(&b'"') {
+            return None;
+        }
+        let kstart = i;
+        let kend = value_end(buf, i);
+        let vstart = kend + 1; // past ':'
+        let vend = value_end(buf, vstart);
+        if &buf[kstart + 1..kend - 1] == key.as_bytes() {
+            return Some((kstart..vend, vstart..vend));
+        }
+        i = vend;
+    }
+    None
+}
+
+/// Replaces the value of the top-level member `key` of the object at `buf[from]`. Returns
+/// false if there is no such member.
+pub(crate) fn set_top(buf: &mut Vec<u8>, from: usize, key: &str, value: &[u8]) -> bool {
+    match top_member(buf, from, key) {
+        Some((_, v)) => {
+            buf.splice(v, value.iter().copied());
+            true
+        }
+        None => false,
+    }
+}
+
+/// Removes the top-level member `key` (and its separating comma) from the object at
+/// `buf[from]`. Returns false if there is no such member.
+pub(crate) fn remove_top(buf: &mut Vec<u8>, from: usize, key: &str) -> bool {
+    let Some((m, _)) = top_member(buf, from, key) else {
+        return false;
+    };
+    let range = if buf.get(m.end) == Some(&b',') {
+        m.start..m.end + 1
+    } else if m.start > from + 1 && buf[m.start - 1] == b',' {
+        m.start - 1..m.end
+    } else {
+        m
+    };
+    buf.drain(range);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +319,18 @@ mod tests {
         assert_eq!(v["l"][1], "y");
         assert_eq!(v["f"], 25.0);
         assert!(splice_value(&mut buf, 0, "s", b"1"));
+        assert!(set_top(&mut buf, 0, "o", b"{\"k\":[1,{\"x\":\"}\"}]}"));
+        assert!(set_top(&mut buf, 0, "f", b"2"));
+        assert!(remove_top(&mut buf, 0, "a"));
+        assert!(remove_top(&mut buf, 0, "f"));
+        assert!(
+            !remove_top(&mut buf, 0, "x"),
+            "nested keys are not top-level"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["o"]["k"][1]["x"], "}");
+        assert!(v.get("a").is_none() && v.get("f").is_none());
+        assert_eq!(v["l"][0], "x");
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["s"], 1);
     }

@@ -201,7 +201,11 @@ impl Simulator {
         if r != Resource::Subscriptions {
             return true;
         }
-        let s = self.subscription_status(i);
+        let s = if self.canceled_by_change(i) {
+            "canceled"
+        } else {
+            self.subscription_status(i)
+        };
         match status {
             None => s != "canceled",
             Some("all") => true,

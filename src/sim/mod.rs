@@ -19,6 +19,7 @@
 //! ```
 
 mod billing;
+mod changes;
 mod dataset;
 mod fake;
 mod json;
@@ -33,6 +34,7 @@ use std::net::SocketAddr;
 use crate::Resource;
 use dataset::{hash, salt, unit, Rng, Timeline};
 
+pub use changes::{ChangeError, EVENT_RETENTION_SECS, SIM_EVENTS_API_VERSION};
 pub use list::{CreatedFilter, ListError, ListParams};
 pub use server::{FaultAction, ScriptedFault, SimHandle, SimStats};
 
@@ -97,6 +99,9 @@ pub struct SimConfig {
     /// customers are deleted while a backfill walks them: a later `starting_after` naming one
     /// gets Stripe's `resource_missing`, and lists leave them out.
     pub deleted_after_listing: Vec<Resource>,
+    /// The API version event payloads are rendered at ([`SIM_EVENTS_API_VERSION`] by
+    /// default); at any other than [`SIM_API_VERSION`] they lack the expandable references.
+    pub events_api_version: String,
 }
 
 /// 2025-01-01T00:00:00Z.
@@ -122,6 +127,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             late: Vec::new(),
             deleted_after_listing: Vec::new(),
+            events_api_version: SIM_EVENTS_API_VERSION.to_string(),
         }
     }
 }
@@ -198,6 +204,12 @@ impl SimConfig {
         self
     }
 
+    /// Renders event payloads at `version` (see [`SimConfig::events_api_version`]).
+    pub fn with_events_api_version(mut self, version: impl Into<String>) -> Self {
+        self.events_api_version = version.into();
+        self
+    }
+
     /// Sets the randomised faults.
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
@@ -225,6 +237,10 @@ pub struct Simulator {
     revealed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Objects deleted so far ([`SimConfig::deleted_after_listing`]), shared by clones.
     deleted: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<(Resource, u64)>>>,
+    /// Changes after creation and their events ([`Simulator::update`]), shared by clones.
+    changes: std::sync::Arc<std::sync::RwLock<changes::ChangeLog>>,
+    /// Whether any change was made (lets the hot path skip the change log).
+    has_changes: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Simulator {
@@ -246,6 +262,8 @@ impl Simulator {
             timelines,
             revealed: Default::default(),
             deleted: Default::default(),
+            changes: Default::default(),
+            has_changes: Default::default(),
         }
     }
 
@@ -265,12 +283,13 @@ impl Simulator {
 
     /// Whether object `i` of `r` has been deleted.
     pub(crate) fn is_deleted(&self, r: Resource, i: u64) -> bool {
-        self.config.deleted_after_listing.contains(&r)
-            && self
-                .deleted
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&(r, i))
+        self.deleted_by_change(r, i)
+            || self.config.deleted_after_listing.contains(&r)
+                && self
+                    .deleted
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&(r, i))
     }
 
     /// Deletes the objects a list just returned, for resources configured so.
@@ -383,6 +402,7 @@ impl Simulator {
     pub fn write_object(&self, r: Resource, index: u64, livemode: bool, buf: &mut Vec<u8>) {
         let from = buf.len();
         self.write_clean(r, index, livemode, buf);
+        self.apply_changes(r, index, from, buf);
         if let Some(kind) = self.corruption(r, index) {
             let h = hash(&[self.config.seed, namespace(r), index, salt::CORRUPT, 1]);
             let type_field = match r {

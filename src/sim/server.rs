@@ -343,6 +343,17 @@ impl Shared {
         if ctx.path == "/v1/account" {
             return (Reply::json(200, self.account_json(live)), 0);
         }
+        if ctx.path == "/v1/events" {
+            let mut body = Vec::new();
+            return match self.sim.write_events(&ctx.query, &mut body) {
+                Ok(n) => (Reply::json(200, body), n as u64),
+                Err(e) => {
+                    let body =
+                        error_body("invalid_request_error", e.code(), &e.to_string(), e.param());
+                    (Reply::json(400, body), 0)
+                }
+            };
+        }
         let mut segments = ctx.path.strip_prefix("/v1/").unwrap_or("").split('/');
         let resource = segments
             .next()
@@ -355,12 +366,16 @@ impl Shared {
         }
         if let Some(id) = id {
             return match self.sim.index_of(r, id) {
-                Some(i) => {
+                Some(i) if r == Resource::Customers && self.sim.deleted_by_change(r, i) => (
+                    Reply::json(200, super::changes::deleted_stub(&self.sim, r, i)),
+                    1,
+                ),
+                Some(i) if !self.sim.is_deleted(r, i) => {
                     let mut body = Vec::with_capacity(3072);
                     self.sim.write_object(r, i, live, &mut body);
                     (Reply::json(200, body), 1)
                 }
-                None => {
+                _ => {
                     let message = format!("No such {}: '{id}'", r.object_name());
                     let body = error_body(
                         "invalid_request_error",

@@ -106,6 +106,12 @@ pub struct Manifest {
     /// batches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged: Option<u64>,
+    /// Records of objects changed since an earlier run (read through Stripe's events).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated: u64,
+    /// Objects deleted in Stripe, listed in the batch's `deletes.parquet`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
     /// The further batches this run's accepted rows were split into to stay within Platform's
     /// per-batch limits (this manifest's `metrics` are the whole run's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -167,4 +173,8 @@ impl Manifest {
         let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

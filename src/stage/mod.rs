@@ -47,6 +47,9 @@ pub const FETCHED_AT_COLUMN: &str = "_fetched_at";
 pub const API_VERSION_COLUMN: &str = "_api_version";
 /// The batch (run) that staged this version of the record.
 pub const BATCH_COLUMN: &str = "_batch";
+/// When the object was deleted in Stripe (null for objects that exist): a tombstone keeps the
+/// object's last known version, queryable, but out of the mirror's current state.
+pub const DELETED_AT_COLUMN: &str = "_deleted_at";
 /// The run's checkpoint whose commit staged this version (the Delta `txn` version).
 pub const SEQ_COLUMN: &str = "_seq";
 
@@ -118,8 +121,8 @@ pub fn mirror_schema(resource: Resource) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// `_fetched_at`, `_api_version`, `_batch`: the columns [`stage_columns`] adds.
-fn stage_fields() -> [Field; 3] {
+/// `_fetched_at`, `_api_version`, `_batch`, `_deleted_at`: the columns [`stage_columns`] adds.
+fn stage_fields() -> [Field; 4] {
     [
         Field::new(
             FETCHED_AT_COLUMN,
@@ -128,15 +131,26 @@ fn stage_fields() -> [Field; 3] {
         ),
         Field::new(API_VERSION_COLUMN, DataType::Utf8, true),
         Field::new(BATCH_COLUMN, DataType::Utf8, false),
+        deleted_at_field(),
     ]
 }
 
-/// Adds the staging columns to a batch of decoded records (the source schema, with `_raw`).
+fn deleted_at_field() -> Field {
+    Field::new(
+        DELETED_AT_COLUMN,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    )
+}
+
+/// Adds the staging columns to a batch of decoded records (the source schema, with `_raw`);
+/// `deleted_at` (unix seconds) makes the rows tombstones.
 pub fn stage_columns(
     source: &RecordBatch,
     fetched_at: chrono::DateTime<chrono::Utc>,
     api_version: &str,
     batch_id: &str,
+    deleted_at: Option<i64>,
 ) -> RecordBatch {
     let n = source.num_rows();
     let mut columns = source.columns().to_vec();
@@ -146,6 +160,10 @@ pub fn stage_columns(
     ));
     columns.push(Arc::new(StringArray::from(vec![api_version; n])));
     columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![deleted_at.map(|s| s * 1_000_000); n])
+            .with_timezone("UTC"),
+    ));
     let mut fields: Vec<Field> = source
         .schema()
         .fields()
@@ -204,7 +222,9 @@ impl Mirror {
             .await
             .map_err(err("opening the table"))?;
         let table = if table.version().is_some() {
-            table
+            add_deleted_at(table)
+                .await
+                .map_err(err("adding the _deleted_at column"))?
         } else {
             let schema = mirror_schema(resource);
             let kernel: deltalake::kernel::StructType =
@@ -343,6 +363,25 @@ impl Mirror {
         Ok(())
     }
 
+    /// Registers the mirror as `<table>_all` (every row, tombstones included) and `<table>`
+    /// (the current objects: no tombstones).
+    pub async fn register_current(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+    ) -> Result<(), StageError> {
+        let all = format!("{table}_all");
+        self.register(ctx, &all).await?;
+        let current = ctx
+            .table(all.as_str())
+            .await
+            .and_then(|df| df.filter(col(DELETED_AT_COLUMN).is_null()))
+            .map_err(self.query_err("defining the current rows"))?;
+        ctx.register_table(table, current.into_view())
+            .map_err(self.query_err("registering the table"))?;
+        Ok(())
+    }
+
     async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, StageError> {
         let ctx = read_session();
         self.register(&ctx, "mirror").await?;
@@ -356,7 +395,8 @@ impl Mirror {
     }
 
     /// The rows batch `batch` staged (its objects' latest versions), or every row when `None`,
-    /// in the mirror's schema; without `_raw` unless `raw`.
+    /// in the mirror's schema; without `_raw` unless `raw`. Tombstones (deleted objects) are
+    /// left out.
     pub async fn scan(
         &self,
         batch: Option<&str>,
@@ -369,11 +409,11 @@ impl Mirror {
             .table("mirror")
             .await
             .map_err(self.query_err("planning a scan"))?;
+        let mut keep = col(DELETED_AT_COLUMN).is_null();
         if let Some(batch) = batch {
-            df = df
-                .filter(col(BATCH_COLUMN).eq(lit(batch)))
-                .map_err(self.query_err("planning a scan"))?;
+            keep = keep.and(col(BATCH_COLUMN).eq(lit(batch)));
         }
+        df = df.filter(keep).map_err(self.query_err("planning a scan"))?;
         if !raw {
             let columns: Vec<String> = df
                 .schema()
@@ -388,6 +428,27 @@ impl Mirror {
                 .map_err(self.query_err("planning a scan"))?;
         }
         df.execute_stream()
+            .await
+            .map_err(self.query_err("starting a scan"))
+    }
+
+    /// The current rows (not tombstones) that batches other than `batch` staged, with `_raw`:
+    /// after a full re-read by `batch`, the objects Stripe no longer returns.
+    pub async fn scan_other(&self, batch: &str) -> Result<SendableRecordBatchStream, StageError> {
+        use deltalake::datafusion::prelude::lit;
+        let ctx = read_session();
+        self.register(&ctx, "mirror").await?;
+        ctx.table("mirror")
+            .await
+            .and_then(|df| {
+                df.filter(
+                    col(DELETED_AT_COLUMN)
+                        .is_null()
+                        .and(col(BATCH_COLUMN).not_eq(lit(batch))),
+                )
+            })
+            .map_err(self.query_err("planning a scan"))?
+            .execute_stream()
             .await
             .map_err(self.query_err("starting a scan"))
     }
@@ -627,6 +688,21 @@ impl Mirror {
     pub async fn compact(&mut self, policy: &CompactPolicy) -> Result<CompactReport, StageError> {
         compact::run(self, policy).await
     }
+}
+
+/// Adds `_deleted_at` to a table written before change capture (no-op when it has it).
+async fn add_deleted_at(table: DeltaTable) -> Result<DeltaTable, DeltaTableError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    let has = table
+        .snapshot()?
+        .schema()
+        .fields()
+        .any(|f| f.name() == DELETED_AT_COLUMN);
+    if has {
+        return Ok(table);
+    }
+    let field: deltalake::kernel::StructField = (&deleted_at_field()).try_into_kernel()?;
+    table.add_columns().with_fields([field]).await
 }
 
 /// A session for reading the mirror: strings come back as `Utf8` (not views), so rows keep the

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod catalog;
+mod changes;
 mod cli;
 mod crash;
 mod dataprep;
