@@ -401,3 +401,50 @@ async fn a_resumed_run_does_not_read_its_events_twice() {
     assert!(mirror[&s.id(Resource::Customers, 6)].1);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_subscription_is_fetched_again_not_deleted() {
+    let sim = start_sim(SimConfig::default().with_count(Resource::Subscriptions, 40)).await;
+    let s = sim.simulator();
+    let t = now();
+    let event = s.delete(Resource::Subscriptions, 3, t - 600).unwrap();
+    assert!(
+        s.delete(Resource::Charges, 3, t - 600).is_err(),
+        "charges are never deleted"
+    );
+    assert!(s.update(Resource::BalanceTransactions, 3, t - 600).is_err());
+    let client =
+        StripeClient::new(ClientConfig::new(sim.base_url(), Secret::new(SIM_KEY))).unwrap();
+    let set = client
+        .read_changes(&ChangeQuery {
+            resource: Resource::Subscriptions,
+            since: t - HOUR,
+            upto: t - 60,
+            listed_from: None,
+            required_fields: vec!["id".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(set.changes.len(), 1);
+    let c = &set.changes[0];
+    assert_eq!(c.event_id, event);
+    assert_eq!(c.event_type, "customer.subscription.deleted");
+    assert_eq!(c.kind, stripe_xdm::source::ChangeKind::Updated);
+    assert_eq!(set.retrieved, 1, "rendered at another version: fetched again");
+    let v: serde_json::Value = serde_json::from_slice(&c.object).unwrap();
+    assert_eq!(v["status"], "canceled");
+    assert_eq!(v["ended_at"], t - 600);
+    // Events outside the window, or of other types, are not read.
+    let none = client
+        .read_changes(&ChangeQuery {
+            resource: Resource::Customers,
+            since: t - HOUR,
+            upto: t - 60,
+            listed_from: None,
+            required_fields: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(none.events, 0);
+    sim.shutdown().await;
+}
