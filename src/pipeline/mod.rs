@@ -272,9 +272,19 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open(&cfg.mirror_dir(), cfg.resource).await?;
     let (writer, mut start, resumed) = resume::open(&cfg, &mapper, dirs, &batch_id, mirror).await?;
+    let staging = writer.staging_dir().to_path_buf();
     if let Some(Changes::Events { since, upto }) = cfg.changes {
         if !start.totals.changes_read {
-            let set = changes::read(client, &cfg, since, upto).await?;
+            let set = match changes::read(client, &cfg, since, upto).await {
+                Ok(set) => set,
+                Err(e) => {
+                    // Nothing of this attempt is staged yet: the run starts over next time.
+                    if !resumed {
+                        let _ = std::fs::remove_dir_all(&staging);
+                    }
+                    return Err(e);
+                }
+            };
             if !set.changes.is_empty() && start.stage.mode() == crate::stage::WriteMode::Append {
                 // Changed objects are in the mirror already: upsert them.
                 start.stage = start.mirror.writer(crate::stage::WriteMode::Merge)?;
@@ -292,7 +302,6 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     if let Some(dedup) = cfg.control.dedup.as_mut() {
         dedup.changed = std::sync::Arc::new(changed);
     }
-    let staging = writer.staging_dir().to_path_buf();
     if resumed {
         tracing::info!(batch = %batch_id, "resuming from a checkpoint");
     }

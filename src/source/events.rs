@@ -34,7 +34,7 @@ pub struct ChangeQuery {
     /// consistency.
     pub upto: i64,
     /// Objects created at or after this second are read by the run's list at their current
-    /// version anyway: their events are skipped.
+    /// version anyway: their events are skipped (deletions excepted).
     pub listed_from: Option<i64>,
     /// The top-level fields a payload must have to be used without a re-fetch (the fields the
     /// decoder reads).
@@ -300,7 +300,11 @@ fn pending_change(
         object.get(name)?.as_str()?.to_string()
     };
     let created = object.get("created").and_then(|v| v.as_i64());
-    if is_object
+    let deleted = q.resource.deleted_event() == Some(event.kind.as_str())
+        || object.get("deleted").and_then(|v| v.as_bool()) == Some(true);
+    // A deletion is never left to the list: the list does not return deleted objects.
+    if !deleted
+        && is_object
         && q.listed_from
             .is_some_and(|from| created.is_some_and(|c| c >= from))
     {
@@ -309,8 +313,6 @@ fn pending_change(
         return None;
     }
     let api_version = event.api_version.unwrap_or_default();
-    let deleted = q.resource.deleted_event() == Some(event.kind.as_str())
-        || object.get("deleted").and_then(|v| v.as_bool()) == Some(true);
     let usable = is_object
         && api_version == pinned
         && q.required_fields.iter().all(|f| object.contains_key(f));

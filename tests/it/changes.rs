@@ -430,7 +430,10 @@ async fn an_ended_subscription_is_fetched_again_not_deleted() {
     assert_eq!(c.event_id, event);
     assert_eq!(c.event_type, "customer.subscription.deleted");
     assert_eq!(c.kind, stripe_xdm::source::ChangeKind::Updated);
-    assert_eq!(set.retrieved, 1, "rendered at another version: fetched again");
+    assert_eq!(
+        set.retrieved, 1,
+        "rendered at another version: fetched again"
+    );
     let v: serde_json::Value = serde_json::from_slice(&c.object).unwrap();
     assert_eq!(v["status"], "canceled");
     assert_eq!(v["ended_at"], t - 600);
