@@ -5,7 +5,8 @@
 -- charge was created, `eventType` is `stripe.charge.<status>` (succeeded, pending or failed), and
 -- the charge's attributes sit in the tenant object `_${tenant}.charges`, in camelCase.
 -- Amounts stay in the currency's minor unit (cents for usd, whole yen for jpy), as Stripe sends
--- them. Optional sub-objects (card, billing, outcome, ...) are NULL when Stripe did not send
+-- them; beside them, `currencyCode` (upper-case ISO 4217) and `<amount>Major` in major units from
+-- the per-currency exponent (minor_to_major: 0 decimals for jpy/krw/…, 3 for bhd/jod/kwd/omr/tnd). Optional sub-objects (card, billing, outcome, ...) are NULL when Stripe did not send
 -- them, and NULL fields are simply left out of the ingested row.
 --
 -- Source: the table `charges`, one row per Stripe charge, with Stripe's snake_case field names
@@ -34,6 +35,10 @@ SELECT
             'amountCaptured', amount_captured,
             'amountRefunded', amount_refunded,
             'currency', currency,
+            'currencyCode', currency_code(currency),
+            'amountMajor', minor_to_major(amount, currency),
+            'amountCapturedMajor', minor_to_major(amount_captured, currency),
+            'amountRefundedMajor', minor_to_major(amount_refunded, currency),
             'status', status,
             'paid', paid,
             'captured', captured,

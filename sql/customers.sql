@@ -56,6 +56,8 @@ SELECT
             ) END,
             'balance', balance,
             'currency', currency,
+            'currencyCode', currency_code(currency),
+            'balanceMajor', minor_to_major(balance, currency),
             'delinquent', delinquent,
             'preferredLocales', preferred_locales,
             'taxExempt', tax_exempt,

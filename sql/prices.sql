@@ -29,6 +29,8 @@ SELECT
             'id', id,
             'active', active,
             'currency', currency,
+            'currencyCode', currency_code(currency),
+            'unitAmountMajor', minor_to_major(unit_amount, currency),
             'unitAmount', unit_amount,
             'unitAmountDecimal', unit_amount_decimal,
             'type', type,

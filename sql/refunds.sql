@@ -33,6 +33,8 @@ SELECT
             'id', id,
             'amount', amount,
             'currency', currency,
+            'currencyCode', currency_code(currency),
+            'amountMajor', minor_to_major(amount, currency),
             'status', status,
             'reason', reason,
             'charge', charge,

@@ -34,6 +34,7 @@ SELECT
             'status', status,
             'collectionMethod', collection_method,
             'currency', currency,
+            'currencyCode', currency_code(currency),
             'description', description,
             'created', created,
             'startDate', start_date,

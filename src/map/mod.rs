@@ -8,6 +8,7 @@
 //! cannot convert one value) is bisected so that only the failing records are rejected, with
 //! `MAPPER-3700-400`, and the rest of the chunk goes on.
 
+pub mod currency;
 pub mod dataprep;
 pub mod functions;
 pub mod preview;
@@ -442,6 +443,7 @@ pub fn new_session() -> SessionContext {
     let mut ctx = SessionContext::new_with_config(config);
     dataprep::register(&ctx);
     functions::register(&ctx);
+    currency::register(&ctx);
     datafusion_functions_json::register_all(&mut ctx)
         .expect("the JSON functions register in a fresh session");
     ctx

@@ -503,3 +503,40 @@ async fn defaults_accept_simulated_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn amounts_get_major_units_by_currency_exponent_and_an_upper_case_code() {
+    let Some(fx) = fixtures() else { return };
+    let cases = [("usd", 1999, 19.99), ("jpy", 500, 500.0), ("bhd", 12340, 12.34)];
+    let objects: Vec<Value> = cases
+        .iter()
+        .map(|(currency, amount, _)| {
+            let mut o = fx["resources"]["charge"].clone();
+            o["currency"] = (*currency).into();
+            o["amount"] = (*amount).into();
+            o["amount_captured"] = (*amount).into();
+            o
+        })
+        .collect();
+    let batch = map_and_validate(Resource::Charges, &objects).await;
+    let ch = tenant_object(&batch, "charges");
+    let code = ch.column_by_name("currencyCode").unwrap();
+    let code = arrow::compute::cast(code, &DataType::Utf8).unwrap();
+    let major = ch.column_by_name("amountMajor").unwrap();
+    let major = major.as_primitive::<arrow::datatypes::Float64Type>();
+    let minor = ch.column_by_name("amount").unwrap();
+    let minor = arrow::compute::cast(minor, &DataType::Int64).unwrap();
+    for (i, (currency, amount, expected)) in cases.iter().enumerate() {
+        assert_eq!(
+            code.as_string::<i32>().value(i),
+            currency.to_uppercase(),
+            "{currency}"
+        );
+        assert_eq!(major.value(i), *expected, "{currency}");
+        assert_eq!(
+            minor.as_primitive::<arrow::datatypes::Int64Type>().value(i),
+            *amount,
+            "the minor-unit integer is kept"
+        );
+    }
+}
