@@ -194,11 +194,26 @@ fn schemas_follow_platform_conventions() {
                 "record",
                 &["_id"],
             ),
-            Resource::Subscriptions | Resource::Prices => {
-                ("https://ns.adobe.com/xdm/data/record", "record", &["_id"])
-            }
+            // `…/xdm/data/record` is a behavior, not a class: a custom class of the tenant
+            // that extends it.
+            Resource::Subscriptions | Resource::Prices => (
+                if r == Resource::Subscriptions {
+                    "https://ns.adobe.com/acme/classes/stripe-subscriptions"
+                } else {
+                    "https://ns.adobe.com/acme/classes/stripe-prices"
+                },
+                "record",
+                &["_id"],
+            ),
         };
         assert_eq!(json["meta:class"], class, "{r}");
+        if matches!(r, Resource::Subscriptions | Resource::Prices) {
+            assert_eq!(
+                json["meta:extends"],
+                serde_json::json!(["https://ns.adobe.com/xdm/data/record"]),
+                "{r}"
+            );
+        }
         assert_eq!(json["meta:behaviorType"], behavior, "{r}");
         assert_eq!(json["required"], serde_json::json!(required), "{r}");
         let expected = if behavior == "time-series" {
