@@ -27,6 +27,14 @@
 -- A row whose expression fails at run time is rejected alone (MAPPER-3700-400).
 SELECT
     id AS "_id",
+    -- Platform's identity map: the e-mail (primary) and the Stripe customer id.
+    CASE
+        WHEN email IS NOT NULL THEN map(
+            ['Email', 'StripeCustomerId'],
+            [[named_struct('id', email, 'primary', true)],
+             [named_struct('id', id, 'primary', false)]])
+        ELSE map(['StripeCustomerId'], [[named_struct('id', id, 'primary', false)]])
+    END AS "identityMap",
     named_struct(
         'customers', named_struct(
             'id', id,

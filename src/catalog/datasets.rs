@@ -50,12 +50,19 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Parses the stored schema.
+    /// Parses the stored schema; for a Profile-enabled dataset, with its primary identity required
+    /// ([`XdmSchema::for_profile`]).
     pub fn schema(&self) -> Result<XdmSchema, CatalogError> {
-        XdmSchema::from_json_str(&self.schema_json).map_err(|e| CatalogError::Schema {
+        let err = |e: crate::xdm::XdmError| CatalogError::Schema {
             dataset: self.name.clone(),
             reason: e.to_string(),
-        })
+        };
+        let schema = XdmSchema::from_json_str(&self.schema_json).map_err(err)?;
+        // Profile rejects records without their primary identity: so do this dataset's runs.
+        if self.profile_enabled {
+            return schema.for_profile().map_err(err);
+        }
+        Ok(schema)
     }
 
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Dataset> {

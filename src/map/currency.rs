@@ -112,7 +112,11 @@ impl ScalarUDFImpl for CurrencyUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let currency = arg(args.args.last().expect("arity checked"), &DataType::Utf8, rows)?;
+        let currency = arg(
+            args.args.last().expect("arity checked"),
+            &DataType::Utf8,
+            rows,
+        )?;
         let currency = currency
             .as_any()
             .downcast_ref::<StringArray>()
@@ -127,7 +131,10 @@ impl ScalarUDFImpl for CurrencyUdf {
             Func::Code => Arc::new(
                 currency
                     .iter()
-                    .map(|c| c.filter(|c| exponent(c).is_some()).map(str::to_ascii_uppercase))
+                    .map(|c| {
+                        c.filter(|c| exponent(c).is_some())
+                            .map(str::to_ascii_uppercase)
+                    })
                     .collect::<StringArray>(),
             ),
             Func::ToMajor => {
@@ -158,7 +165,11 @@ mod tests {
         assert_eq!(to_major(500, "jpy"), Some(500.0));
         assert_eq!(to_major(12345, "usd"), Some(123.45));
         assert_eq!(to_major(12340, "KWD"), Some(12.34));
-        assert_eq!(to_major(100, "isk"), Some(1.0), "ISK keeps two decimals in the API");
+        assert_eq!(
+            to_major(100, "isk"),
+            Some(1.0),
+            "ISK keeps two decimals in the API"
+        );
         assert_eq!(exponent("huf"), Some(2));
         assert_eq!(exponent("ugx"), Some(0));
         assert_eq!(exponent("us"), None);

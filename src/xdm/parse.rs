@@ -254,8 +254,12 @@ fn parse_field(
         range,
         enum_strs,
         enum_nums,
+        profile_identity: None,
     })
 }
+
+/// The standard XDM field for a record's identities by namespace.
+pub const IDENTITY_MAP: &str = "identityMap";
 
 fn map_value(
     def: &Map<String, Value>,
@@ -271,6 +275,9 @@ fn map_value(
     let field = parse_field("value", ap, ap_order, &here, format!("{path}[]"), false)?;
     match field.xdm_type {
         XdmType::String | XdmType::Long => Ok(field),
+        // The standard `identityMap` (namespace code → identities) is the one map whose values
+        // are arrays of objects.
+        XdmType::Array(_) if path == IDENTITY_MAP => Ok(field),
         ref t => Err(err(
             &here,
             format!("map values must be string or integer, not {}", t.name()),

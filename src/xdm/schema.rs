@@ -200,6 +200,9 @@ pub struct XdmField {
     pub(super) range: Option<(i64, i64)>,
     pub(super) enum_strs: HashSet<String>,
     pub(super) enum_nums: Vec<f64>,
+    /// The identity namespace when this field is the primary identity a Profile-enabled
+    /// dataset requires ([`XdmSchema::for_profile`]).
+    pub(super) profile_identity: Option<String>,
 }
 
 impl XdmField {
@@ -360,6 +363,54 @@ impl XdmSchema {
     /// The primary identity, if one is declared.
     pub fn primary_identity(&self) -> Option<&Identity> {
         self.identities.iter().find(|i| i.primary)
+    }
+
+    /// The schema as a Profile-enabled dataset applies it: the primary identity field (and
+    /// the objects holding it) required, so a row without it is rejected
+    /// (`INGEST-1555-400`, naming the identity) instead of failing in Profile on Platform.
+    /// Fails when the schema declares no primary identity (Profile needs one).
+    pub fn for_profile(&self) -> Result<XdmSchema, XdmError> {
+        let Some(id) = self.primary_identity().cloned() else {
+            return Err(XdmError::Schema {
+                pointer: "#/descriptors".into(),
+                message: format!(
+                    "schema {:?} declares no primary identity (an xdm:descriptorIdentity with xdm:isPrimary true): a Profile-enabled dataset needs one",
+                    self.title().or(self.id.as_deref()).unwrap_or("?")
+                ),
+            });
+        };
+        let mut out = self.clone();
+        let parts: Vec<&str> = id.path.split('.').collect();
+        let mut fields = &mut out.fields;
+        for (k, part) in parts.iter().enumerate() {
+            let Some(f) = fields.iter_mut().find(|f| f.name == *part) else {
+                return Err(XdmError::Schema {
+                    pointer: "#/descriptors".into(),
+                    message: format!(
+                        "the primary identity {} is not a field of the schema",
+                        id.path
+                    ),
+                });
+            };
+            f.required = true;
+            if k + 1 == parts.len() {
+                f.profile_identity = Some(id.namespace.clone());
+                break;
+            }
+            match &mut f.xdm_type {
+                XdmType::Object(children) => fields = children,
+                _ => {
+                    return Err(XdmError::Schema {
+                        pointer: "#/descriptors".into(),
+                        message: format!(
+                            "the primary identity {} is not reachable through objects",
+                            id.path
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
     /// The Arrow schema of accepted batches and Parquet files (XDM field order, all nullable).
     pub fn arrow_schema(&self) -> SchemaRef {

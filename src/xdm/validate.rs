@@ -148,10 +148,16 @@ fn check(array: &ArrayRef, field: &XdmField, parent: Option<&NullBuffer>, ctx: &
     if field.required() && array.null_count() > 0 {
         for i in 0..array.len() {
             if array.is_null(i) && parent.is_none_or(|p| p.is_valid(i)) {
-                let message = format!(
-                    "required field {} is missing or null (a required field is either missing or has a value of null)",
-                    field.name()
-                );
+                let message = match &field.profile_identity {
+                    Some(ns) => format!(
+                        "primary identity {} ({ns}) is missing or null: a Profile-enabled dataset rejects records without their primary identity",
+                        field.path()
+                    ),
+                    None => format!(
+                        "required field {} is missing or null (a required field is either missing or has a value of null)",
+                        field.name()
+                    ),
+                };
                 ctx.push(true, field, i, CODE_REQUIRED, message, None);
             }
         }

@@ -522,7 +522,11 @@ async fn defaults_accept_simulated_data() {
 #[tokio::test]
 async fn amounts_get_major_units_by_currency_exponent_and_an_upper_case_code() {
     let Some(fx) = fixtures() else { return };
-    let cases = [("usd", 1999, 19.99), ("jpy", 500, 500.0), ("bhd", 12340, 12.34)];
+    let cases = [
+        ("usd", 1999, 19.99),
+        ("jpy", 500, 500.0),
+        ("bhd", 12340, 12.34),
+    ];
     let objects: Vec<Value> = cases
         .iter()
         .map(|(currency, amount, _)| {
@@ -554,4 +558,81 @@ async fn amounts_get_major_units_by_currency_exponent_and_an_upper_case_code() {
             "the minor-unit integer is kept"
         );
     }
+}
+
+#[tokio::test]
+async fn a_profile_dataset_rejects_rows_without_their_primary_identity() {
+    let Some(fx) = fixtures() else { return };
+    let without = fx["resources"]["customer"].clone();
+    let mut with = without.clone();
+    with["email"] = "jenny.rosen@example.com".into();
+    let batch = decode(Resource::Customers, &[without, with]);
+    let mapped = mapper(Resource::Customers).await.map(batch).await.unwrap();
+    let plain = XdmSchema::from_json_str(&schema_text(Resource::Customers, TENANT)).unwrap();
+    assert_eq!(validate(&mapped.batch, &plain).unwrap().rejected.len(), 0);
+    let profile = plain.for_profile().unwrap();
+    assert!(profile.field("_acme.customers.email").unwrap().required());
+    let v = validate(&mapped.batch, &profile).unwrap();
+    assert_eq!(v.accepted.num_rows(), 1);
+    assert_eq!(v.rejected.len(), 1);
+    let issue = &v.rejected[0].errors[0];
+    assert_eq!(v.rejected[0].row, 0);
+    assert_eq!(issue.code, "INGEST-1555-400");
+    assert!(
+        issue
+            .message
+            .contains("primary identity _acme.customers.email (Email)"),
+        "{}",
+        issue.message
+    );
+    // A schema without a primary identity cannot back a Profile dataset.
+    let prices = XdmSchema::from_json_str(&schema_text(Resource::Prices, TENANT)).unwrap();
+    let err = prices.for_profile().unwrap_err().to_string();
+    assert!(err.contains("no primary identity"), "{err}");
+}
+
+#[tokio::test]
+async fn default_mappings_fill_the_identity_map() {
+    let Some(fx) = fixtures() else { return };
+    let without = fx["resources"]["customer"].clone();
+    let mut with = without.clone();
+    with["email"] = "jenny.rosen@example.com".into();
+    let batch = map_and_validate(Resource::Customers, &[without.clone(), with]).await;
+    let rows = json_rows(&batch);
+    let id = without["id"].as_str().unwrap();
+    assert_eq!(
+        rows[0]["identityMap"],
+        serde_json::json!({"StripeCustomerId": [{"id": id, "primary": false}]})
+    );
+    assert_eq!(
+        rows[1]["identityMap"],
+        serde_json::json!({
+            "Email": [{"id": "jenny.rosen@example.com", "primary": true}],
+            "StripeCustomerId": [{"id": id, "primary": false}]
+        })
+    );
+    let mut guest = fx["resources"]["charge"].clone();
+    guest["customer"] = Value::Null;
+    guest["billing_details"]["email"] = Value::Null;
+    let mut known = fx["resources"]["charge"].clone();
+    known["customer"] = "cus_NffrFeUfNV2Hib".into();
+    known["billing_details"]["email"] = "jenny.rosen@example.com".into();
+    let batch = map_and_validate(Resource::Charges, &[known, guest]).await;
+    let rows = json_rows(&batch);
+    assert_eq!(
+        rows[0]["identityMap"],
+        serde_json::json!({
+            "StripeCustomerId": [{"id": "cus_NffrFeUfNV2Hib", "primary": true}],
+            "Email": [{"id": "jenny.rosen@example.com", "primary": false}]
+        })
+    );
+    assert!(rows[1].get("identityMap").is_none(), "no identity: no map");
+}
+
+/// Rows as JSON objects (nulls left out, as Platform wants them).
+fn json_rows(batch: &RecordBatch) -> Vec<Value> {
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    w.write(batch).unwrap();
+    w.finish().unwrap();
+    serde_json::from_slice(&w.into_inner()).unwrap()
 }
