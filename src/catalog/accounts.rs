@@ -11,7 +11,7 @@ use super::{check_name, unix_now, Catalog, CatalogError, SqlContext, SECRETS_DIR
 use crate::secret::Secret;
 
 /// An account as listed: never the key, only its masked form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Account {
     /// Unique name.
     pub name: String,
@@ -21,6 +21,11 @@ pub struct Account {
     pub key_masked: String,
     /// The API base URL it was added with (`None`: Stripe's).
     pub base_url: Option<String>,
+    /// The request budget per second it was added with (`None`: Stripe's default for the
+    /// key's mode); every later command with this account uses it unless told otherwise.
+    pub rate: Option<f64>,
+    /// The per-endpoint request budget it was added with (`None`: Stripe's 25/s).
+    pub endpoint_rate: Option<f64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -34,13 +39,16 @@ impl Account {
             description: r.get("description")?,
             key_masked: r.get("key_masked")?,
             base_url: r.get("base_url")?,
+            rate: r.get("rate")?,
+            endpoint_rate: r.get("endpoint_rate")?,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
         })
     }
 }
 
-const COLUMNS: &str = "name, description, key_masked, base_url, created_at, updated_at";
+const COLUMNS: &str =
+    "name, description, key_masked, base_url, rate, endpoint_rate, created_at, updated_at";
 
 impl Catalog {
     /// Sets the API base URL later commands use for the account (`None`: Stripe's).
@@ -54,6 +62,29 @@ impl Catalog {
             .execute(
                 "UPDATE accounts SET base_url = ?2, updated_at = ?3 WHERE name = ?1",
                 (name, base_url, unix_now()),
+            )
+            .ctx(format!("update account {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "account",
+                name: name.to_string(),
+            });
+        }
+        self.account(name)
+    }
+
+    /// Remembers the request budgets an account was added with (`None` clears one).
+    pub fn set_account_rates(
+        &mut self,
+        name: &str,
+        rate: Option<f64>,
+        endpoint_rate: Option<f64>,
+    ) -> Result<Account, CatalogError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE accounts SET rate = ?2, endpoint_rate = ?3, updated_at = ?4 WHERE name = ?1",
+                (name, rate, endpoint_rate, unix_now()),
             )
             .ctx(format!("update account {name:?}"))?;
         if n == 0 {

@@ -6,10 +6,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -146,6 +146,13 @@ const V5: &str = "
 ALTER TABLE runs ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN events_read INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Version 6: the request budgets an account was added with (`accounts add --rate
+/// --endpoint-rate`), applied to every later command with the account.
+const V6: &str = "
+ALTER TABLE accounts ADD COLUMN rate REAL;
+ALTER TABLE accounts ADD COLUMN endpoint_rate REAL;
 ";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.

@@ -43,8 +43,8 @@ async fn plan(cat: &Catalog, a: &BackfillArgs) -> Result<u8, CliError> {
     let flow = cat.dataflow(&a.run.name).map_err(cat_err)?;
     let resource: Resource = flow.resource.parse().map_err(CliError::usage)?;
     let key = cat.account_key(&flow.account).map_err(cat_err)?;
-    let stored = cat.account(&flow.account).map_err(cat_err)?.base_url;
-    let client = a.run.api.client(key, stored.as_deref())?;
+    let account = cat.account(&flow.account).map_err(cat_err)?;
+    let client = a.run.api.client(key, Some(&account))?;
     // The window the next run would take (an interrupted run keeps its own).
     let window = match cat
         .active_run(&flow.name)

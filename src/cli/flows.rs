@@ -68,11 +68,18 @@ impl ApiArgs {
         stripe_xdm::source::resolve_base_url(self.base_url.as_deref(), stored)
     }
 
-    /// A client for `key`, at [`ApiArgs::base_url_for`] `stored`.
-    pub(super) fn client(&self, key: Secret, stored: Option<&str>) -> Result<StripeClient> {
+    /// A client for `key`, at [`ApiArgs::base_url_for`] the account's URL, with the flags'
+    /// budgets, else the ones the account was added with.
+    pub(super) fn client(
+        &self,
+        key: Secret,
+        account: Option<&stripe_xdm::catalog::Account>,
+    ) -> Result<StripeClient> {
+        let stored = account.and_then(|a| a.base_url.as_deref());
         let mut cfg = ClientConfig::new(self.base_url_for(stored), key);
-        cfg.requests_per_sec = self.rate;
-        cfg.endpoint_requests_per_sec = self.endpoint_rate;
+        cfg.requests_per_sec = self.rate.or(account.and_then(|a| a.rate));
+        cfg.endpoint_requests_per_sec =
+            self.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
         StripeClient::new(cfg).map_err(CliError::usage)
     }
 }
@@ -205,9 +212,10 @@ async fn test_key(
     api: &ApiArgs,
     key: Secret,
     account: &str,
-    stored: Option<&str>,
+    stored: Option<&stripe_xdm::catalog::Account>,
 ) -> Result<serde_json::Value> {
     let client = api.client(key, stored)?;
+    let stored = stored.and_then(|a| a.base_url.as_deref());
     client.get_account().await.map_err(|e| {
         CliError::usage(format!(
             "account {account:?}: the connection test (GET /v1/account at {}) failed: {e}",
@@ -239,6 +247,12 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
                     .set_account_base_url(&x.name, Some(url.trim_end_matches('/')))
                     .map_err(cat_err)?;
             }
+            if x.api.rate.is_some() || x.api.endpoint_rate.is_some() {
+                // And the same budgets.
+                acct = cat
+                    .set_account_rates(&x.name, x.api.rate, x.api.endpoint_rate)
+                    .map_err(cat_err)?;
+            }
             let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "account {:?} added (Stripe account {stripe_id}, key {})",
@@ -256,8 +270,8 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
         }
         AccountsCommand::Test(x) => {
             let key = cat.account_key(&x.name).map_err(cat_err)?;
-            let stored = cat.account(&x.name).map_err(cat_err)?.base_url;
-            let info = test_key(&x.api, key, &x.name, stored.as_deref()).await?;
+            let stored = cat.account(&x.name).map_err(cat_err)?;
+            let info = test_key(&x.api, key, &x.name, Some(&stored)).await?;
             let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "account {:?}: connection OK (Stripe account {stripe_id})",

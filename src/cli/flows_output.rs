@@ -78,6 +78,13 @@ pub fn account(a: &Account, used_by: &[String], json: bool) {
             .as_deref()
             .unwrap_or(stripe_xdm::source::DEFAULT_BASE_URL)
     );
+    let budget =
+        |r: Option<f64>, default: &str| r.map_or(default.to_string(), |r| format!("{r}/s"));
+    println!(
+        "Budget:       {} overall, {} per endpoint",
+        budget(a.rate, "Stripe's default for the key's mode"),
+        budget(a.endpoint_rate, "25/s")
+    );
     println!("Created:      {}", time(a.created_at));
     println!("Updated:      {}", time(a.updated_at));
     let used = if used_by.is_empty() {

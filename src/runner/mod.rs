@@ -276,14 +276,16 @@ pub async fn run_dataflow(
     let mut cat = Catalog::open(&cfg.home)?;
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let key = cat.account_key(&flow.account)?;
+    let account = cat.account(&flow.account)?;
     let stored = match &cfg.api_base_url {
         Some(_) => None,
-        None => cat.account(&flow.account)?.base_url,
+        None => account.base_url.clone(),
     };
     let base_url = crate::source::resolve_base_url(cfg.api_base_url.as_deref(), stored.as_deref());
     let mut client_cfg = ClientConfig::new(base_url, key);
-    client_cfg.requests_per_sec = cfg.requests_per_sec;
-    client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec;
+    // The process's budgets, else the ones the account was added with.
+    client_cfg.requests_per_sec = cfg.requests_per_sec.or(account.rate);
+    client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec.or(account.endpoint_rate);
     let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
 
     let (run, resumed) =

@@ -33,7 +33,8 @@ pub(super) fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// A Stripe API client. Cheap to clone; clones share one HTTP pool, rate budget and stats.
+/// A Stripe API client. Cheap to clone; clones share one HTTP pool, rate budget and stats, and
+/// every client of the same key and rates in the process shares the rate budget.
 #[derive(Clone, Debug)]
 pub struct StripeClient {
     pub(super) inner: Arc<Inner>,
@@ -45,7 +46,7 @@ pub(super) struct Inner {
     pub(super) base: String,
     pub(super) cfg: ClientConfig,
     pub(super) policy: RetryPolicy,
-    pub(super) budget: RateBudget,
+    pub(super) budget: Arc<RateBudget>,
     pub(super) counters: Counters,
 }
 
@@ -141,7 +142,8 @@ impl StripeClient {
             base: cfg.backoff_base,
             max: cfg.backoff_max.max(cfg.backoff_base),
         };
-        let budget = RateBudget::new(
+        let budget = RateBudget::shared(
+            &format!("{base}\n{key}"),
             cfg.effective_requests_per_sec(),
             cfg.effective_endpoint_requests_per_sec(),
             cfg.burst,

@@ -1,5 +1,6 @@
 //! Async request-rate limiters: one global budget and one per endpoint, shared by every clone
-//! of the client and every task.
+//! of the client and every task, and by every client of one Stripe key in the process
+//! ([`RateBudget::shared`]).
 //!
 //! The limiter is a GCRA (a token bucket expressed as a "theoretical arrival time"): each
 //! [`RateLimiter::acquire`] reserves the next free slot under a short mutex and then sleeps until
@@ -9,7 +10,7 @@
 //! apart. A caller dropped while waiting forfeits its slot (the budget errs on the safe side).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -131,6 +132,39 @@ impl RateBudget {
         self.endpoints.acquire(endpoint).await;
         self.global.acquire().await;
     }
+
+    /// The budget every client of this process with the same `key` (a Stripe key and API
+    /// origin, hashed) and the same rates shares: Stripe limits requests per account, so runs
+    /// of several dataflows on one key (as `serve` makes them) take turns in one budget instead
+    /// of each spending Stripe's whole limit. Dropped with its last client.
+    pub fn shared(key: &str, global_per_sec: f64, endpoint_per_sec: f64, burst: u32) -> Arc<Self> {
+        type Registry = Mutex<HashMap<(u64, u64, u64, u32), Weak<RateBudget>>>;
+        static BUDGETS: OnceLock<Registry> = OnceLock::new();
+        let id = (
+            fingerprint(key),
+            global_per_sec.to_bits(),
+            endpoint_per_sec.to_bits(),
+            burst,
+        );
+        let mut map = BUDGETS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(b) = map.get(&id).and_then(Weak::upgrade) {
+            return b;
+        }
+        let b = Arc::new(RateBudget::new(global_per_sec, endpoint_per_sec, burst));
+        map.insert(id, Arc::downgrade(&b));
+        b
+    }
+}
+
+/// A 64-bit FNV-1a hash (the registry never holds a key in plain text).
+fn fingerprint(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! simulator or a stub on loopback that the tests start themselves.
 
 mod alerts;
+mod budgets;
 mod catalog;
 mod changes;
 mod cli;
