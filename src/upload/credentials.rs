@@ -14,6 +14,15 @@ pub const ENV_API_KEY: &str = "AEP_API_KEY";
 pub const ENV_ORG_ID: &str = "AEP_ORG_ID";
 /// Environment variable (and file key) of the sandbox name (`x-sandbox-name`).
 pub const ENV_SANDBOX: &str = "AEP_SANDBOX";
+/// Environment variable (and file key) of an OAuth Server-to-Server client secret: with it, the
+/// access token is exchanged at IMS (and refreshed) instead of given.
+pub const ENV_CLIENT_SECRET: &str = "AEP_CLIENT_SECRET";
+/// Environment variable (and file key) of the OAuth scopes (default
+/// [`super::ims::DEFAULT_SCOPES`]).
+pub const ENV_SCOPES: &str = "AEP_SCOPES";
+/// Environment variable (and file key) of the IMS origin (default
+/// [`super::ims::DEFAULT_IMS_URL`]).
+pub const ENV_IMS_URL: &str = "AEP_IMS_URL";
 
 /// What Platform's gateway needs on every request. `Debug` masks the two secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +35,20 @@ pub struct PlatformCredentials {
     pub org_id: String,
     /// Sandbox name, sent as `x-sandbox-name`.
     pub sandbox: String,
+    /// OAuth Server-to-Server: the access token is exchanged at IMS with the API key as client
+    /// id and refreshed before it expires ([`PlatformCredentials::fresh`]).
+    pub oauth: Option<super::ims::OAuthClient>,
 }
 
 /// The file keys accepted for each credential (upper-case env names and lower-case short names).
-const KEYS: [(&str, &str); 4] = [
+const KEYS: [(&str, &str); 7] = [
     (ENV_ACCESS_TOKEN, "access_token"),
     (ENV_API_KEY, "api_key"),
     (ENV_ORG_ID, "org_id"),
     (ENV_SANDBOX, "sandbox"),
+    (ENV_CLIENT_SECRET, "client_secret"),
+    (ENV_SCOPES, "scopes"),
+    (ENV_IMS_URL, "ims_url"),
 ];
 
 impl PlatformCredentials {
@@ -76,18 +91,54 @@ impl PlatformCredentials {
             ))),
         }
         };
+        let optional = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let oauth = optional(ENV_CLIENT_SECRET).map(|secret| super::ims::OAuthClient {
+            client_secret: Secret::new(secret),
+            scopes: optional(ENV_SCOPES).unwrap_or_else(|| super::ims::DEFAULT_SCOPES.into()),
+            ims_url: optional(ENV_IMS_URL).unwrap_or_else(|| super::ims::DEFAULT_IMS_URL.into()),
+        });
+        let access_token = match (&oauth, optional(ENV_ACCESS_TOKEN)) {
+            // With a client secret the token is exchanged; one given too is used first.
+            (Some(_), token) => Secret::new(token.unwrap_or_default()),
+            (None, _) => Secret::new(value(ENV_ACCESS_TOKEN).map_err(|e| {
+                UploadError::Credentials(format!(
+                    "{e}; or give {ENV_CLIENT_SECRET} (OAuth Server-to-Server) to have tokens exchanged and refreshed"
+                ))
+            })?),
+        };
         Ok(PlatformCredentials {
-            access_token: Secret::new(value(ENV_ACCESS_TOKEN)?),
+            access_token,
             api_key: Secret::new(value(ENV_API_KEY)?),
             org_id: value(ENV_ORG_ID)?,
             sandbox: value(ENV_SANDBOX)?,
+            oauth,
+        })
+    }
+
+    /// The credentials with a valid access token: as they are for a static token, else with
+    /// the token exchanged at IMS (cached per process and exchanged again before it expires).
+    pub async fn fresh(&self) -> Result<PlatformCredentials, UploadError> {
+        let Some(oauth) = &self.oauth else {
+            return Ok(self.clone());
+        };
+        Ok(PlatformCredentials {
+            access_token: oauth.access_token(&self.api_key).await?,
+            ..self.clone()
         })
     }
 
     /// `text` with both secrets replaced by their masked forms (for Platform's error messages).
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in [&self.access_token, &self.api_key] {
+        let secret = self.oauth.as_ref().map(|o| &o.client_secret);
+        for s in [Some(&self.access_token), Some(&self.api_key), secret]
+            .into_iter()
+            .flatten()
+        {
             if !s.expose().is_empty() {
                 out = out.replace(s.expose(), "****");
             }

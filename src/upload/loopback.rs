@@ -42,6 +42,11 @@ pub struct LoopbackConfig {
     pub sandbox: String,
     /// Catalog reads that still answer `staging` after `action=COMPLETE`.
     pub polls_before_final: u32,
+    /// The client secret its IMS token endpoint (`POST /ims/token/v3`) accepts with the API key
+    /// as client id; the tokens it issues are accepted like the static one until they expire.
+    pub client_secret: String,
+    /// Lifetime of the tokens it issues (`expires_in`).
+    pub token_lifetime: std::time::Duration,
 }
 
 impl Default for LoopbackConfig {
@@ -52,6 +57,8 @@ impl Default for LoopbackConfig {
             org_id: "0123456789ABCDEF01234567@AdobeOrg".to_string(),
             sandbox: "prod".to_string(),
             polls_before_final: 1,
+            client_secret: "p8e-loopback-client-secret-91c4".to_string(),
+            token_lifetime: std::time::Duration::from_secs(86_399),
         }
     }
 }
@@ -64,6 +71,21 @@ impl LoopbackConfig {
             api_key: Secret::new(self.api_key.clone()),
             org_id: self.org_id.clone(),
             sandbox: self.sandbox.clone(),
+            oauth: None,
+        }
+    }
+
+    /// OAuth Server-to-Server credentials for this server: no token, a client secret, and
+    /// this server (at `base_url`) as IMS.
+    pub fn oauth_credentials(&self, base_url: &str) -> PlatformCredentials {
+        PlatformCredentials {
+            access_token: Secret::new(""),
+            oauth: Some(super::ims::OAuthClient {
+                client_secret: Secret::new(self.client_secret.clone()),
+                scopes: super::ims::DEFAULT_SCOPES.to_string(),
+                ims_url: base_url.to_string(),
+            }),
+            ..self.credentials()
         }
     }
 }
@@ -181,6 +203,8 @@ struct Inner {
     requests: Vec<SeenRequest>,
     faults: VecDeque<Fault>,
     next: u64,
+    /// Tokens issued by the IMS endpoint and when they expire.
+    issued: Vec<(String, std::time::Instant)>,
 }
 
 struct Shared {
@@ -230,6 +254,16 @@ impl LoopbackPlatform {
     /// The credentials it accepts.
     pub fn credentials(&self) -> PlatformCredentials {
         self.shared.cfg.credentials()
+    }
+
+    /// OAuth Server-to-Server credentials whose tokens its IMS endpoint issues.
+    pub fn oauth_credentials(&self) -> PlatformCredentials {
+        self.shared.cfg.oauth_credentials(&self.base_url())
+    }
+
+    /// Tokens its IMS endpoint has issued.
+    pub fn tokens_issued(&self) -> usize {
+        lock(&self.shared.inner).issued.len()
     }
 
     /// Queues a fault; queued faults apply in order.
@@ -321,7 +355,10 @@ async fn handle(
             &format!("{s}050"),
             format!("Injected failure (HTTP {s})."),
         ),
-        None => match authorize(&shared.cfg, &header) {
+        None if method == "POST" && path == "/ims/token/v3" => {
+            ims_token(&shared.cfg, &mut inner, &body)
+        }
+        None => match authorize(&shared.cfg, &inner.issued, &header) {
             Some(r) => r,
             None => route(
                 &shared.cfg,
@@ -366,10 +403,65 @@ fn next_fault(q: &mut VecDeque<Fault>) -> Option<FaultAction> {
     Some(action)
 }
 
-fn authorize(cfg: &LoopbackConfig, header: &dyn Fn(&str) -> Option<String>) -> Option<Reply> {
+/// IMS's `POST /ims/token/v3` for the client-credentials grant.
+fn ims_token(cfg: &LoopbackConfig, inner: &mut Inner, body: &Bytes) -> Reply {
+    let form: BTreeMap<String, String> = String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect();
+    let denied = |error: &str, description: &str| {
+        (
+            401,
+            serde_json::json!({"error": error, "error_description": description}),
+        )
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return (
+            400,
+            serde_json::json!({"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"}),
+        );
+    }
+    if form.get("client_id") != Some(&cfg.api_key) {
+        return denied("invalid_client", "invalid client_id parameter");
+    }
+    if form.get("client_secret") != Some(&cfg.client_secret) {
+        return denied("invalid_client", "invalid client_secret parameter");
+    }
+    inner.next += 1;
+    let token = format!(
+        "eyJloopback-oauth-{}-{:08x}",
+        inner.next,
+        inner.next.wrapping_mul(0x9e37_79b9)
+    );
+    inner.issued.push((
+        token.clone(),
+        std::time::Instant::now() + cfg.token_lifetime,
+    ));
+    (
+        200,
+        serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": cfg.token_lifetime.as_secs()}),
+    )
+}
+
+fn authorize(
+    cfg: &LoopbackConfig,
+    issued: &[(String, std::time::Instant)],
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Option<Reply> {
     let bearer = header("authorization");
-    if bearer.as_deref().and_then(|b| b.strip_prefix("Bearer ")) != Some(cfg.access_token.as_str())
-    {
+    let token = bearer.as_deref().and_then(|b| b.strip_prefix("Bearer "));
+    let now = std::time::Instant::now();
+    let valid = token == Some(cfg.access_token.as_str())
+        || issued
+            .iter()
+            .any(|(t, until)| Some(t.as_str()) == token && now < *until);
+    if !valid {
         return Some(err(401, "401013", "Oauth token is not valid"));
     }
     if header("x-api-key").as_deref() != Some(cfg.api_key.as_str()) {

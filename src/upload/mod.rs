@@ -19,6 +19,7 @@
 mod client;
 mod credentials;
 mod error;
+pub mod ims;
 pub mod limits;
 pub mod loopback;
 mod run;
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 pub use client::{Content, PlatformClient};
 pub use credentials::{
-    PlatformCredentials, ENV_ACCESS_TOKEN, ENV_API_KEY, ENV_ORG_ID, ENV_SANDBOX,
+    PlatformCredentials, ENV_ACCESS_TOKEN, ENV_API_KEY, ENV_CLIENT_SECRET, ENV_IMS_URL, ENV_ORG_ID,
+    ENV_SANDBOX, ENV_SCOPES,
 };
 pub use error::UploadError;
 pub use limits::{check_batch, CheckedBatch, CheckedFile};

@@ -134,6 +134,12 @@ pub(super) async fn upload_batch(
         return Ok(report);
     }
 
+    // OAuth Server-to-Server credentials: a token exchanged now, or the cached one while fresh.
+    let fresh = UploadConfig {
+        credentials: cfg.credentials.fresh().await?,
+        ..cfg.clone()
+    };
+    let cfg = &fresh;
     let client = PlatformClient::new(cfg)?;
     let result = execute(
         cfg,

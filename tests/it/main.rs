@@ -15,6 +15,7 @@ mod flows;
 mod mapping;
 mod mirror;
 mod mirror_cli;
+mod oauth;
 mod pipeline;
 mod replay;
 mod resume;
