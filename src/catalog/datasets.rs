@@ -43,6 +43,10 @@ pub struct Dataset {
     pub error_diagnostics: bool,
     /// Partial ingestion threshold in percent (`None` = off).
     pub partial_ingestion_percent: Option<f64>,
+    /// The Platform schema `$id` made by `datasets push` (`None` before a push).
+    pub platform_schema_id: Option<String>,
+    /// The Platform dataset id made by `datasets push`.
+    pub platform_dataset_id: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -73,6 +77,8 @@ impl Dataset {
             profile_enabled: r.get("profile_enabled")?,
             error_diagnostics: r.get("error_diagnostics")?,
             partial_ingestion_percent: r.get("partial_ingestion_percent")?,
+            platform_schema_id: r.get("platform_schema_id")?,
+            platform_dataset_id: r.get("platform_dataset_id")?,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
         })
@@ -80,7 +86,8 @@ impl Dataset {
 }
 
 const COLUMNS: &str = "name, description, schema_json, profile_enabled, error_diagnostics, \
-                       partial_ingestion_percent, created_at, updated_at";
+                       partial_ingestion_percent, platform_schema_id, platform_dataset_id, \
+                       created_at, updated_at";
 
 /// Checks the toggles against the schema; returns the effective error-diagnostics flag.
 fn check_options(
@@ -247,5 +254,30 @@ impl Catalog {
         }
         tx.commit()
             .ctx(format!("commit removal of dataset {name:?}"))
+    }
+}
+
+impl Catalog {
+    /// Records the Platform schema and dataset a `datasets push` made for dataset `name`.
+    pub fn set_dataset_platform(
+        &mut self,
+        name: &str,
+        schema_id: &str,
+        dataset_id: &str,
+    ) -> Result<Dataset, CatalogError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE datasets SET platform_schema_id = ?2, platform_dataset_id = ?3, updated_at = ?4 WHERE name = ?1",
+                (name, schema_id, dataset_id, unix_now()),
+            )
+            .ctx(format!("record the Platform ids of dataset {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "dataset",
+                name: name.to_string(),
+            });
+        }
+        self.dataset(name)
     }
 }

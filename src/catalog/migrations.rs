@@ -6,10 +6,18 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{unix_now, CatalogError, SqlContext};
 
 /// The migrations, in order. Never edit a released one: append a new version.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, V1),
+    (2, V2),
+    (3, V3),
+    (4, V4),
+    (5, V5),
+    (6, V6),
+    (7, V7),
+];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -153,6 +161,12 @@ ALTER TABLE runs ADD COLUMN events_read INTEGER NOT NULL DEFAULT 0;
 const V6: &str = "
 ALTER TABLE accounts ADD COLUMN rate REAL;
 ALTER TABLE accounts ADD COLUMN endpoint_rate REAL;
+";
+
+/// Version 7: the Platform schema and dataset a `datasets push` made.
+const V7: &str = "
+ALTER TABLE datasets ADD COLUMN platform_schema_id TEXT;
+ALTER TABLE datasets ADD COLUMN platform_dataset_id TEXT;
 ";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.

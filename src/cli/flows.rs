@@ -305,6 +305,10 @@ enum DatasetsCommand {
     List(JsonArgs),
     /// Show one dataset.
     Show(NameJsonArgs),
+    /// Create the dataset in Platform: its schema in the Schema Registry (class where needed,
+    /// field group, schema, identity descriptors) and a Catalog dataset on it; once (a second
+    /// push finds what exists). Records the Platform ids.
+    Push(super::platform::DatasetPushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +367,7 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
             let ds = cat.dataset(&x.name).map_err(cat_err)?;
             out::dataset(&ds, x.json);
         }
+        DatasetsCommand::Push(x) => return super::platform::dataset_push(&mut cat, x).await,
     }
     Ok(0)
 }

@@ -104,6 +104,8 @@ fn dataset_summary(d: &Dataset) -> serde_json::Value {
         "profile_enabled": d.profile_enabled,
         "error_diagnostics": d.error_diagnostics,
         "partial_ingestion_percent": d.partial_ingestion_percent,
+        "platform_schema_id": d.platform_schema_id,
+        "platform_dataset_id": d.platform_dataset_id,
         "created_at": d.created_at,
         "updated_at": d.updated_at,
     })
@@ -171,6 +173,13 @@ pub fn dataset(d: &Dataset, json: bool) {
         "Partial ingestion:  {}",
         partial(d.partial_ingestion_percent)
     );
+    match (&d.platform_dataset_id, &d.platform_schema_id) {
+        (Some(ds), Some(schema)) => {
+            println!("Platform dataset:   {ds}");
+            println!("Platform schema:    {schema}");
+        }
+        _ => println!("Platform dataset:   - (`datasets push` makes it)"),
+    }
     println!("Created:            {}", time(d.created_at));
 }
 

@@ -8,6 +8,7 @@ mod flows;
 mod flows_output;
 mod mapping;
 mod mirror;
+mod platform;
 mod progress;
 mod serve;
 mod signals;
@@ -70,6 +71,9 @@ enum Command {
     Upload(upload::UploadArgs),
     /// SQL over the local mirror (tables named after the resources) and the rejected rows.
     Sql(mirror::SqlArgs),
+    /// XDM schemas as Platform's Schema Registry takes them.
+    #[command(subcommand)]
+    Schema(platform::SchemaCommand),
 }
 
 /// Options of `demo`.
@@ -260,6 +264,7 @@ pub fn main() -> ExitCode {
             Command::Backfill(a) => backfill::backfill(a).await,
             Command::Upload(a) => upload::upload(a).await,
             Command::Sql(a) => mirror::sql(a).await,
+            Command::Schema(platform::SchemaCommand::Export(a)) => platform::schema_export(a),
         }
     });
     match result {

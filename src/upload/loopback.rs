@@ -22,6 +22,7 @@ use hyper::{Request, Response};
 use serde_json::Value;
 
 mod api;
+mod registry;
 
 pub use api::parse_range;
 use api::{err, percent_decode, route, Reply};
@@ -47,6 +48,8 @@ pub struct LoopbackConfig {
     pub client_secret: String,
     /// Lifetime of the tokens it issues (`expires_in`).
     pub token_lifetime: std::time::Duration,
+    /// The tenant id its Schema Registry answers (`GET /schemaregistry/stats`) and puts in `$id`s.
+    pub tenant: String,
 }
 
 impl Default for LoopbackConfig {
@@ -59,6 +62,7 @@ impl Default for LoopbackConfig {
             polls_before_final: 1,
             client_secret: "p8e-loopback-client-secret-91c4".to_string(),
             token_lifetime: std::time::Duration::from_secs(86_399),
+            tenant: "stripexdmloopback".to_string(),
         }
     }
 }
@@ -205,6 +209,10 @@ struct Inner {
     next: u64,
     /// Tokens issued by the IMS endpoint and when they expire.
     issued: Vec<(String, std::time::Instant)>,
+    /// Schema Registry resources by kind (`classes`, `fieldgroups`, `schemas`, `descriptors`).
+    registry: Vec<(String, Value)>,
+    /// Catalog datasets by id.
+    datasets: BTreeMap<String, Value>,
 }
 
 struct Shared {
@@ -259,6 +267,16 @@ impl LoopbackPlatform {
     /// OAuth Server-to-Server credentials whose tokens its IMS endpoint issues.
     pub fn oauth_credentials(&self) -> PlatformCredentials {
         self.shared.cfg.oauth_credentials(&self.base_url())
+    }
+
+    /// The Schema Registry resources created, as `(kind, resource)` in creation order.
+    pub fn registry(&self) -> Vec<(String, Value)> {
+        lock(&self.shared.inner).registry.clone()
+    }
+
+    /// The datasets created, by id.
+    pub fn datasets(&self) -> BTreeMap<String, Value> {
+        lock(&self.shared.inner).datasets.clone()
     }
 
     /// Tokens its IMS endpoint has issued.
@@ -360,15 +378,25 @@ async fn handle(
         }
         None => match authorize(&shared.cfg, &inner.issued, &header) {
             Some(r) => r,
-            None => route(
+            None => match registry::route(
                 &shared.cfg,
                 &mut inner,
                 &method,
                 &path,
                 query.as_deref(),
-                &header,
-                body,
-            ),
+                &body,
+            ) {
+                Some(r) => r,
+                None => route(
+                    &shared.cfg,
+                    &mut inner,
+                    &method,
+                    &path,
+                    query.as_deref(),
+                    &header,
+                    body,
+                ),
+            },
         },
     };
     seen.status = status;

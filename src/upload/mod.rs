@@ -22,6 +22,7 @@ mod error;
 pub mod ims;
 pub mod limits;
 pub mod loopback;
+pub mod registry;
 mod run;
 mod state;
 

@@ -187,3 +187,125 @@ async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
         );
     }
 }
+
+/// SIGKILL while a run hydrates the objects its events name: the run starts its changes over
+/// and commits each changed object once, at its latest version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_while_reading_events_commits_each_change_once() {
+    const CUSTOMERS: u64 = 2_000;
+    const CHANGED: u64 = 500;
+    let faults = Faults {
+        slow_rate: 1.0,
+        slow_ms: 10,
+        ..Faults::default()
+    };
+    let sim = Simulator::new(
+        SimConfig::default()
+            .with_count(Resource::Customers, CUSTOMERS)
+            .with_faults(faults),
+    )
+    .start()
+    .await
+    .unwrap();
+    let base = sim.base_url();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let schema = h.join("customers.xdm.json");
+    std::fs::write(
+        &schema,
+        stripe_xdm::defaults::xdm_schema_json(Resource::Customers),
+    )
+    .unwrap();
+    ok(
+        h,
+        &[
+            "accounts",
+            "add",
+            "main",
+            "--api-key-env",
+            KEY_VAR,
+            "--base-url",
+            &base,
+        ],
+    );
+    ok(
+        h,
+        &[
+            "datasets",
+            "create",
+            "customers",
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+    );
+    ok(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "people",
+            "--account",
+            "main",
+            "--resource",
+            "customers",
+            "--dataset",
+            "customers",
+        ],
+    );
+    let run_args = [
+        "dataflows",
+        "run",
+        "people",
+        "--rate",
+        "10000",
+        "--endpoint-rate",
+        "10000",
+        "--checkpoint-secs",
+        "0",
+        "--quiet",
+    ];
+    ok(h, &run_args);
+    let first = Catalog::open(h)
+        .unwrap()
+        .list_runs(Some("people"), None)
+        .unwrap();
+    let since = first[0].window.unwrap().lt;
+    // Every other customer changes just after the first run's window.
+    let s = sim.simulator();
+    for i in 0..CHANGED {
+        s.update(Resource::Customers, i * 2, since + 1).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2100)); // the next window reaches past `since + 1`
+    let before = sim.stats().requests;
+    let mut child = xdm(h, &run_args).spawn().unwrap();
+    let started = Instant::now();
+    while sim.stats().requests < before + CHANGED / 3 {
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL, mid-hydration
+    child.wait().unwrap();
+    let out = ok(h, &run_args);
+    assert!(out.contains("resumed run"), "{out}");
+    let runs = Catalog::open(h)
+        .unwrap()
+        .list_runs(Some("people"), None)
+        .unwrap();
+    let done = runs.iter().find(|r| r.id != first[0].id).unwrap();
+    assert_eq!(done.status, RunStatus::Success, "{done:?}");
+    assert_eq!((done.updated, done.fetched), (CHANGED, CHANGED), "{done:?}");
+    assert_eq!(done.fetched, done.ingested + done.failed);
+    let dir = h
+        .join("data/customers/batches")
+        .join(done.batch_id.as_deref().unwrap());
+    let (ids, rows) = batch_ids(&dir);
+    assert_eq!(rows as u64, CHANGED, "each changed customer once");
+    let expected: BTreeSet<String> = (0..CHANGED)
+        .map(|i| s.id(Resource::Customers, i * 2))
+        .collect();
+    assert_eq!(ids, expected);
+}

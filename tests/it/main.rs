@@ -17,6 +17,7 @@ mod mirror;
 mod mirror_cli;
 mod oauth;
 mod pipeline;
+mod registry;
 mod replay;
 mod resume;
 mod schedule;

@@ -66,18 +66,23 @@ async fn the_tutorial_end_to_end() {
     let base = sim.base_url();
     let hook = WebhookReceiver::start(vec![]).await.unwrap();
     let pcfg = LoopbackConfig::default();
-    let token = pcfg.access_token.clone();
+    let secret = pcfg.client_secret.clone();
     let work = tempfile::tempdir().unwrap();
+    let platform = LoopbackPlatform::start(pcfg.clone()).await.unwrap();
+    // OAuth Server-to-Server credentials: tokens are exchanged at IMS (the loopback's).
     let creds = work.path().join("aep.env");
     std::fs::write(
         &creds,
         format!(
-            "AEP_ACCESS_TOKEN={}\nAEP_API_KEY={}\nAEP_ORG_ID={}\nAEP_SANDBOX={}\n",
-            pcfg.access_token, pcfg.api_key, pcfg.org_id, pcfg.sandbox
+            "AEP_CLIENT_SECRET={}\nAEP_IMS_URL={}\nAEP_API_KEY={}\nAEP_ORG_ID={}\nAEP_SANDBOX={}\n",
+            pcfg.client_secret,
+            platform.base_url(),
+            pcfg.api_key,
+            pcfg.org_id,
+            pcfg.sandbox
         ),
     )
     .unwrap();
-    let platform = LoopbackPlatform::start(pcfg).await.unwrap();
     let home = work.path().join("home");
     let h = home.as_path();
 
@@ -131,6 +136,40 @@ async fn the_tutorial_end_to_end() {
         ],
     )
     .await;
+    // …and made in Platform: schema, field group, descriptors, dataset (once).
+    let push = [
+        "datasets",
+        "push",
+        "Stripe charges",
+        "--credentials-file",
+        creds.to_str().unwrap(),
+        "--base-url",
+        &platform.base_url(),
+        "--json",
+    ];
+    let pushed = json(h, &push).await;
+    let dataset_id = pushed["dataset_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        pushed["created"],
+        serde_json::json!([
+            "field group",
+            "schema",
+            "descriptor",
+            "descriptor",
+            "dataset"
+        ]),
+        "{pushed}"
+    );
+    let again = json(h, &push).await;
+    assert_eq!(again["dataset_id"], dataset_id.as_str(), "{again}");
+    assert_eq!(
+        again["created"],
+        serde_json::json!([]),
+        "a second push makes nothing"
+    );
+    assert_eq!(platform.datasets().len(), 1);
+    let shown = json(h, &["datasets", "show", "Stripe charges", "--json"]).await;
+    assert_eq!(shown["platform_dataset_id"], dataset_id.as_str(), "{shown}");
     // 4.–6. Dataflow: alerts to a webhook, hourly, uploads to Platform.
     ok(
         h,
@@ -157,7 +196,7 @@ async fn the_tutorial_end_to_end() {
             "--interval",
             "1",
             "--upload-dataset-id",
-            "ds-charges",
+            &dataset_id,
             "--platform-url",
             &platform.base_url(),
             "--platform-credentials-file",
@@ -194,7 +233,9 @@ async fn the_tutorial_end_to_end() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(platform.batch(&pid).unwrap().dataset_id, "ds-charges");
+    assert_eq!(platform.batch(&pid).unwrap().dataset_id, dataset_id);
+    // One token exchange per process that talked to Platform: two pushes and this run.
+    assert_eq!(platform.tokens_issued(), 3);
     let kinds: Vec<String> = hook
         .received()
         .iter()
@@ -280,7 +321,7 @@ async fn the_tutorial_end_to_end() {
             dataset_dir.to_str().unwrap(),
             "--all",
             "--dataset-id",
-            "ds-charges",
+            &dataset_id,
             "--credentials-file",
             creds.to_str().unwrap(),
             "--base-url",
@@ -305,8 +346,8 @@ async fn the_tutorial_end_to_end() {
     let all = files_text(h);
     assert!(!all.contains(SIM_KEY), "the Stripe key leaked into a file");
     assert!(
-        !all.contains(&token),
-        "the Platform token leaked into a file"
+        !all.contains(&secret),
+        "the Platform client secret leaked into a file"
     );
     hook.shutdown().await;
     platform.shutdown().await;
