@@ -31,6 +31,7 @@ SELECT
     named_struct(
         'balanceTransactions', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'amount', amount,
             'fee', fee,
             'net', net,

@@ -42,6 +42,7 @@ SELECT
     named_struct(
         'charges', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'amount', amount,
             'amountCaptured', amount_captured,
             'amountRefunded', amount_refunded,

@@ -38,6 +38,7 @@ SELECT
     named_struct(
         'customers', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'email', email,
             'name', name,
             'phone', phone,

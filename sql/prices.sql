@@ -27,6 +27,7 @@ SELECT
     named_struct(
         'prices', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'active', active,
             'currency', currency,
             'currencyCode', currency_code(currency),

@@ -31,6 +31,7 @@ SELECT
     named_struct(
         'refunds', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'amount', amount,
             'currency', currency,
             'currencyCode', currency_code(currency),

@@ -30,6 +30,7 @@ SELECT
     named_struct(
         'subscriptions', named_struct(
             'id', id,
+            'connectedAccountId', connected_account(),
             'customer', customer,
             'status', status,
             'collectionMethod', collection_method,

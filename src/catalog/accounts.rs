@@ -26,6 +26,9 @@ pub struct Account {
     pub rate: Option<f64>,
     /// The per-endpoint request budget it was added with (`None`: Stripe's 25/s).
     pub endpoint_rate: Option<f64>,
+    /// The Stripe connected account (`acct_…`) its requests go through by default
+    /// (`Stripe-Account`); `None`: the key's own account.
+    pub stripe_account: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -41,14 +44,15 @@ impl Account {
             base_url: r.get("base_url")?,
             rate: r.get("rate")?,
             endpoint_rate: r.get("endpoint_rate")?,
+            stripe_account: r.get("stripe_account")?,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
         })
     }
 }
 
-const COLUMNS: &str =
-    "name, description, key_masked, base_url, rate, endpoint_rate, created_at, updated_at";
+const COLUMNS: &str = "name, description, key_masked, base_url, rate, endpoint_rate, \
+                       stripe_account, created_at, updated_at";
 
 impl Catalog {
     /// Sets the API base URL later commands use for the account (`None`: Stripe's).
@@ -85,6 +89,31 @@ impl Catalog {
             .execute(
                 "UPDATE accounts SET rate = ?2, endpoint_rate = ?3, updated_at = ?4 WHERE name = ?1",
                 (name, rate, endpoint_rate, unix_now()),
+            )
+            .ctx(format!("update account {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "account",
+                name: name.to_string(),
+            });
+        }
+        self.account(name)
+    }
+
+    /// Sets the connected account an account's requests go through by default.
+    pub fn set_account_stripe_account(
+        &mut self,
+        name: &str,
+        stripe_account: Option<&str>,
+    ) -> Result<Account, CatalogError> {
+        if let Some(a) = stripe_account {
+            check_connected_account(a)?;
+        }
+        let n = self
+            .conn
+            .execute(
+                "UPDATE accounts SET stripe_account = ?2, updated_at = ?3 WHERE name = ?1",
+                (name, stripe_account, unix_now()),
             )
             .ctx(format!("update account {name:?}"))?;
         if n == 0 {
@@ -292,4 +321,20 @@ fn write_private(path: &Path, key: &Secret) -> Result<(), CatalogError> {
         let _ = std::fs::remove_file(&tmp);
         io(e)
     })
+}
+
+/// Refuses what is not a Stripe account id (`acct_` and letters or digits).
+pub(super) fn check_connected_account(id: &str) -> Result<(), CatalogError> {
+    let ok = id
+        .strip_prefix("acct_")
+        .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::InvalidName {
+            what: "connected account",
+            name: id.to_string(),
+            reason: "a Stripe account id is acct_ followed by letters and digits",
+        })
+    }
 }

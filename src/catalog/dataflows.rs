@@ -98,6 +98,9 @@ pub struct Dataflow {
     pub alert_command: Option<String>,
     /// Upload each committed batch to Platform.
     pub upload: Option<UploadTarget>,
+    /// The Stripe connected account (`acct_…`) it reads through (`Stripe-Account`); `None`:
+    /// its account's default, else the key's own account.
+    pub stripe_account: Option<String>,
     /// Whether the scheduler runs it.
     pub enabled: bool,
     /// Changes on every write; pass it back to [`Catalog::update_dataflow`].
@@ -156,7 +159,7 @@ pub struct DeletedDataflow {
 const SELECT: &str = "SELECT d.id, d.name, d.description, d.account, d.resource, d.dataset,
        d.alert_run_start, d.alert_run_success, d.alert_run_failure,
        d.frequency, d.interval, d.start_time, d.backfill, d.enabled,
-       d.alert_webhook, d.alert_command, d.upload_dataset_id, d.upload_base_url, d.upload_credentials_file, d.etag, d.created_at, d.updated_at,
+       d.alert_webhook, d.alert_command, d.upload_dataset_id, d.upload_base_url, d.upload_credentials_file, d.stripe_account, d.etag, d.created_at, d.updated_at,
        (SELECT MAX(version) FROM mapping_versions m WHERE m.dataflow_id = d.id) AS mapping_version
   FROM dataflows d";
 
@@ -196,6 +199,7 @@ impl Dataflow {
                     })
                 })
                 .transpose()?,
+            stripe_account: r.get("stripe_account")?,
             enabled: r.get("enabled")?,
             etag: r.get("etag")?,
             mapping_version: r.get::<_, Option<u32>>("mapping_version")?.unwrap_or(0),
@@ -576,5 +580,32 @@ impl Catalog {
             runs_removed: runs_removed as u64,
             cancelled_run,
         })
+    }
+}
+
+impl Catalog {
+    /// Sets the connected account dataflow `name` reads through (`None`: its account's).
+    pub fn set_dataflow_stripe_account(
+        &mut self,
+        name: &str,
+        stripe_account: Option<&str>,
+    ) -> Result<Dataflow, CatalogError> {
+        if let Some(a) = stripe_account {
+            super::accounts::check_connected_account(a)?;
+        }
+        let n = self
+            .conn
+            .execute(
+                "UPDATE dataflows SET stripe_account = ?2, etag = etag + 1, updated_at = ?3 WHERE name = ?1",
+                (name, stripe_account, unix_now()),
+            )
+            .ctx(format!("update dataflow {name:?}"))?;
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                what: "dataflow",
+                name: name.to_string(),
+            });
+        }
+        self.dataflow(name)
     }
 }

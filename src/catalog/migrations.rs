@@ -14,10 +14,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -167,6 +168,13 @@ ALTER TABLE accounts ADD COLUMN endpoint_rate REAL;
 const V7: &str = "
 ALTER TABLE datasets ADD COLUMN platform_schema_id TEXT;
 ALTER TABLE datasets ADD COLUMN platform_dataset_id TEXT;
+";
+
+/// Version 8: Stripe connected accounts (`Stripe-Account`): an account's default, and the one a
+/// dataflow reads through.
+const V8: &str = "
+ALTER TABLE accounts ADD COLUMN stripe_account TEXT;
+ALTER TABLE dataflows ADD COLUMN stripe_account TEXT;
 ";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.

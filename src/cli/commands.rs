@@ -137,6 +137,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         mirror: None,
         compaction: Default::default(),
         changes: None,
+        stripe_account: a.source.stripe_account.clone(),
     };
     let report = pipeline::run(&client, cfg).await;
     progress.finish();
@@ -309,8 +310,12 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
             let cat = a.home.open()?;
             let key = cat.account_key(name).map_err(super::flows::cat_err)?;
             let mut source = a.source.clone();
+            let account = cat.account(name).map_err(super::flows::cat_err)?;
             if source.base_url.is_none() {
-                source.base_url = cat.account(name).map_err(super::flows::cat_err)?.base_url;
+                source.base_url = account.base_url;
+            }
+            if source.stripe_account.is_none() {
+                source.stripe_account = account.stripe_account;
             }
             list_first(&client_from(&source, key)?, a.resource).await?
         }

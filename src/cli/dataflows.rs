@@ -140,6 +140,11 @@ pub(super) struct DataflowCreateArgs {
     /// Do not backfill: the first run fetches only objects created from the start time on.
     #[arg(long)]
     pub no_backfill: bool,
+    /// Read through this Stripe connected account (`Stripe-Account: acct_…`), recorded with the
+    /// dataflow (default: the account's, else the key's own account). Its mirror is
+    /// `<home>/mirror/<account>/<acct_…>/<resource>`.
+    #[arg(long, value_name = "ACCT")]
+    pub stripe_account: Option<String>,
     /// Ask for every step with prompts, as the Platform wizard does (the default in a terminal
     /// when --account, --resource or --dataset is missing).
     #[arg(long)]
@@ -335,6 +340,13 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
             now,
         )
         .map_err(cat_err)?;
+    if let Some(acct) = &x.stripe_account {
+        if let Err(e) = cat.set_dataflow_stripe_account(&flow.name, Some(acct)) {
+            // Nothing half-made stays.
+            let _ = cat.delete_dataflow(&flow.name, false);
+            return Err(cat_err(e));
+        }
+    }
     println!("dataflow {:?} created", flow.name);
     Ok(())
 }
@@ -448,6 +460,20 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
 
 pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
     let flow = cat.dataflow(&x.name).map_err(cat_err)?;
+    if let Some(acct) = &x.api.stripe_account {
+        let recorded = match &flow.stripe_account {
+            Some(a) => Some(a.clone()),
+            None => cat.account(&flow.account).map_err(cat_err)?.stripe_account,
+        };
+        if recorded.as_deref() != Some(acct.as_str()) {
+            // Its windows, watermark and mirror belong to the account it was created with.
+            return Err(CliError::usage(format!(
+                "dataflow {:?} reads through {}; --stripe-account {acct} would mix another account's objects into its windows and mirror: create a dataflow with --stripe-account {acct} instead",
+                flow.name,
+                recorded.as_deref().unwrap_or("the key's own account")
+            )));
+        }
+    }
     let mut cfg = RunnerConfig::new(cat.home());
     cfg.api_base_url = x.api.base_url.clone();
     cfg.requests_per_sec = x.api.rate;

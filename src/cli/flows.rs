@@ -60,6 +60,10 @@ pub struct ApiArgs {
     /// raised your limits).
     #[arg(long)]
     pub endpoint_rate: Option<f64>,
+    /// Read through this connected account (`Stripe-Account: acct_…`); default: the one the
+    /// account was added with, else the key's own account.
+    #[arg(long, value_name = "ACCT")]
+    pub stripe_account: Option<String>,
 }
 
 impl ApiArgs {
@@ -78,6 +82,10 @@ impl ApiArgs {
         let stored = account.and_then(|a| a.base_url.as_deref());
         let mut cfg = ClientConfig::new(self.base_url_for(stored), key);
         cfg.requests_per_sec = self.rate.or(account.and_then(|a| a.rate));
+        cfg.stripe_account = self
+            .stripe_account
+            .clone()
+            .or(account.and_then(|a| a.stripe_account.clone()));
         cfg.endpoint_requests_per_sec =
             self.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
         StripeClient::new(cfg).map_err(CliError::usage)
@@ -247,6 +255,11 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
                     .set_account_base_url(&x.name, Some(url.trim_end_matches('/')))
                     .map_err(cat_err)?;
             }
+            if let Some(id) = &x.api.stripe_account {
+                // Its requests go through this connected account unless told otherwise.
+                acct_checked(&mut cat, &x.name, id)?;
+                acct = cat.account(&x.name).map_err(cat_err)?;
+            }
             if x.api.rate.is_some() || x.api.endpoint_rate.is_some() {
                 // And the same budgets.
                 acct = cat
@@ -370,4 +383,14 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
         DatasetsCommand::Push(x) => return super::platform::dataset_push(&mut cat, x).await,
     }
     Ok(0)
+}
+
+/// Records the connected account an account reads through; on a bad id the new account is
+/// removed again (nothing half-made stays).
+fn acct_checked(cat: &mut Catalog, name: &str, acct: &str) -> Result<()> {
+    if let Err(e) = cat.set_account_stripe_account(name, Some(acct)) {
+        let _ = cat.remove_account(name);
+        return Err(cat_err(e));
+    }
+    Ok(())
 }

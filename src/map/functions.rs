@@ -1,5 +1,8 @@
 //! stripe-xdm's own SQL functions for mappings (beside Data Prep's catalogue).
 //!
+//! `connected_account()` is the Stripe connected account (`acct_…`) a run reads through, NULL
+//! for the platform account's own data.
+//!
 //! `list_project(list, 'outName', 'path.in.element', …)` turns a list of structs into a list of
 //! new structs whose fields are taken from each element by dotted path, renamed. It is how a
 //! mapping reshapes nested Stripe lists (`subscription.items.data[]`) without lambdas, and it is
@@ -20,6 +23,43 @@ use datafusion::prelude::SessionContext;
 /// Registers stripe-xdm's own functions on a session.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(ListProject::new()));
+    set_connected_account(ctx, None);
+}
+
+/// Sets what `connected_account()` returns in `ctx`'s mappings: the Stripe connected account
+/// (`acct_…`) the records were read through (`Stripe-Account`), NULL for the platform's own.
+pub fn set_connected_account(ctx: &SessionContext, account: Option<&str>) {
+    ctx.register_udf(ScalarUDF::from(ConnectedAccount {
+        account: account.map(str::to_string),
+        signature: Signature::nullary(Volatility::Immutable),
+    }));
+}
+
+/// `connected_account()`: a constant of the run.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConnectedAccount {
+    account: Option<String>,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ConnectedAccount {
+    fn name(&self) -> &str {
+        "connected_account"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+            self.account.clone(),
+        )))
+    }
 }
 
 /// `list_project(list, name1, path1, name2, path2, …)`.

@@ -160,6 +160,18 @@ impl Mapper {
         Self::with_session(resource, mapping, new_session()).await
     }
 
+    /// Like [`Mapper::new`] for records read through a connected account: the mapping's
+    /// `connected_account()` returns `account`.
+    pub async fn for_account(
+        resource: Resource,
+        mapping: Mapping,
+        account: Option<&str>,
+    ) -> Result<Mapper, MapError> {
+        let ctx = new_session();
+        functions::set_connected_account(&ctx, account);
+        Self::with_session(resource, mapping, ctx).await
+    }
+
     /// Like [`Mapper::new`] with a caller-provided session (e.g. one with extra UDFs).
     pub async fn with_session(
         resource: Resource,

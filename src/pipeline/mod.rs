@@ -81,6 +81,9 @@ pub struct RunConfig {
     /// Change capture (dataflow runs after the first): events since the cursor, or a full
     /// re-read past the event horizon. `None` reads the window's list only.
     pub changes: Option<Changes>,
+    /// The Stripe connected account the records are read through (`Stripe-Account`), for the
+    /// mapping's `connected_account()`; `None` for the platform's own.
+    pub stripe_account: Option<String>,
 }
 
 impl RunConfig {
@@ -113,6 +116,7 @@ impl RunConfig {
             mirror: None,
             compaction: CompactPolicy::default(),
             changes: None,
+            stripe_account: None,
         })
     }
 }
@@ -406,7 +410,12 @@ pub(crate) async fn commit(
 
 /// The mapping compiled against the resource, refused when its output does not fit the schema.
 pub(crate) async fn checked_mapper(cfg: &RunConfig) -> Result<Mapper, PipelineError> {
-    let mapper = Mapper::new(cfg.resource, cfg.mapping.clone()).await?;
+    let mapper = Mapper::for_account(
+        cfg.resource,
+        cfg.mapping.clone(),
+        cfg.stripe_account.as_deref(),
+    )
+    .await?;
     let problems = cfg.schema.check_output(&mapper.output_schema());
     if !problems.is_empty() {
         return Err(PipelineError::Mismatch {

@@ -236,6 +236,10 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
     let cat = Catalog::open(&cfg.home)?;
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let mapping = cat.mapping(&flow.name, None)?;
+    let connected = flow
+        .stripe_account
+        .clone()
+        .or(cat.account(&flow.account)?.stripe_account);
     let run_cfg = RunConfig {
         resource,
         mapping: Mapping {
@@ -255,9 +259,15 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
         sink: Default::default(),
         batch_id: Some(format!("remap-{}", crate::sink::new_batch_id())),
         control: Default::default(),
-        mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
+        mirror: Some(connected_mirror_dir(
+            &cfg.home,
+            &flow.account,
+            connected.as_deref(),
+            resource,
+        )),
         compaction: Default::default(),
         changes: None,
+        stripe_account: connected,
     };
     pipeline::remap(run_cfg)
         .await
@@ -286,6 +296,11 @@ pub async fn run_dataflow(
     // The process's budgets, else the ones the account was added with.
     client_cfg.requests_per_sec = cfg.requests_per_sec.or(account.rate);
     client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec.or(account.endpoint_rate);
+    let connected = flow
+        .stripe_account
+        .clone()
+        .or(account.stripe_account.clone());
+    client_cfg.stripe_account = connected.clone();
     let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
 
     let (run, resumed) =
@@ -362,9 +377,15 @@ pub async fn run_dataflow(
             progress: cfg.progress.clone(),
             dedup,
         },
-        mirror: Some(mirror_dir(&cfg.home, &flow.account, resource)),
+        mirror: Some(connected_mirror_dir(
+            &cfg.home,
+            &flow.account,
+            connected.as_deref(),
+            resource,
+        )),
         compaction: Default::default(),
         changes,
+        stripe_account: connected.clone(),
     };
     match pipeline::run(&client, run_cfg).await {
         Ok(report) => {
@@ -472,6 +493,24 @@ async fn finish(
 /// `<home>/mirror/<account>/<resource>`.
 pub fn mirror_dir(home: &std::path::Path, account: &str, resource: crate::Resource) -> PathBuf {
     home.join("mirror").join(account).join(resource.path())
+}
+
+/// The mirror of the records read through connected account `connected` (`None`: the key's
+/// own account, [`mirror_dir`]): `<home>/mirror/<account>/<acct_…>/<resource>`.
+pub fn connected_mirror_dir(
+    home: &std::path::Path,
+    account: &str,
+    connected: Option<&str>,
+    resource: crate::Resource,
+) -> PathBuf {
+    match connected {
+        Some(acct) => home
+            .join("mirror")
+            .join(account)
+            .join(acct)
+            .join(resource.path()),
+        None => mirror_dir(home, account, resource),
+    }
 }
 
 /// Uploads a committed batch, and the further batches it was split into; every outcome

@@ -140,6 +140,8 @@ pub struct SimStats {
     pub peak_rps: u64,
     /// 429s from the enforced [`super::Faults::rate_limit`] (the client went too fast).
     pub limited_429: u64,
+    /// Requests by the connected account they named (`Stripe-Account`).
+    pub by_stripe_account: BTreeMap<String, u64>,
 }
 
 impl SimStats {
@@ -519,6 +521,11 @@ async fn handle(
     ));
     reply.headers.push(("Stripe-Version".into(), version));
     if let Some(a) = ctx.account {
+        *lock(&shared.stats)
+            .stats
+            .by_stripe_account
+            .entry(a.clone())
+            .or_default() += 1;
         reply.headers.push(("Stripe-Account".into(), a));
     }
     shared.record(reply.status, objects, delayed, injected);

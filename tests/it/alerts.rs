@@ -47,6 +47,7 @@ fn flow() -> Dataflow {
         alert_webhook: Some("https://hooks.example.com/services/T0/B0/xoxb-SECRET".into()),
         alert_command: Some("notify --token SECRET-CMD".into()),
         upload: None,
+        stripe_account: None,
         enabled: true,
         etag: 5,
         mapping_version: 3,

@@ -6,6 +6,7 @@ mod budgets;
 mod catalog;
 mod changes;
 mod cli;
+mod connected;
 mod crash;
 mod dataprep;
 mod decode;

@@ -1,0 +1,191 @@
+//! Stripe connected accounts: an account or a dataflow reads through `Stripe-Account`; the
+//! records carry `connectedAccountId`, and each connected account has its own mirror.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use stripe_xdm::catalog::Catalog;
+use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::Resource;
+
+use crate::support::bin::{command, output, text};
+
+async fn ok(home: &Path, args: &[&str]) -> String {
+    let o = output(command(Some(home), args, &[("SIM_KEY_VAR", SIM_KEY)])).await;
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
+fn connected_ids(batches: &[RecordBatch]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let mut w = arrow::json::ArrayWriter::new(Vec::new());
+        w.write(b).unwrap();
+        w.finish().unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&w.into_inner()).unwrap();
+        for r in rows {
+            let tenant = r.get("_tenant").unwrap();
+            out.push(
+                tenant["charges"]["connectedAccountId"]
+                    .as_str()
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_dataflows_read_through_their_connected_account() {
+    let sim = Simulator::new(SimConfig::default().with_count(Resource::Charges, 150))
+        .start()
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let base = sim.base_url();
+    ok(
+        h,
+        &[
+            "accounts",
+            "add",
+            "platform",
+            "--api-key-env",
+            "SIM_KEY_VAR",
+            "--base-url",
+            &base,
+            "--stripe-account",
+            "acct_1Connected",
+        ],
+    )
+    .await;
+    let schema = h.join("charges.xdm.json");
+    std::fs::write(
+        &schema,
+        stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
+    )
+    .unwrap();
+    ok(
+        h,
+        &[
+            "datasets",
+            "create",
+            "charges",
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+    )
+    .await;
+    ok(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "inherits",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+        ],
+    )
+    .await;
+    ok(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "other",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+            "--stripe-account",
+            "acct_2Other",
+        ],
+    )
+    .await;
+    // A bad id is refused and leaves nothing behind.
+    let o = output(command(
+        Some(h),
+        &[
+            "dataflows",
+            "create",
+            "bad",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+            "--stripe-account",
+            "bogus",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("acct_"), "{}", text(&o));
+    assert!(Catalog::open(h).unwrap().dataflow("bad").is_err());
+
+    let run = |name: &'static str| {
+        [
+            "dataflows",
+            "run",
+            name,
+            "--rate",
+            "10000",
+            "--endpoint-rate",
+            "10000",
+            "--quiet",
+        ]
+    };
+    ok(h, &run("inherits")).await;
+    ok(h, &run("other")).await;
+    let stats = sim.stats();
+    assert!(stats.by_stripe_account["acct_1Connected"] >= 1, "{stats:?}");
+    assert!(stats.by_stripe_account["acct_2Other"] >= 1, "{stats:?}");
+    let cat = Catalog::open(h).unwrap();
+    for (flow, acct) in [("inherits", "acct_1Connected"), ("other", "acct_2Other")] {
+        let runs = cat.list_runs(Some(flow), None).unwrap();
+        let dir = h
+            .join("data/charges/batches")
+            .join(runs[0].batch_id.as_deref().unwrap());
+        let ids = connected_ids(&stripe_xdm::sink::read_batch_dir(&dir).unwrap());
+        assert_eq!(ids.len(), 150, "{flow}");
+        assert!(
+            ids.iter().all(|i| i.as_deref() == Some(acct)),
+            "{flow}: {ids:?}"
+        );
+        assert!(
+            h.join("mirror/platform")
+                .join(acct)
+                .join("charges/_delta_log")
+                .is_dir(),
+            "{flow}: its own mirror"
+        );
+    }
+    // A run cannot switch a dataflow to another account.
+    let o = output(command(
+        Some(h),
+        &[
+            "dataflows",
+            "run",
+            "other",
+            "--stripe-account",
+            "acct_1Connected",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("reads through acct_2Other"),
+        "{}",
+        text(&o)
+    );
+    sim.shutdown().await;
+}
