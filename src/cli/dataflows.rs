@@ -142,9 +142,14 @@ pub(super) struct DataflowCreateArgs {
     pub no_backfill: bool,
     /// Read through this Stripe connected account (`Stripe-Account: acct_…`), recorded with the
     /// dataflow (default: the account's, else the key's own account). Its mirror is
-    /// `<home>/mirror/<account>/<acct_…>/<resource>`.
+    /// `<home>/mirror/<account>/<acct_…>/<resource>`. Repeat it to fan out: one dataflow
+    /// `<name>.<acct_…>` per connected account, each with its own watermark and mirror.
     #[arg(long, value_name = "ACCT")]
-    pub stripe_account: Option<String>,
+    pub stripe_account: Vec<String>,
+    /// Fan out over every connected account of the platform (`GET /v1/accounts`, read now):
+    /// one dataflow `<name>.<acct_…>` each.
+    #[arg(long, conflicts_with = "stripe_account")]
+    pub all_connected_accounts: bool,
     /// Ask for every step with prompts, as the Platform wizard does (the default in a terminal
     /// when --account, --resource or --dataset is missing).
     #[arg(long)]
@@ -152,7 +157,7 @@ pub(super) struct DataflowCreateArgs {
 }
 
 /// Options of `dataflows run` (and `backfill`).
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub(super) struct DataflowRunArgs {
     /// Dataflow name.
     pub name: String,
@@ -322,15 +327,42 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
             errors.join("\n")
         )));
     }
-    let flow = cat
-        .create_dataflow(
+    // One dataflow, or one per connected account (fan-out).
+    let connected: Vec<String> = if x.all_connected_accounts {
+        let key = cat.account_key(&account).map_err(cat_err)?;
+        let stored = cat.account(&account).map_err(cat_err)?;
+        let mut api_account = stored.clone();
+        api_account.stripe_account = None;
+        let client = super::flows::ApiArgs::default().client(key, Some(&api_account))?;
+        let ids = client.connected_accounts().await.map_err(CliError::usage)?;
+        if ids.is_empty() {
+            return Err(CliError::usage(format!(
+                "account {account:?} has no connected accounts (GET /v1/accounts is empty): nothing to fan out over"
+            )));
+        }
+        ids
+    } else {
+        x.stripe_account.clone()
+    };
+    let fan_out = x.all_connected_accounts || connected.len() > 1;
+    let targets: Vec<(String, Option<String>)> = if fan_out {
+        connected
+            .iter()
+            .map(|a| (format!("{name}.{a}"), Some(a.clone())))
+            .collect()
+    } else {
+        vec![(name.clone(), connected.first().cloned())]
+    };
+    let mut made: Vec<String> = Vec::new();
+    for (flow_name, acct) in targets {
+        let created = cat.create_dataflow(
             &NewDataflow {
-                name,
+                name: flow_name,
                 description: x.description.clone(),
-                account,
+                account: account.clone(),
                 resource: resource.path().to_string(),
-                dataset: dataset_name,
-                mapping_sql: mapping.sql,
+                dataset: dataset_name.clone(),
+                mapping_sql: mapping.sql.clone(),
                 alerts: alerts_of(&x.alert),
                 schedule,
                 alert_webhook: x.targets.alert_webhook.clone(),
@@ -338,16 +370,25 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
                 upload: x.targets.upload(),
             },
             now,
-        )
-        .map_err(cat_err)?;
-    if let Some(acct) = &x.stripe_account {
-        if let Err(e) = cat.set_dataflow_stripe_account(&flow.name, Some(acct)) {
+        );
+        let result = created.and_then(|flow| {
+            made.push(flow.name.clone());
+            match acct.as_deref() {
+                Some(a) => cat.set_dataflow_stripe_account(&flow.name, Some(a)),
+                None => Ok(flow),
+            }
+        });
+        if let Err(e) = result {
             // Nothing half-made stays.
-            let _ = cat.delete_dataflow(&flow.name, false);
+            for n in &made {
+                let _ = cat.delete_dataflow(n, false);
+            }
             return Err(cat_err(e));
         }
     }
-    println!("dataflow {:?} created", flow.name);
+    for n in &made {
+        println!("dataflow {n:?} created");
+    }
     Ok(())
 }
 
@@ -459,6 +500,39 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
 }
 
 pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
+    if cat.dataflow(&x.name).is_err() {
+        // A fan-out over connected accounts: its dataflows `<name>.acct_…` run in turn.
+        let prefix = format!("{}.acct_", x.name);
+        let children: Vec<String> = cat
+            .list_dataflows()
+            .map_err(cat_err)?
+            .into_iter()
+            .filter(|f| f.name.starts_with(&prefix))
+            .map(|f| f.name)
+            .collect();
+        if !children.is_empty() {
+            let mut code = 0;
+            for child in children {
+                let args = DataflowRunArgs {
+                    name: child.clone(),
+                    ..x.clone()
+                };
+                match Box::pin(run_one(cat, args)).await {
+                    Ok(c) => code = code.max(c),
+                    Err(e) => {
+                        eprintln!("dataflow {child:?}: {}", e.message);
+                        code = code.max(e.code);
+                    }
+                }
+            }
+            return Ok(code);
+        }
+    }
+    run_one(cat, x).await
+}
+
+/// `dataflows run` of one dataflow.
+async fn run_one(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
     let flow = cat.dataflow(&x.name).map_err(cat_err)?;
     if let Some(acct) = &x.api.stripe_account {
         let recorded = match &flow.stripe_account {

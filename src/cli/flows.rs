@@ -47,7 +47,7 @@ pub(super) fn cat_err(e: CatalogError) -> CliError {
 }
 
 /// Where a command sends its Stripe requests.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct ApiArgs {
     /// API base URL (Stripe, the simulator, or a stub); default: the one the account was added
     /// with, else Stripe's.

@@ -304,8 +304,8 @@ fn init_logging(verbose: u8) {
 /// An error on its way out: the message and the exit code.
 #[derive(Debug)]
 pub struct CliError {
-    message: String,
-    code: u8,
+    pub(crate) message: String,
+    pub(crate) code: u8,
 }
 
 impl CliError {

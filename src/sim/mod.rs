@@ -102,6 +102,8 @@ pub struct SimConfig {
     /// The API version event payloads are rendered at ([`SIM_EVENTS_API_VERSION`] by
     /// default); at any other than [`SIM_API_VERSION`] they lack the expandable references.
     pub events_api_version: String,
+    /// Connected accounts `GET /v1/accounts` lists (Stripe Connect).
+    pub connected_accounts: Vec<String>,
 }
 
 /// 2025-01-01T00:00:00Z.
@@ -128,6 +130,7 @@ impl Default for SimConfig {
             late: Vec::new(),
             deleted_after_listing: Vec::new(),
             events_api_version: SIM_EVENTS_API_VERSION.to_string(),
+            connected_accounts: Vec::new(),
         }
     }
 }
@@ -207,6 +210,12 @@ impl SimConfig {
     /// Renders event payloads at `version` (see [`SimConfig::events_api_version`]).
     pub fn with_events_api_version(mut self, version: impl Into<String>) -> Self {
         self.events_api_version = version.into();
+        self
+    }
+
+    /// Lists `ids` as the platform's connected accounts (`GET /v1/accounts`).
+    pub fn with_connected_accounts(mut self, ids: &[&str]) -> Self {
+        self.connected_accounts = ids.iter().map(|s| s.to_string()).collect();
         self
     }
 

@@ -345,6 +345,9 @@ impl Shared {
         if ctx.path == "/v1/account" {
             return (Reply::json(200, self.account_json(live)), 0);
         }
+        if ctx.path == "/v1/accounts" {
+            return self.connected_accounts(&ctx.query);
+        }
         if ctx.path == "/v1/events" {
             let mut body = Vec::new();
             return match self.sim.write_events(&ctx.query, &mut body) {
@@ -401,6 +404,48 @@ impl Shared {
                 (Reply::json(400, body), 0)
             }
         }
+    }
+
+    /// `GET /v1/accounts`: the connected accounts, in the configured order, paged with
+    /// `limit` and `starting_after`.
+    fn connected_accounts(&self, query: &str) -> (Reply, u64) {
+        let ids = &self.sim.config.connected_accounts;
+        let mut limit = 10usize;
+        let mut from = 0usize;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "limit" => limit = v.parse().unwrap_or(10).clamp(1, 100),
+                "starting_after" => match ids.iter().position(|i| i == v) {
+                    Some(p) => from = p + 1,
+                    None => {
+                        let body = error_body(
+                            "invalid_request_error",
+                            Some("resource_missing"),
+                            &format!("No such account: '{v}'"),
+                            Some("starting_after"),
+                        );
+                        return (Reply::json(400, body), 0);
+                    }
+                },
+                _ => {}
+            }
+        }
+        let page: Vec<&String> = ids.iter().skip(from).take(limit).collect();
+        let data: Vec<serde_json::Value> = page
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "object": "account", "type": "standard", "charges_enabled": true}))
+            .collect();
+        let body = serde_json::json!({
+            "object": "list",
+            "data": data,
+            "has_more": from + page.len() < ids.len(),
+            "url": "/v1/accounts",
+        });
+        (
+            Reply::json(200, body.to_string().into_bytes()),
+            page.len() as u64,
+        )
     }
 
     fn account_json(&self, live: bool) -> Vec<u8> {

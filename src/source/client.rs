@@ -313,6 +313,38 @@ impl StripeClient {
         }
     }
 
+    /// `GET /v1/accounts`, every page: the ids of the platform's connected accounts.
+    pub async fn connected_accounts(&self) -> Result<Vec<String>, SourceError> {
+        let endpoint = "GET /v1/accounts";
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = Url::parse(&format!("{}/v1/accounts", self.inner.base))
+                .expect("base URL validated in StripeClient::new");
+            url.query_pairs_mut().append_pair("limit", "100");
+            if let Some(a) = &after {
+                url.query_pairs_mut().append_pair("starting_after", a);
+            }
+            let Fetched { body, request_id } = self.execute(endpoint, url).await?;
+            let page: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| SourceError::InvalidResponse {
+                    endpoint: endpoint.to_string(),
+                    request_id: request_id.clone(),
+                    message: format!("not JSON ({e})"),
+                })?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            let before = ids.len();
+            ids.extend(
+                data.iter()
+                    .filter_map(|a| a["id"].as_str().map(str::to_string)),
+            );
+            if page["has_more"] != true || ids.len() == before {
+                return Ok(ids);
+            }
+            after = ids.last().cloned();
+        }
+    }
+
     /// `GET /v1/account`: the account behind the key, to test a connection.
     pub async fn get_account(&self) -> Result<serde_json::Value, SourceError> {
         let endpoint = "GET /v1/account";

@@ -189,3 +189,128 @@ async fn accounts_and_dataflows_read_through_their_connected_account() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataflow_fans_out_over_connected_accounts_each_with_its_own_watermark() {
+    let accounts = ["acct_A1", "acct_B2", "acct_C3"];
+    let sim = Simulator::new(
+        SimConfig::default()
+            .with_count(Resource::Charges, 120)
+            .with_connected_accounts(&accounts),
+    )
+    .start()
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let base = sim.base_url();
+    ok(
+        h,
+        &[
+            "accounts",
+            "add",
+            "platform",
+            "--api-key-env",
+            "SIM_KEY_VAR",
+            "--base-url",
+            &base,
+        ],
+    )
+    .await;
+    let schema = h.join("charges.xdm.json");
+    std::fs::write(
+        &schema,
+        stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
+    )
+    .unwrap();
+    ok(
+        h,
+        &[
+            "datasets",
+            "create",
+            "charges",
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let t = ok(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "fan",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+            "--all-connected-accounts",
+        ],
+    )
+    .await;
+    for a in accounts {
+        assert!(t.contains(&format!("fan.{a}")), "{t}");
+    }
+    ok(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "pair",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+            "--stripe-account",
+            "acct_X9",
+            "--stripe-account",
+            "acct_Y8",
+        ],
+    )
+    .await;
+    // `dataflows run fan` runs each connected account's dataflow.
+    ok(
+        h,
+        &[
+            "dataflows",
+            "run",
+            "fan",
+            "--rate",
+            "10000",
+            "--endpoint-rate",
+            "10000",
+            "--quiet",
+        ],
+    )
+    .await;
+    let cat = Catalog::open(h).unwrap();
+    let stats = sim.stats();
+    for a in accounts {
+        let name = format!("fan.{a}");
+        let flow = cat.dataflow(&name).unwrap();
+        assert_eq!(flow.stripe_account.as_deref(), Some(a));
+        assert!(
+            cat.watermark(&name).unwrap().is_some(),
+            "{name}: its own watermark"
+        );
+        let runs = cat.list_runs(Some(&name), None).unwrap();
+        assert_eq!(runs[0].fetched, 120, "{name}");
+        assert!(stats.by_stripe_account[a] >= 1, "{stats:?}");
+    }
+    assert_eq!(
+        cat.dataflow("pair.acct_Y8")
+            .unwrap()
+            .stripe_account
+            .as_deref(),
+        Some("acct_Y8")
+    );
+    assert!(
+        cat.watermark("pair.acct_X9").unwrap().is_none(),
+        "not run yet"
+    );
+    sim.shutdown().await;
+}
