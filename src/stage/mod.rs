@@ -19,26 +19,28 @@
 mod compact;
 mod conform;
 mod files;
+mod lock;
+mod read;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::common::Column;
-use deltalake::datafusion::execution::SendableRecordBatchStream;
-use deltalake::datafusion::prelude::{col, SessionConfig, SessionContext};
+use deltalake::datafusion::prelude::{col, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
-use futures::TryStreamExt;
 
 pub use compact::{CompactPolicy, CompactReport};
 pub use conform::conform;
+pub use lock::{lock, MirrorLock};
+pub use read::{raw_column, read_session, to_source};
 
-use crate::decode::{source_schema, RAW_COLUMN};
+use crate::decode::source_schema;
 use crate::Resource;
 
 /// When the record was fetched (microseconds, UTC).
@@ -351,223 +353,6 @@ impl Mirror {
         Ok(metrics.num_deleted_rows.map(|n| n as u64))
     }
 
-    /// A session with the mirror registered as `table` (plain strings, not views).
-    pub async fn register(&self, ctx: &SessionContext, table: &str) -> Result<(), StageError> {
-        let provider = self
-            .table
-            .table_provider()
-            .await
-            .map_err(self.query_err("building the table provider"))?;
-        ctx.register_table(table, provider)
-            .map_err(self.query_err("registering the table"))?;
-        Ok(())
-    }
-
-    /// Registers the mirror as `<table>_all` (every row, tombstones included) and `<table>`
-    /// (the current objects: no tombstones).
-    pub async fn register_current(
-        &self,
-        ctx: &SessionContext,
-        table: &str,
-    ) -> Result<(), StageError> {
-        let all = format!("{table}_all");
-        self.register(ctx, &all).await?;
-        let current = ctx
-            .table(all.as_str())
-            .await
-            .and_then(|df| df.filter(col(DELETED_AT_COLUMN).is_null()))
-            .map_err(self.query_err("defining the current rows"))?;
-        ctx.register_table(table, current.into_view())
-            .map_err(self.query_err("registering the table"))?;
-        Ok(())
-    }
-
-    async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, StageError> {
-        let ctx = read_session();
-        self.register(&ctx, "mirror").await?;
-        let df = ctx
-            .sql(sql)
-            .await
-            .map_err(self.query_err("planning a scan"))?;
-        df.execute_stream()
-            .await
-            .map_err(self.query_err("starting a scan"))
-    }
-
-    /// The rows batch `batch` staged (its objects' latest versions), or every row when `None`,
-    /// in the mirror's schema; without `_raw` unless `raw`. Tombstones (deleted objects) are
-    /// left out.
-    pub async fn scan(
-        &self,
-        batch: Option<&str>,
-        raw: bool,
-    ) -> Result<SendableRecordBatchStream, StageError> {
-        use deltalake::datafusion::prelude::lit;
-        let ctx = read_session();
-        self.register(&ctx, "mirror").await?;
-        let mut df = ctx
-            .table("mirror")
-            .await
-            .map_err(self.query_err("planning a scan"))?;
-        let mut keep = col(DELETED_AT_COLUMN).is_null();
-        if let Some(batch) = batch {
-            keep = keep.and(col(BATCH_COLUMN).eq(lit(batch)));
-        }
-        df = df.filter(keep).map_err(self.query_err("planning a scan"))?;
-        if !raw {
-            let columns: Vec<String> = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|n| n != RAW_COLUMN)
-                .collect();
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            df = df
-                .select_columns(&columns)
-                .map_err(self.query_err("planning a scan"))?;
-        }
-        df.execute_stream()
-            .await
-            .map_err(self.query_err("starting a scan"))
-    }
-
-    /// The current rows (not tombstones) that batches other than `batch` staged, with `_raw`:
-    /// after a full re-read by `batch`, the objects Stripe no longer returns.
-    pub async fn scan_other(&self, batch: &str) -> Result<SendableRecordBatchStream, StageError> {
-        use deltalake::datafusion::prelude::lit;
-        let ctx = read_session();
-        self.register(&ctx, "mirror").await?;
-        ctx.table("mirror")
-            .await
-            .and_then(|df| {
-                df.filter(
-                    col(DELETED_AT_COLUMN)
-                        .is_null()
-                        .and(col(BATCH_COLUMN).not_eq(lit(batch))),
-                )
-            })
-            .map_err(self.query_err("planning a scan"))?
-            .execute_stream()
-            .await
-            .map_err(self.query_err("starting a scan"))
-    }
-
-    /// The `_raw` JSON of the latest version of each of `ids` the mirror holds. The ids are
-    /// pushed down into the Parquet scan, so only the pages holding them are decoded.
-    pub async fn raw_of(
-        &self,
-        ids: &std::collections::HashSet<String>,
-    ) -> Result<HashMap<String, String>, StageError> {
-        use deltalake::datafusion::prelude::lit;
-        use futures::StreamExt;
-        let mut out = HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let mut config = SessionConfig::new().with_batch_size(8192);
-        let parquet = &mut config.options_mut().execution.parquet;
-        parquet.schema_force_view_types = false;
-        parquet.pushdown_filters = true;
-        parquet.reorder_filters = true;
-        let ctx = SessionContext::new_with_config(config);
-        self.register(&ctx, "mirror").await?;
-        let list = ids.iter().map(|id| lit(id.as_str())).collect();
-        let mut rows = ctx
-            .table("mirror")
-            .await
-            .and_then(|df| df.filter(col("id").in_list(list, false)))
-            .and_then(|df| df.select_columns(&["id", RAW_COLUMN]))
-            .map_err(self.query_err("planning a lookup"))?
-            .execute_stream()
-            .await
-            .map_err(self.query_err("starting a lookup"))?;
-        while let Some(b) = rows.next().await {
-            let b = b.map_err(self.query_err("reading records"))?;
-            let (Some(id), Some(raw)) =
-                (conform::strings(b.column(0)), conform::strings(b.column(1)))
-            else {
-                continue;
-            };
-            for (id, raw) in id.iter().zip(raw.iter()) {
-                if let (Some(id), Some(raw)) = (id, raw) {
-                    out.insert(id.to_string(), raw.to_string());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every row of the mirror.
-    pub async fn scan_all(&self) -> Result<SendableRecordBatchStream, StageError> {
-        self.scan(None, true).await
-    }
-
-    /// Rows in the mirror, and rows of batch `batch_id`.
-    pub async fn count(&self, batch_id: Option<&str>) -> Result<u64, StageError> {
-        let sql = match batch_id {
-            Some(b) => format!(
-                "SELECT count(*) FROM mirror WHERE {BATCH_COLUMN} = '{}'",
-                b.replace('\'', "''")
-            ),
-            None => "SELECT count(*) FROM mirror".to_string(),
-        };
-        let batches: Vec<RecordBatch> = self
-            .query(&sql)
-            .await?
-            .try_collect()
-            .await
-            .map_err(self.query_err("counting rows"))?;
-        Ok(batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_primitive_opt::<arrow::datatypes::Int64Type>()
-            })
-            .map(|a| a.value(0) as u64)
-            .unwrap_or(0))
-    }
-
-    /// How a run staging objects created in `[gte, lt)` must write: [`WriteMode::Merge`] when
-    /// the mirror holds a row of another batch in that range (the run may meet it again).
-    pub async fn mode_for(
-        &self,
-        gte: Option<i64>,
-        lt: Option<i64>,
-        batch_id: &str,
-    ) -> Result<WriteMode, StageError> {
-        if self
-            .table
-            .get_file_uris()
-            .map(|mut f| f.next().is_none())
-            .unwrap_or(true)
-        {
-            return Ok(WriteMode::Append);
-        }
-        let mut sql = format!(
-            "SELECT id FROM mirror WHERE {BATCH_COLUMN} <> '{}'",
-            batch_id.replace('\'', "''")
-        );
-        if let Some(gte) = gte {
-            sql += &format!(" AND created >= to_timestamp_seconds({gte})");
-        }
-        if let Some(lt) = lt {
-            sql += &format!(" AND created < to_timestamp_seconds({lt})");
-        }
-        sql += " LIMIT 1";
-        let batches: Vec<RecordBatch> = self
-            .query(&sql)
-            .await?
-            .try_collect()
-            .await
-            .map_err(self.query_err("looking for staged objects"))?;
-        Ok(if batches.iter().any(|b| b.num_rows() > 0) {
-            WriteMode::Merge
-        } else {
-            WriteMode::Append
-        })
-    }
-
     /// The Parquet files of the current version (absolute paths), for readers that do not
     /// speak Delta.
     pub fn data_files(&self) -> Result<Vec<PathBuf>, StageError> {
@@ -705,18 +490,6 @@ async fn add_deleted_at(table: DeltaTable) -> Result<DeltaTable, DeltaTableError
     table.add_columns().with_fields([field]).await
 }
 
-/// A session for reading the mirror: strings come back as `Utf8` (not views), so rows keep the
-/// types the mapping was planned for.
-pub fn read_session() -> SessionContext {
-    let mut config = SessionConfig::new().with_batch_size(8192);
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    SessionContext::new_with_config(config)
-}
-
 fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
     use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
     let schema: Schema = (&table.snapshot()?.metadata().parse_schema()?).try_into_arrow()?;
@@ -793,32 +566,6 @@ impl StageWriter {
     }
 }
 
-/// The mirror rows of a batch, back in the mapping's source schema (decoded columns and
-/// `_raw`, when the rows have it; seconds timestamps).
-pub fn to_source(
-    batch: &RecordBatch,
-    resource: Resource,
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let source = source_schema(resource);
-    if batch.schema().column_with_name(RAW_COLUMN).is_some() {
-        return conform(batch, &source);
-    }
-    let fields: Vec<_> = source
-        .fields()
-        .iter()
-        .filter(|f| f.name() != RAW_COLUMN)
-        .cloned()
-        .collect();
-    conform(batch, &Arc::new(Schema::new(fields)))
-}
-
-/// The `_raw` column of a source or mirror batch.
-pub fn raw_column(batch: &RecordBatch) -> Option<&StringArray> {
-    batch
-        .column_by_name(RAW_COLUMN)
-        .and_then(|c| c.as_string_opt::<i32>())
-}
-
 /// Metadata for a run's commit (shown by `DESCRIBE HISTORY` in Spark/DuckDB).
 pub fn commit_metadata(
     batch_id: &str,
@@ -832,61 +579,4 @@ pub fn commit_metadata(
         m.insert(format!("stripe_xdm.{k}"), v);
     }
     m
-}
-
-/// An exclusive lock on one mirror (`<mirror>.lock` beside its folder), held by a run from the
-/// choice of its write mode to its batch, and by a remap: runs of several dataflows on one
-/// account and resource take turns instead of staging the same objects side by side. Released
-/// when dropped (or when the process dies).
-#[derive(Debug)]
-pub struct MirrorLock {
-    _file: std::fs::File,
-}
-
-/// Takes the lock of the mirror at `path`, waiting while another process or run holds it.
-pub async fn lock(path: &Path) -> Result<MirrorLock, StageError> {
-    let lock_path = path.with_extension("lock");
-    let io = |action: &'static str| {
-        let path = lock_path.clone();
-        move |e: std::io::Error| StageError::Delta {
-            path,
-            action,
-            source: Box::new(DeltaTableError::Io { source: e }),
-        }
-    };
-    if let Some(parent) = lock_path.parent() {
-        std::fs::create_dir_all(parent).map_err(io("creating the folder"))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io("opening the lock file"))?;
-    if flock(&file, false).is_ok() {
-        return Ok(MirrorLock { _file: file });
-    }
-    tracing::info!(mirror = %path.display(), "another run is using this mirror; waiting for it");
-    let file = tokio::task::spawn_blocking(move || flock(&file, true).map(|()| file))
-        .await
-        .map_err(|e| io("waiting for the lock")(std::io::Error::other(e)))?
-        .map_err(io("waiting for the lock"))?;
-    Ok(MirrorLock { _file: file })
-}
-
-#[cfg(unix)]
-fn flock(file: &std::fs::File, wait: bool) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-    // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn flock(_file: &std::fs::File, _wait: bool) -> std::io::Result<()> {
-    Ok(())
 }
