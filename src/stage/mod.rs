@@ -21,6 +21,7 @@ mod conform;
 mod files;
 mod lock;
 mod read;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

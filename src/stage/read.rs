@@ -66,34 +66,21 @@ impl Mirror {
         batch: Option<&str>,
         raw: bool,
     ) -> Result<SendableRecordBatchStream, StageError> {
-        use deltalake::datafusion::prelude::lit;
-        let ctx = read_session();
-        self.register(&ctx, "mirror").await?;
-        let mut df = ctx
-            .table("mirror")
-            .await
-            .map_err(self.query_err("planning a scan"))?;
-        let mut keep = col(DELETED_AT_COLUMN).is_null();
-        if let Some(batch) = batch {
-            keep = keep.and(col(BATCH_COLUMN).eq(lit(batch)));
-        }
-        df = df.filter(keep).map_err(self.query_err("planning a scan"))?;
-        if !raw {
-            let columns: Vec<String> = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|n| n != RAW_COLUMN)
-                .collect();
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            df = df
-                .select_columns(&columns)
-                .map_err(self.query_err("planning a scan"))?;
-        }
-        df.execute_stream()
-            .await
-            .map_err(self.query_err("starting a scan"))
+        // Read straight from the current version's files (a bounded stream: DataFusion's scan
+        // of the table read ahead without bound).
+        let full = super::writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?;
+        let fields: Vec<_> = full
+            .fields()
+            .iter()
+            .filter(|f| raw || f.name() != RAW_COLUMN)
+            .cloned()
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        Ok(super::stream::scan(
+            self.data_files()?,
+            schema,
+            batch.map(str::to_string),
+        ))
     }
 
     /// The current rows (not tombstones) that batches other than `batch` staged, with `_raw`:
