@@ -63,6 +63,7 @@ fn main() {
         let out = tempfile::tempdir().expect("temp dir");
         let mut run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
         run.control.concurrency = concurrency;
+        run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
