@@ -68,7 +68,8 @@ impl Mirror {
     ) -> Result<SendableRecordBatchStream, StageError> {
         // Read straight from the current version's files (a bounded stream: DataFusion's scan
         // of the table read ahead without bound).
-        let full = super::writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?;
+        let full =
+            super::writer_schema(&self.table).map_err(self.delta_err("reading the schema"))?;
         let fields: Vec<_> = full
             .fields()
             .iter()

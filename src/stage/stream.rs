@@ -145,7 +145,11 @@ fn keep_mask(rows: &RecordBatch, batch: Option<&str>) -> Result<Option<BooleanAr
 /// `rows` with the nullable columns of `out` it lacks (files written before the column was
 /// added) as nulls.
 fn with_missing(rows: &RecordBatch, out: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    if out.fields().iter().all(|f| rows.column_by_name(f.name()).is_some()) {
+    if out
+        .fields()
+        .iter()
+        .all(|f| rows.column_by_name(f.name()).is_some())
+    {
         return Ok(rows.clone());
     }
     let mut fields: Vec<_> = rows.schema().fields().iter().cloned().collect();
