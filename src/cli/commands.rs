@@ -28,6 +28,7 @@ pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient
     cfg.stripe_version = args.stripe_version.clone();
     cfg.stripe_account = args.stripe_account.clone();
     cfg.requests_per_sec = args.rate;
+    cfg.endpoint_requests_per_sec = args.endpoint_rate;
     cfg.max_retries = args.max_retries;
     StripeClient::new(cfg).map_err(CliError::usage)
 }

@@ -121,6 +121,10 @@ pub struct SourceArgs {
     /// Request budget per second (default: 25 for test keys, 100 for live keys).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Request budget per second and endpoint (default: Stripe's 25; raise it only if Stripe
+    /// raised your limits, or against the simulator).
+    #[arg(long)]
+    pub endpoint_rate: Option<f64>,
     /// Retries per request on 429/409/5xx/network errors.
     #[arg(long, default_value_t = 8)]
     pub max_retries: u32,

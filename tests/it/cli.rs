@@ -36,7 +36,7 @@ fn run_cmd(
     let out = out.to_str().expect("utf-8 temp path");
     let mut args = vec!["run", "--resource", resource, "--base-url", &base];
     if unlimited {
-        args.extend(["--rate", "1000"]);
+        args.extend(["--rate", "1000", "--endpoint-rate", "1000"]);
     }
     args.extend(["--out", out]);
     args.extend_from_slice(extra);
@@ -655,5 +655,27 @@ async fn preview_with_an_account_reads_its_stored_key() {
     let o = preview("101").await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("1 to 100"), "{}", text(&o));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_a_non_positive_endpoint_rate() {
+    let sim = start(SimConfig::default().with_count(Resource::Charges, 10)).await;
+    let out = tempfile::tempdir().unwrap();
+    let o = output(run_cmd(
+        &sim,
+        "charges",
+        out.path(),
+        &["--endpoint-rate", "0"],
+        SIM_KEY,
+        false,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("endpoint requests per second must be positive"),
+        "{}",
+        text(&o)
+    );
     sim.shutdown().await;
 }
