@@ -61,12 +61,28 @@ impl Catalog {
         name: &str,
         base_url: Option<&str>,
     ) -> Result<Account, CatalogError> {
+        self.update_account(name, "base_url = ?2", &[&base_url])
+    }
+
+    /// Runs `UPDATE accounts SET <set>, updated_at = now WHERE name = ?1` with `params` as ?2…
+    /// and returns the account as it now is.
+    fn update_account(
+        &mut self,
+        name: &str,
+        set: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Account, CatalogError> {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&name];
+        values.extend_from_slice(params);
+        let now = unix_now();
+        values.push(&now);
+        let sql = format!(
+            "UPDATE accounts SET {set}, updated_at = ?{} WHERE name = ?1",
+            values.len()
+        );
         let n = self
             .conn
-            .execute(
-                "UPDATE accounts SET base_url = ?2, updated_at = ?3 WHERE name = ?1",
-                (name, base_url, unix_now()),
-            )
+            .execute(&sql, values.as_slice())
             .ctx(format!("update account {name:?}"))?;
         if n == 0 {
             return Err(CatalogError::NotFound {
@@ -84,20 +100,11 @@ impl Catalog {
         rate: Option<f64>,
         endpoint_rate: Option<f64>,
     ) -> Result<Account, CatalogError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE accounts SET rate = ?2, endpoint_rate = ?3, updated_at = ?4 WHERE name = ?1",
-                (name, rate, endpoint_rate, unix_now()),
-            )
-            .ctx(format!("update account {name:?}"))?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                what: "account",
-                name: name.to_string(),
-            });
-        }
-        self.account(name)
+        self.update_account(
+            name,
+            "rate = ?2, endpoint_rate = ?3",
+            &[&rate, &endpoint_rate],
+        )
     }
 
     /// Sets the connected account an account's requests go through by default.
@@ -109,20 +116,7 @@ impl Catalog {
         if let Some(a) = stripe_account {
             check_connected_account(a)?;
         }
-        let n = self
-            .conn
-            .execute(
-                "UPDATE accounts SET stripe_account = ?2, updated_at = ?3 WHERE name = ?1",
-                (name, stripe_account, unix_now()),
-            )
-            .ctx(format!("update account {name:?}"))?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                what: "account",
-                name: name.to_string(),
-            });
-        }
-        self.account(name)
+        self.update_account(name, "stripe_account = ?2", &[&stripe_account])
     }
 
     /// Adds an account. The key is written to its own private file; the catalog gets the masked

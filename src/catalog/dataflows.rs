@@ -608,4 +608,14 @@ impl Catalog {
         }
         self.dataflow(name)
     }
+
+    /// The dataflows of a fan-out over connected accounts: `<name>.acct_…`, by name.
+    pub fn fan_out(&self, name: &str) -> Result<Vec<Dataflow>, CatalogError> {
+        let prefix = format!("{name}.acct_");
+        Ok(self
+            .list_dataflows()?
+            .into_iter()
+            .filter(|f| f.name.starts_with(&prefix) && f.stripe_account.is_some())
+            .collect())
+    }
 }

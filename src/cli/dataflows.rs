@@ -502,12 +502,10 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
 pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
     if cat.dataflow(&x.name).is_err() {
         // A fan-out over connected accounts: its dataflows `<name>.acct_…` run in turn.
-        let prefix = format!("{}.acct_", x.name);
         let children: Vec<String> = cat
-            .list_dataflows()
+            .fan_out(&x.name)
             .map_err(cat_err)?
             .into_iter()
-            .filter(|f| f.name.starts_with(&prefix))
             .map(|f| f.name)
             .collect();
         if !children.is_empty() {
@@ -535,10 +533,8 @@ pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8
 async fn run_one(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
     let flow = cat.dataflow(&x.name).map_err(cat_err)?;
     if let Some(acct) = &x.api.stripe_account {
-        let recorded = match &flow.stripe_account {
-            Some(a) => Some(a.clone()),
-            None => cat.account(&flow.account).map_err(cat_err)?.stripe_account,
-        };
+        let account = cat.account(&flow.account).map_err(cat_err)?;
+        let recorded = runner::connected_account(&flow, &account);
         if recorded.as_deref() != Some(acct.as_str()) {
             // Its windows, watermark and mirror belong to the account it was created with.
             return Err(CliError::usage(format!(

@@ -236,10 +236,7 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
     let cat = Catalog::open(&cfg.home)?;
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let mapping = cat.mapping(&flow.name, None)?;
-    let connected = flow
-        .stripe_account
-        .clone()
-        .or(cat.account(&flow.account)?.stripe_account);
+    let connected = connected_account(&flow, &cat.account(&flow.account)?);
     let run_cfg = RunConfig {
         resource,
         mapping: Mapping {
@@ -296,10 +293,7 @@ pub async fn run_dataflow(
     // The process's budgets, else the ones the account was added with.
     client_cfg.requests_per_sec = cfg.requests_per_sec.or(account.rate);
     client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec.or(account.endpoint_rate);
-    let connected = flow
-        .stripe_account
-        .clone()
-        .or(account.stripe_account.clone());
+    let connected = connected_account(&flow, &account);
     client_cfg.stripe_account = connected.clone();
     let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
 
@@ -493,6 +487,14 @@ async fn finish(
 /// `<home>/mirror/<account>/<resource>`.
 pub fn mirror_dir(home: &std::path::Path, account: &str, resource: crate::Resource) -> PathBuf {
     home.join("mirror").join(account).join(resource.path())
+}
+
+/// The connected account a dataflow reads through: its own, else its account's default, else
+/// none (the key's own account).
+pub fn connected_account(flow: &Dataflow, account: &crate::catalog::Account) -> Option<String> {
+    flow.stripe_account
+        .clone()
+        .or_else(|| account.stripe_account.clone())
 }
 
 /// The mirror of the records read through connected account `connected` (`None`: the key's
