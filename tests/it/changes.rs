@@ -247,6 +247,26 @@ async fn updates_and_deletions_reach_the_mirror_and_the_next_batch() {
     assert_eq!(remapped.fetched, CUSTOMERS - 1);
     assert!(!by_id(&rows(&remapped.batch_dir)).contains_key(&c7));
 
+    // `sql`: `customers` is the current state, `customers_all` keeps the tombstone.
+    let sql = |q: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-xdm"))
+            .args(["sql", "--home"])
+            .arg(home.path())
+            .args([q, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let current = sql("SELECT count(*) AS n FROM customers");
+    assert_eq!(current[0]["n"], CUSTOMERS - 1, "{current}");
+    let all = sql("SELECT count(*) AS n FROM customers_all WHERE _deleted_at IS NOT NULL");
+    assert_eq!(all[0]["n"], 1, "{all}");
+
     // `runs show --json` reports the counts.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-xdm"))
         .args(["runs", "--home"])
