@@ -47,3 +47,11 @@ pub mod xdm;
 
 pub use resource::Resource;
 pub use secret::Secret;
+
+/// A stable 64-bit FNV-1a hash of `bytes`: mapping fingerprints in checkpoints, and keys of
+/// process-wide caches that must not hold a secret in plain text.
+pub(crate) fn fingerprint(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::error::ArrowError;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ use super::{PipelineError, RunConfig};
 use crate::decode;
 use crate::map::Mapper;
 use crate::source::{Change, ChangeKind, ChangeQuery, ChangeSet, Page, StripeClient, Window};
-use crate::stage::{self, Mirror, DELETED_AT_COLUMN};
+use crate::stage::{self, Mirror, StageError, DELETED_AT_COLUMN};
 use crate::Resource;
 
 /// Seconds the event cursor stays behind now: Stripe's events are eventually consistent.
@@ -234,7 +235,18 @@ fn stamp_deleted(
         .with_timezone("UTC");
     let mut columns = staged.columns().to_vec();
     columns[pos] = Arc::new(values);
-    RecordBatch::try_new(schema, columns).map_err(|e| PipelineError::Internal(e.to_string()))
+    RecordBatch::try_new(schema, columns).map_err(arrow_err("stamping tombstones"))
+}
+
+/// An Arrow error while building tombstones, with its cause.
+fn arrow_err(action: &'static str) -> impl FnOnce(ArrowError) -> PipelineError {
+    move |source| {
+        PipelineError::Stage(StageError::Arrow {
+            path: Default::default(),
+            action,
+            source: Box::new(source),
+        })
+    }
 }
 
 /// The XDM `_id` the mapping gives each row (by Stripe id), when it maps one.
@@ -280,12 +292,15 @@ pub(super) async fn absent(
     let mut rows = mirror.scan_other(&batch_id).await?;
     let mut out = Vec::new();
     while let Some(b) = rows.next().await {
-        let b = b.map_err(|e| PipelineError::Internal(format!("reading the mirror: {e}")))?;
+        let b = b.map_err(|source| StageError::Query {
+            path: mirror.path().to_path_buf(),
+            action: "reading the rows a full re-read did not meet",
+            source: Box::new(source),
+        })?;
         if b.num_rows() == 0 {
             continue;
         }
-        let source = stage::to_source(&b, cfg.resource)
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let source = stage::to_source(&b, cfg.resource).map_err(arrow_err("reading tombstones"))?;
         let staged = stage::stage_columns(
             &source,
             chrono::Utc::now(),
@@ -351,13 +366,16 @@ pub(super) fn write_deletes(
             ),
         ],
     )
-    .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    .map_err(arrow_err("building deletes.parquet"))?;
     let path = dir.join(DELETES_FILE);
     let file = std::fs::File::create(&path).map_err(crate::sink::io_err("creating", &path))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-        .map_err(|e| PipelineError::Internal(format!("{}: {e}", path.display())))?;
+    let parquet_err = |e: parquet::errors::ParquetError| crate::sink::SinkError::Parquet {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(parquet_err)?;
     w.write(&batch)
         .and_then(|_| w.close().map(|_| ()))
-        .map_err(|e| PipelineError::Internal(format!("{}: {e}", path.display())))?;
+        .map_err(parquet_err)?;
     Ok(())
 }

@@ -153,9 +153,7 @@ pub(crate) const CHECKPOINT_VERSION: u32 = 3;
 
 /// A stable fingerprint of a mapping's SQL (64-bit FNV-1a).
 pub(crate) fn mapping_fingerprint(sql: &str) -> u64 {
-    sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::fingerprint(sql.bytes())
 }
 
 /// The first plan of a run's window: `n` equal windows over `[gte, lt)`; an open `gte` starts

@@ -86,8 +86,6 @@ pub struct ChangeSet {
     pub skipped_listed: u64,
     /// The ids of those objects: the list must not drop them as already known.
     pub listed_changed: Vec<String>,
-    /// The newest event's `created` second.
-    pub newest: Option<i64>,
 }
 
 impl ChangeSet {
@@ -195,7 +193,6 @@ impl StripeClient {
                 let event: Event = serde_json::from_str(raw.get())
                     .map_err(|e| invalid(format!("an event without id/type/created/data: {e}")))?;
                 set.events += 1;
-                set.newest = Some(set.newest.map_or(event.created, |n| n.max(event.created)));
                 last = Some(event.id.clone());
                 if let Some(p) = pending_change(q, &pinned, event, &mut set) {
                     if seen.insert(p.id.clone()) {

@@ -141,7 +141,8 @@ impl RateBudget {
         type Registry = Mutex<HashMap<(u64, u64, u64, u32), Weak<RateBudget>>>;
         static BUDGETS: OnceLock<Registry> = OnceLock::new();
         let id = (
-            fingerprint(key),
+            // Hashed: the registry never holds a key in plain text.
+            crate::fingerprint(key.bytes()),
             global_per_sec.to_bits(),
             endpoint_per_sec.to_bits(),
             burst,
@@ -158,13 +159,6 @@ impl RateBudget {
         map.insert(id, Arc::downgrade(&b));
         b
     }
-}
-
-/// A 64-bit FNV-1a hash (the registry never holds a key in plain text).
-fn fingerprint(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

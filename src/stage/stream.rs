@@ -36,9 +36,10 @@ pub(super) fn scan(
     std::thread::spawn(move || {
         for f in files {
             if let Err(e) = read_file(&f, &out, batch.as_deref(), &tx) {
-                let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(
-                    ArrowError::ExternalError(format!("{}: {e}", f.display()).into()),
-                ))));
+                let _ = tx.blocking_send(Err(DataFusionError::Context(
+                    f.display().to_string(),
+                    Box::new(DataFusionError::External(e)),
+                )));
                 return;
             }
             if tx.is_closed() {

@@ -52,12 +52,7 @@ fn cache() -> &'static Cache {
 }
 
 fn fingerprint(parts: &[&str]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.bytes().chain([0]))
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    crate::fingerprint(parts.iter().flat_map(|p| p.bytes().chain([0])))
 }
 
 #[derive(Deserialize)]

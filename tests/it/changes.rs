@@ -85,18 +85,12 @@ fn rows(dir: &Path) -> Vec<RecordBatch> {
 /// The accepted rows of a batch as JSON objects, by `_id`.
 fn by_id(batches: &[RecordBatch]) -> HashMap<String, serde_json::Value> {
     let mut out = HashMap::new();
-    for b in batches {
-        let mut w = arrow::json::ArrayWriter::new(Vec::new());
-        w.write(b).unwrap();
-        w.finish().unwrap();
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&w.into_inner()).unwrap();
-        for r in rows {
-            let id = r["_id"].as_str().unwrap().to_string();
-            assert!(
-                out.insert(id.clone(), r).is_none(),
-                "{id} twice in one batch"
-            );
-        }
+    for r in crate::support::json_rows(batches) {
+        let id = r["_id"].as_str().unwrap().to_string();
+        assert!(
+            out.insert(id.clone(), r).is_none(),
+            "{id} twice in one batch"
+        );
     }
     out
 }

@@ -16,49 +16,19 @@ async fn ok(home: &Path, args: &[&str]) -> String {
     text(&o)
 }
 
-fn connected_ids(batches: &[RecordBatch]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let mut w = arrow::json::ArrayWriter::new(Vec::new());
-        w.write(b).unwrap();
-        w.finish().unwrap();
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&w.into_inner()).unwrap();
-        for r in rows {
-            let tenant = r.get("_tenant").unwrap();
-            out.push(
-                tenant["charges"]["connectedAccountId"]
-                    .as_str()
-                    .map(str::to_string),
-            );
-        }
-    }
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accounts_and_dataflows_read_through_their_connected_account() {
-    let sim = Simulator::new(SimConfig::default().with_count(Resource::Charges, 150))
-        .start()
-        .await
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
-    let base = sim.base_url();
-    ok(
-        h,
-        &[
-            "accounts",
-            "add",
-            "platform",
-            "--api-key-env",
-            "SIM_KEY_VAR",
-            "--base-url",
-            &base,
-            "--stripe-account",
-            "acct_1Connected",
-        ],
-    )
-    .await;
+/// Account `platform` on the simulator at `base` (with `account_args`) and dataset `charges`.
+async fn setup(h: &Path, base: &str, account_args: &[&str]) {
+    let mut args = vec![
+        "accounts",
+        "add",
+        "platform",
+        "--api-key-env",
+        "SIM_KEY_VAR",
+        "--base-url",
+        base,
+    ];
+    args.extend_from_slice(account_args);
+    ok(h, &args).await;
     let schema = h.join("charges.xdm.json");
     std::fs::write(
         &schema,
@@ -76,6 +46,29 @@ async fn accounts_and_dataflows_read_through_their_connected_account() {
         ],
     )
     .await;
+}
+
+fn connected_ids(batches: &[RecordBatch]) -> Vec<Option<String>> {
+    crate::support::json_rows(batches)
+        .iter()
+        .map(|r| {
+            r["_tenant"]["charges"]["connectedAccountId"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_dataflows_read_through_their_connected_account() {
+    let sim = Simulator::new(SimConfig::default().with_count(Resource::Charges, 150))
+        .start()
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let base = sim.base_url();
+    setup(h, &base, &["--stripe-account", "acct_1Connected"]).await;
     ok(
         h,
         &[
@@ -204,36 +197,7 @@ async fn a_dataflow_fans_out_over_connected_accounts_each_with_its_own_watermark
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let base = sim.base_url();
-    ok(
-        h,
-        &[
-            "accounts",
-            "add",
-            "platform",
-            "--api-key-env",
-            "SIM_KEY_VAR",
-            "--base-url",
-            &base,
-        ],
-    )
-    .await;
-    let schema = h.join("charges.xdm.json");
-    std::fs::write(
-        &schema,
-        stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
-    )
-    .unwrap();
-    ok(
-        h,
-        &[
-            "datasets",
-            "create",
-            "charges",
-            "--schema",
-            schema.to_str().unwrap(),
-        ],
-    )
-    .await;
+    setup(h, &base, &[]).await;
     let t = ok(
         h,
         &[

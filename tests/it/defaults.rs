@@ -598,7 +598,7 @@ async fn default_mappings_fill_the_identity_map() {
     let mut with = without.clone();
     with["email"] = "jenny.rosen@example.com".into();
     let batch = map_and_validate(Resource::Customers, &[without.clone(), with]).await;
-    let rows = json_rows(&batch);
+    let rows = crate::support::json_rows(std::slice::from_ref(&batch));
     let id = without["id"].as_str().unwrap();
     assert_eq!(
         rows[0]["identityMap"],
@@ -618,7 +618,7 @@ async fn default_mappings_fill_the_identity_map() {
     known["customer"] = "cus_NffrFeUfNV2Hib".into();
     known["billing_details"]["email"] = "jenny.rosen@example.com".into();
     let batch = map_and_validate(Resource::Charges, &[known, guest]).await;
-    let rows = json_rows(&batch);
+    let rows = crate::support::json_rows(std::slice::from_ref(&batch));
     assert_eq!(
         rows[0]["identityMap"],
         serde_json::json!({
@@ -627,12 +627,4 @@ async fn default_mappings_fill_the_identity_map() {
         })
     );
     assert!(rows[1].get("identityMap").is_none(), "no identity: no map");
-}
-
-/// Rows as JSON objects (nulls left out, as Platform wants them).
-fn json_rows(batch: &RecordBatch) -> Vec<Value> {
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    w.write(batch).unwrap();
-    w.finish().unwrap();
-    serde_json::from_slice(&w.into_inner()).unwrap()
 }

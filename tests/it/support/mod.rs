@@ -21,3 +21,13 @@ pub async fn sim(config: SimConfig) -> (SimHandle, StripeClient) {
     cfg.backoff_max = std::time::Duration::from_millis(20);
     (handle, StripeClient::new(cfg).expect("client"))
 }
+
+/// The rows of `batches` as JSON objects (nulls left out, as Platform wants them).
+pub fn json_rows(batches: &[arrow::array::RecordBatch]) -> Vec<serde_json::Value> {
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    serde_json::from_slice(&w.into_inner()).unwrap_or_default()
+}
