@@ -25,6 +25,7 @@
 
 /// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 pub mod alert;
+pub mod app;
 pub mod catalog;
 pub mod columnar;
 pub mod decode;

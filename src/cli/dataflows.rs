@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use stripe_xdm::catalog::{
-    Alerts, Catalog, CatalogError, DataflowUpdate, NewDataflow, RunStatus, UploadTarget,
-};
-use stripe_xdm::map::check::check_mapping;
+use stripe_xdm::app;
+use stripe_xdm::catalog::{Alerts, Catalog, RunStatus, UploadTarget};
 use stripe_xdm::map::Mapping;
 use stripe_xdm::runner::{self, RunnerConfig, RunnerError};
 use stripe_xdm::schedule::{Frequency, Schedule};
@@ -84,15 +82,19 @@ pub(super) struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn upload(&self) -> Option<UploadTarget> {
-        self.upload_dataset_id.as_ref().map(|id| UploadTarget {
-            dataset_id: id.clone(),
-            base_url: self.platform_url.clone(),
-            credentials_file: self
-                .platform_credentials_file
-                .as_ref()
-                .map(|p| absolute(p).display().to_string()),
-        })
+    fn targets(&self) -> app::Targets {
+        app::Targets {
+            alert_webhook: self.alert_webhook.clone(),
+            alert_command: self.alert_command.clone(),
+            upload: self.upload_dataset_id.as_ref().map(|id| UploadTarget {
+                dataset_id: id.clone(),
+                base_url: self.platform_url.clone(),
+                credentials_file: self
+                    .platform_credentials_file
+                    .as_ref()
+                    .map(|p| absolute(p).display().to_string()),
+            }),
+        }
     }
 }
 
@@ -256,26 +258,18 @@ fn alerts_of(list: &[AlertArg]) -> Alerts {
     }
 }
 
-fn check_targets(flow: &str, t: &TargetArgs) -> Result<()> {
-    let targets = stripe_xdm::alert::AlertTargets {
-        webhook: t.alert_webhook.clone(),
-        command: t.alert_command.clone(),
-    };
-    targets
-        .validate()
-        .map_err(|e| CliError::usage(format!("dataflow {flow:?}: {e}")))
-}
-
-fn schedule_err(flow: &str, source: stripe_xdm::schedule::ScheduleError) -> CliError {
-    cat_err(CatalogError::Schedule {
-        dataflow: flow.to_string(),
-        source,
-    })
+/// An application error as the CLI reports it.
+pub(super) fn app_err(e: app::AppError) -> CliError {
+    if e.is_usage() {
+        CliError::usage(e)
+    } else {
+        CliError::failed(e)
+    }
 }
 
 /// The name a dataflow gets when none is given.
 pub(super) fn default_name(resource: Resource) -> String {
-    format!("Stripe {}", resource.path())
+    app::dataflows::default_name(resource)
 }
 
 async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result<()> {
@@ -290,186 +284,96 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
             "dataflows create needs --account, --resource and --dataset (or run it in a terminal for the wizard)",
         ));
     };
-    let name = x.name.clone().unwrap_or_else(|| default_name(resource));
-    let frequency: Frequency = x
-        .frequency
-        .parse()
-        .map_err(|e| CliError::usage(format!("dataflow {name:?}: {e}")))?;
+    let frequency: Frequency = x.frequency.parse().map_err(|e| {
+        let name = x.name.clone().unwrap_or_else(|| default_name(resource));
+        CliError::usage(format!("dataflow {name:?}: {e}"))
+    })?;
     let now = runner::now();
     let start_time = match &x.start_time {
         Some(t) => super::commands::parse_time("--start-time", t)?,
         None => now,
     };
-    let schedule = Schedule {
-        frequency,
-        interval: x.interval,
-        start_time,
-        backfill: x.no_backfill.then_some(false),
-    };
-    schedule
-        .validate(now)
-        .map_err(|source| schedule_err(&name, source))?;
-    check_targets(&name, &x.targets)?;
     let mapping = match &x.mapping {
         Some(p) => Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?,
         None => Mapping::builtin(resource, &x.tenant),
     };
-    // Using an existing dataset: the mapping's output must fit its schema before anything runs.
-    let dataset = cat.dataset(&dataset_name).map_err(cat_err)?;
-    let schema = dataset.schema().map_err(cat_err)?;
-    let report = check_mapping(&mapping, resource, &schema).await;
-    if !report.is_sound() {
-        let errors: Vec<String> = report.errors().map(|p| format!("  {p}")).collect();
-        return Err(CliError::usage(format!(
-            "dataflow {name:?}: mapping {} does not fit dataset {dataset_name:?}'s schema ({} error(s)):\n{}",
-            mapping.origin,
-            errors.len(),
-            errors.join("\n")
-        )));
-    }
-    // One dataflow, or one per connected account (fan-out).
-    let connected: Vec<String> = if x.all_connected_accounts {
-        let key = cat.account_key(&account).map_err(cat_err)?;
-        let stored = cat.account(&account).map_err(cat_err)?;
-        let mut api_account = stored.clone();
-        api_account.stripe_account = None;
-        let client = super::flows::ApiArgs::default().client(key, Some(&api_account))?;
-        let ids = client.connected_accounts().await.map_err(CliError::usage)?;
-        if ids.is_empty() {
-            return Err(CliError::usage(format!(
-                "account {account:?} has no connected accounts (GET /v1/accounts is empty): nothing to fan out over"
-            )));
-        }
-        ids
-    } else {
-        x.stripe_account.clone()
+    let request = app::NewDataflowRequest {
+        name: x.name.clone(),
+        description: x.description.clone(),
+        account,
+        resource,
+        dataset: dataset_name,
+        mapping,
+        alerts: alerts_of(&x.alert),
+        schedule: Schedule {
+            frequency,
+            interval: x.interval,
+            start_time,
+            backfill: x.no_backfill.then_some(false),
+        },
+        targets: x.targets.targets(),
+        stripe_accounts: x.stripe_account.clone(),
+        all_connected_accounts: x.all_connected_accounts,
     };
-    let fan_out = x.all_connected_accounts || connected.len() > 1;
-    let targets: Vec<(String, Option<String>)> = if fan_out {
-        connected
-            .iter()
-            .map(|a| (format!("{name}.{a}"), Some(a.clone())))
-            .collect()
-    } else {
-        vec![(name.clone(), connected.first().cloned())]
-    };
-    let mut made: Vec<String> = Vec::new();
-    for (flow_name, acct) in targets {
-        let created = cat.create_dataflow(
-            &NewDataflow {
-                name: flow_name,
-                description: x.description.clone(),
-                account: account.clone(),
-                resource: resource.path().to_string(),
-                dataset: dataset_name.clone(),
-                mapping_sql: mapping.sql.clone(),
-                alerts: alerts_of(&x.alert),
-                schedule,
-                alert_webhook: x.targets.alert_webhook.clone(),
-                alert_command: x.targets.alert_command.clone(),
-                upload: x.targets.upload(),
-            },
-            now,
-        );
-        let result = created.and_then(|flow| {
-            made.push(flow.name.clone());
-            match acct.as_deref() {
-                Some(a) => cat.set_dataflow_stripe_account(&flow.name, Some(a)),
-                None => Ok(flow),
-            }
-        });
-        if let Err(e) = result {
-            // Nothing half-made stays.
-            for n in &made {
-                let _ = cat.delete_dataflow(n, false);
-            }
-            return Err(cat_err(e));
-        }
-    }
-    for n in &made {
-        println!("dataflow {n:?} created");
+    let made = app::create_dataflows(cat, request, now)
+        .await
+        .map_err(app_err)?;
+    for flow in &made {
+        println!("dataflow {:?} created", flow.name);
     }
     Ok(())
 }
 
 async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()> {
-    let current = cat.dataflow(&x.name).map_err(cat_err)?;
-    let etag = x.if_match.unwrap_or(current.etag);
-    let mut update = DataflowUpdate {
-        name: x.rename.clone(),
+    let mut changes = app::DataflowChanges {
+        rename: x.rename.clone(),
         description: x
             .description
             .as_ref()
             .map(|d| (!d.is_empty()).then(|| d.clone())),
-        ..DataflowUpdate::default()
+        interval: x.interval,
+        ..Default::default()
     };
-    if x.frequency.is_some() || x.interval.is_some() || x.start_time.is_some() {
-        let mut s = current.schedule;
-        if let Some(f) = &x.frequency {
-            s.frequency = f
-                .parse()
-                .map_err(|e| CliError::usage(format!("dataflow {:?}: {e}", x.name)))?;
-            if s.frequency == Frequency::Once {
-                s.interval = None;
-                s.backfill = None;
-            }
-        }
-        if x.interval.is_some() {
-            s.interval = x.interval;
-        }
-        if let Some(t) = &x.start_time {
-            s.start_time = super::commands::parse_time("--start-time", t)?;
-        }
-        update.schedule = Some(s);
+    if let Some(f) = &x.frequency {
+        changes.frequency = Some(
+            f.parse()
+                .map_err(|e| CliError::usage(format!("dataflow {:?}: {e}", x.name)))?,
+        );
+    }
+    if let Some(t) = &x.start_time {
+        changes.start_time = Some(super::commands::parse_time("--start-time", t)?);
     }
     if let Some(p) = &x.mapping {
-        let mapping = Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?;
-        let resource: Resource = current.resource.parse().map_err(CliError::usage)?;
-        let schema = cat
-            .dataset(&current.dataset)
-            .and_then(|d| d.schema())
-            .map_err(cat_err)?;
-        let report = check_mapping(&mapping, resource, &schema).await;
-        if !report.is_sound() {
-            let errors: Vec<String> = report.errors().map(|p| format!("  {p}")).collect();
-            return Err(CliError::usage(format!(
-                "dataflow {:?}: mapping {} does not fit dataset {:?}'s schema:\n{}",
-                x.name,
-                mapping.origin,
-                current.dataset,
-                errors.join("\n")
-            )));
-        }
-        update.mapping_sql = Some(mapping.sql);
+        changes.mapping = Some(Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?);
     }
     if x.no_alerts {
-        update.alerts = Some(Alerts::default());
+        changes.alerts = Some(Alerts::default());
     } else if !x.alert.is_empty() {
-        update.alerts = Some(alerts_of(&x.alert));
+        changes.alerts = Some(alerts_of(&x.alert));
     }
-    check_targets(&x.name, &x.targets)?;
     if x.no_alert_webhook {
-        update.alert_webhook = Some(None);
+        changes.alert_webhook = Some(None);
     } else if let Some(w) = &x.targets.alert_webhook {
-        update.alert_webhook = Some(Some(w.clone()));
+        changes.alert_webhook = Some(Some(w.clone()));
     }
     if x.no_alert_command {
-        update.alert_command = Some(None);
+        changes.alert_command = Some(None);
     } else if let Some(c) = &x.targets.alert_command {
-        update.alert_command = Some(Some(c.clone()));
+        changes.alert_command = Some(Some(c.clone()));
     }
     if x.no_upload {
-        update.upload = Some(None);
+        changes.upload = Some(None);
     } else if x.targets.upload_dataset_id.is_some() {
-        update.upload = Some(x.targets.upload());
+        changes.upload = Some(x.targets.targets().upload);
     }
+    let new_mapping = changes.mapping.is_some();
     let dataset_change =
         x.partial_ingestion.is_some() || x.no_partial_ingestion || x.error_diagnostics.is_some();
-    let updated = cat
-        .update_dataflow(&x.name, etag, &update, runner::now())
-        .map_err(cat_err)?;
+    let updated = app::update_dataflow(cat, &x.name, x.if_match, changes, runner::now())
+        .await
+        .map_err(app_err)?;
     let mut changed = vec![format!("etag {}", updated.etag)];
-    if update.mapping_sql.is_some() {
+    if new_mapping {
         changed.push(format!("mapping v{}", updated.mapping_version));
     }
     if dataset_change {

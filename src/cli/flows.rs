@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use stripe_xdm::catalog::{Catalog, CatalogError, NewDataset};
 use stripe_xdm::map::substitute_tenant;
-use stripe_xdm::source::{ClientConfig, StripeClient};
+use stripe_xdm::source::StripeClient;
 use stripe_xdm::Secret;
 
 pub use super::dataflows::{dataflows, DataflowsArgs};
@@ -67,28 +67,24 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    /// The base URL: the flag, else the account's, else Stripe's.
-    pub(super) fn base_url_for(&self, stored: Option<&str>) -> String {
-        stripe_xdm::source::resolve_base_url(self.base_url.as_deref(), stored)
+    /// The flags as overrides of an account's stored settings.
+    pub(super) fn overrides(&self) -> stripe_xdm::app::ApiOverrides {
+        stripe_xdm::app::ApiOverrides {
+            base_url: self.base_url.clone(),
+            rate: self.rate,
+            endpoint_rate: self.endpoint_rate,
+            stripe_account: self.stripe_account.clone(),
+        }
     }
 
-    /// A client for `key`, at [`ApiArgs::base_url_for`] the account's URL, with the flags'
-    /// budgets, else the ones the account was added with.
+    /// A client for `key`, with the flags over the settings `account` was added with.
     pub(super) fn client(
         &self,
         key: Secret,
         account: Option<&stripe_xdm::catalog::Account>,
     ) -> Result<StripeClient> {
-        let stored = account.and_then(|a| a.base_url.as_deref());
-        let mut cfg = ClientConfig::new(self.base_url_for(stored), key);
-        cfg.requests_per_sec = self.rate.or(account.and_then(|a| a.rate));
-        cfg.stripe_account = self
-            .stripe_account
-            .clone()
-            .or(account.and_then(|a| a.stripe_account.clone()));
-        cfg.endpoint_requests_per_sec =
-            self.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
-        StripeClient::new(cfg).map_err(CliError::usage)
+        stripe_xdm::app::client_for(key, account, &self.overrides())
+            .map_err(super::dataflows::app_err)
     }
 }
 
@@ -216,22 +212,6 @@ pub(super) struct NameJsonArgs {
     pub json: bool,
 }
 
-async fn test_key(
-    api: &ApiArgs,
-    key: Secret,
-    account: &str,
-    stored: Option<&stripe_xdm::catalog::Account>,
-) -> Result<serde_json::Value> {
-    let client = api.client(key, stored)?;
-    let stored = stored.and_then(|a| a.base_url.as_deref());
-    client.get_account().await.map_err(|e| {
-        CliError::usage(format!(
-            "account {account:?}: the connection test (GET /v1/account at {}) failed: {e}",
-            api.base_url_for(stored)
-        ))
-    })
-}
-
 /// `stripe-xdm accounts …`
 pub async fn accounts(a: AccountsArgs) -> Result<u8> {
     let mut cat = a.home.open()?;
@@ -245,28 +225,15 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
                 )));
             }
             let key = x.key.read(&x.name)?;
-            let info = test_key(&x.api, key.clone(), &x.name, None).await?;
-            let mut acct = cat
-                .add_account(&x.name, x.description.as_deref(), &key)
-                .map_err(cat_err)?;
-            if let Some(url) = &x.api.base_url {
-                // Later commands with this account use the same API unless told otherwise.
-                acct = cat
-                    .set_account_base_url(&x.name, Some(url.trim_end_matches('/')))
-                    .map_err(cat_err)?;
-            }
-            if let Some(id) = &x.api.stripe_account {
-                // Its requests go through this connected account unless told otherwise.
-                acct_checked(&mut cat, &x.name, id)?;
-                acct = cat.account(&x.name).map_err(cat_err)?;
-            }
-            if x.api.rate.is_some() || x.api.endpoint_rate.is_some() {
-                // And the same budgets.
-                acct = cat
-                    .set_account_rates(&x.name, x.api.rate, x.api.endpoint_rate)
-                    .map_err(cat_err)?;
-            }
-            let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+            let new = stripe_xdm::app::NewAccount {
+                name: x.name.clone(),
+                description: x.description.clone(),
+                key,
+                api: x.api.overrides(),
+            };
+            let (acct, stripe_id) = stripe_xdm::app::add_account(&mut cat, new)
+                .await
+                .map_err(super::dataflows::app_err)?;
             println!(
                 "account {:?} added (Stripe account {stripe_id}, key {})",
                 acct.name, acct.key_masked
@@ -282,10 +249,9 @@ pub async fn accounts(a: AccountsArgs) -> Result<u8> {
             out::account(&acct, &used, x.json);
         }
         AccountsCommand::Test(x) => {
-            let key = cat.account_key(&x.name).map_err(cat_err)?;
-            let stored = cat.account(&x.name).map_err(cat_err)?;
-            let info = test_key(&x.api, key, &x.name, Some(&stored)).await?;
-            let stripe_id = info.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+            let stripe_id = stripe_xdm::app::test_account(&cat, &x.name, &x.api.overrides())
+                .await
+                .map_err(super::dataflows::app_err)?;
             println!(
                 "account {:?}: connection OK (Stripe account {stripe_id})",
                 x.name
@@ -383,14 +349,4 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
         DatasetsCommand::Push(x) => return super::platform::dataset_push(&mut cat, x).await,
     }
     Ok(0)
-}
-
-/// Records the connected account an account reads through; on a bad id the new account is
-/// removed again (nothing half-made stays).
-fn acct_checked(cat: &mut Catalog, name: &str, acct: &str) -> Result<()> {
-    if let Err(e) = cat.set_account_stripe_account(name, Some(acct)) {
-        let _ = cat.remove_account(name);
-        return Err(cat_err(e));
-    }
-    Ok(())
 }

@@ -1,0 +1,133 @@
+//! Accounts: adding one (its key tested before anything is stored), testing it, and the Stripe
+//! client a command uses for it.
+
+use super::{AppError, Result};
+use crate::catalog::{Account, Catalog};
+use crate::source::{resolve_base_url, ClientConfig, StripeClient};
+use crate::Secret;
+
+/// Per-command overrides of an account's stored API settings.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOverrides {
+    /// API base URL (Stripe, the simulator, or a stub); default: the account's, else Stripe's.
+    pub base_url: Option<String>,
+    /// Request budget per second; default: the account's, else Stripe's for the key's mode.
+    pub rate: Option<f64>,
+    /// Request budget per second and endpoint; default: the account's, else Stripe's 25.
+    pub endpoint_rate: Option<f64>,
+    /// Connected account (`Stripe-Account`); default: the account's, else the key's own.
+    pub stripe_account: Option<String>,
+}
+
+impl ApiOverrides {
+    /// The base URL: the override, else the account's, else Stripe's.
+    pub fn base_url_for(&self, account: Option<&Account>) -> String {
+        resolve_base_url(
+            self.base_url.as_deref(),
+            account.and_then(|a| a.base_url.as_deref()),
+        )
+    }
+}
+
+/// A Stripe client for `key`, with `api`'s overrides over the settings `account` was added with.
+pub fn client_for(
+    key: Secret,
+    account: Option<&Account>,
+    api: &ApiOverrides,
+) -> Result<StripeClient> {
+    let mut cfg = ClientConfig::new(api.base_url_for(account), key);
+    cfg.requests_per_sec = api.rate.or(account.and_then(|a| a.rate));
+    cfg.stripe_account = api
+        .stripe_account
+        .clone()
+        .or(account.and_then(|a| a.stripe_account.clone()));
+    cfg.endpoint_requests_per_sec = api.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
+    StripeClient::new(cfg).map_err(|source| AppError::Stripe {
+        what: "the Stripe client".into(),
+        source,
+    })
+}
+
+/// The stored account `name` and a client for it.
+pub fn stored_client(
+    cat: &Catalog,
+    name: &str,
+    api: &ApiOverrides,
+) -> Result<(Account, StripeClient)> {
+    let key = cat.account_key(name)?;
+    let account = cat.account(name)?;
+    let client = client_for(key, Some(&account), api)?;
+    Ok((account, client))
+}
+
+/// Tests a key: `GET /v1/account`; the Stripe account id it belongs to.
+async fn test_key(client: &StripeClient, name: &str, base_url: &str) -> Result<String> {
+    let info = client
+        .get_account()
+        .await
+        .map_err(|source| AppError::Stripe {
+            what: format!(
+                "account {name:?}: the connection test (GET /v1/account at {base_url}) failed"
+            ),
+            source,
+        })?;
+    Ok(info
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_string())
+}
+
+/// Tests the stored account `name`; the Stripe account id its key belongs to.
+pub async fn test_account(cat: &Catalog, name: &str, api: &ApiOverrides) -> Result<String> {
+    let (account, client) = stored_client(cat, name, api)?;
+    test_key(&client, name, &api.base_url_for(Some(&account))).await
+}
+
+/// An account to add.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Unique name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// The Stripe secret or restricted key.
+    pub key: Secret,
+    /// Where it is read from, and at what budgets; remembered for later commands.
+    pub api: ApiOverrides,
+}
+
+/// Adds an account: its key is tested first (nothing is stored for a key that does not work),
+/// then stored with the API settings it was tested with. Returns the account and the Stripe
+/// account id the key belongs to.
+pub async fn add_account(cat: &mut Catalog, new: NewAccount) -> Result<(Account, String)> {
+    if cat.account(&new.name).is_ok() {
+        return Err(AppError::Invalid(format!(
+            "account {:?} already exists",
+            new.name
+        )));
+    }
+    let client = client_for(new.key.clone(), None, &new.api)?;
+    let stripe_id = test_key(&client, &new.name, &new.api.base_url_for(None)).await?;
+    cat.add_account(&new.name, new.description.as_deref(), &new.key)?;
+    // Nothing half-made stays: a refused setting removes the account again.
+    let rest = (|| -> Result<Account> {
+        if let Some(url) = &new.api.base_url {
+            cat.set_account_base_url(&new.name, Some(url.trim_end_matches('/')))?;
+        }
+        if let Some(id) = &new.api.stripe_account {
+            cat.set_account_stripe_account(&new.name, Some(id))?;
+        }
+        if new.api.rate.is_some() || new.api.endpoint_rate.is_some() {
+            cat.set_account_rates(&new.name, new.api.rate, new.api.endpoint_rate)?;
+        }
+        Ok(cat.account(&new.name)?)
+    })();
+    match rest {
+        Ok(account) => Ok((account, stripe_id)),
+        Err(e) => {
+            let _ = cat.remove_account(&new.name);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Dataflows: creating one (or one per connected account), and updating one, with every rule
+//! checked before the catalog changes: Platform's schedule rules, alert targets, and the
+//! mapping's output fitting the dataset's schema.
+
+use super::accounts::{stored_client, ApiOverrides};
+use super::{AppError, Result};
+use crate::alert::AlertTargets;
+use crate::catalog::{Alerts, Catalog, Dataflow, DataflowUpdate, NewDataflow, UploadTarget};
+use crate::map::check::check_mapping;
+use crate::map::Mapping;
+use crate::schedule::{Frequency, Schedule};
+use crate::Resource;
+
+/// Where a dataflow's alerts and batches go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Targets {
+    /// Webhook receiving the alerts (JSON POST).
+    pub alert_webhook: Option<String>,
+    /// Local command receiving the alerts (payload on stdin).
+    pub alert_command: Option<String>,
+    /// Upload each committed batch to Platform.
+    pub upload: Option<UploadTarget>,
+}
+
+impl Targets {
+    fn validate(&self, flow: &str) -> Result<()> {
+        AlertTargets {
+            webhook: self.alert_webhook.clone(),
+            command: self.alert_command.clone(),
+        }
+        .validate()
+        .map_err(|e| AppError::Invalid(format!("dataflow {flow:?}: {e}")))
+    }
+}
+
+/// A dataflow to create, as the wizard's steps collect it.
+#[derive(Debug, Clone)]
+pub struct NewDataflowRequest {
+    /// The name (default: `Stripe <resource>`, see [`default_name`]).
+    pub name: Option<String>,
+    /// Optional description.
+    pub description: Option<String>,
+    /// An existing account.
+    pub account: String,
+    /// What it reads.
+    pub resource: Resource,
+    /// An existing dataset.
+    pub dataset: String,
+    /// The mapping (the resource's built-in one when the caller has none).
+    pub mapping: Mapping,
+    /// Alerts.
+    pub alerts: Alerts,
+    /// The schedule.
+    pub schedule: Schedule,
+    /// Alert and upload targets.
+    pub targets: Targets,
+    /// Connected accounts to read through: none (the key's own account), one, or several (one
+    /// dataflow `<name>.<acct>` each).
+    pub stripe_accounts: Vec<String>,
+    /// One dataflow per connected account the key can see (`GET /v1/accounts`).
+    pub all_connected_accounts: bool,
+}
+
+/// The name a dataflow gets when none is given.
+pub fn default_name(resource: Resource) -> String {
+    format!("Stripe {}", resource.path())
+}
+
+/// Checks that `mapping`'s output fits `dataset`'s schema (as every run would).
+pub async fn check_fits(
+    cat: &Catalog,
+    flow: &str,
+    mapping: &Mapping,
+    resource: Resource,
+    dataset: &str,
+) -> Result<()> {
+    let schema = cat.dataset(dataset)?.schema()?;
+    let report = check_mapping(mapping, resource, &schema).await;
+    if report.is_sound() {
+        return Ok(());
+    }
+    Err(AppError::Misfit {
+        dataflow: flow.to_string(),
+        origin: mapping.origin.clone(),
+        dataset: dataset.to_string(),
+        problems: report.errors().map(|p| p.to_string()).collect(),
+    })
+}
+
+/// Creates the dataflow (or, fanning out over connected accounts, one per account) after every
+/// check passed; nothing half-made stays when one of several creations fails.
+pub async fn create_dataflows(
+    cat: &mut Catalog,
+    req: NewDataflowRequest,
+    now: i64,
+) -> Result<Vec<Dataflow>> {
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(req.resource));
+    req.schedule
+        .validate(now)
+        .map_err(|source| AppError::Schedule {
+            dataflow: name.clone(),
+            source,
+        })?;
+    req.targets.validate(&name)?;
+    check_fits(cat, &name, &req.mapping, req.resource, &req.dataset).await?;
+    let connected: Vec<String> = if req.all_connected_accounts {
+        let mut api = ApiOverrides::default();
+        let (account, _) = stored_client(cat, &req.account, &api)?;
+        // The platform account's own list, not a connected account's.
+        api.stripe_account = None;
+        let mut own = account.clone();
+        own.stripe_account = None;
+        let key = cat.account_key(&req.account)?;
+        let client = super::client_for(key, Some(&own), &api)?;
+        let ids = client
+            .connected_accounts()
+            .await
+            .map_err(|source| AppError::Stripe {
+                what: format!("account {:?}: listing connected accounts", req.account),
+                source,
+            })?;
+        if ids.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "account {:?} has no connected accounts (GET /v1/accounts is empty): nothing to fan out over",
+                req.account
+            )));
+        }
+        ids
+    } else {
+        req.stripe_accounts.clone()
+    };
+    let targets: Vec<(String, Option<String>)> =
+        if req.all_connected_accounts || connected.len() > 1 {
+            connected
+                .iter()
+                .map(|a| (format!("{name}.{a}"), Some(a.clone())))
+                .collect()
+        } else {
+            vec![(name.clone(), connected.first().cloned())]
+        };
+    let mut made: Vec<Dataflow> = Vec::new();
+    for (flow_name, acct) in targets {
+        let new = NewDataflow {
+            name: flow_name,
+            description: req.description.clone(),
+            account: req.account.clone(),
+            resource: req.resource.path().to_string(),
+            dataset: req.dataset.clone(),
+            mapping_sql: req.mapping.sql.clone(),
+            alerts: req.alerts.clone(),
+            schedule: req.schedule,
+            alert_webhook: req.targets.alert_webhook.clone(),
+            alert_command: req.targets.alert_command.clone(),
+            upload: req.targets.upload.clone(),
+        };
+        let mut created = cat.create_dataflow(&new, now);
+        if let (Ok(flow), Some(a)) = (&created, acct.as_deref()) {
+            let flow_name = flow.name.clone();
+            created = cat
+                .set_dataflow_stripe_account(&flow_name, Some(a))
+                .map_err(|e| {
+                    let _ = cat.delete_dataflow(&flow_name, false);
+                    e
+                });
+        }
+        match created {
+            Ok(flow) => made.push(flow),
+            Err(e) => {
+                // Nothing half-made stays.
+                for f in &made {
+                    let _ = cat.delete_dataflow(&f.name, false);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Changes to a dataflow; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct DataflowChanges {
+    /// New name.
+    pub rename: Option<String>,
+    /// New description (`Some(None)` clears it).
+    pub description: Option<Option<String>>,
+    /// New frequency (`once` clears the interval and the backfill choice).
+    pub frequency: Option<Frequency>,
+    /// New interval.
+    pub interval: Option<u32>,
+    /// New start time (only while it has not passed).
+    pub start_time: Option<i64>,
+    /// New mapping: checked against the dataset's schema, adds a mapping version.
+    pub mapping: Option<Mapping>,
+    /// New alerts.
+    pub alerts: Option<Alerts>,
+    /// New alert webhook (`Some(None)` removes it).
+    pub alert_webhook: Option<Option<String>>,
+    /// New alert command (`Some(None)` removes it).
+    pub alert_command: Option<Option<String>>,
+    /// New upload target (`Some(None)` turns uploads off).
+    pub upload: Option<Option<UploadTarget>>,
+}
+
+/// Updates dataflow `name` if its etag is still `etag` (`None`: the current one); the catalog
+/// refuses a stale etag.
+pub async fn update_dataflow(
+    cat: &mut Catalog,
+    name: &str,
+    etag: Option<i64>,
+    changes: DataflowChanges,
+    now: i64,
+) -> Result<Dataflow> {
+    let current = cat.dataflow(name)?;
+    let etag = etag.unwrap_or(current.etag);
+    let mut update = DataflowUpdate {
+        name: changes.rename,
+        description: changes.description,
+        alerts: changes.alerts,
+        alert_webhook: changes.alert_webhook.clone(),
+        alert_command: changes.alert_command.clone(),
+        upload: changes.upload,
+        ..DataflowUpdate::default()
+    };
+    if changes.frequency.is_some() || changes.interval.is_some() || changes.start_time.is_some() {
+        let mut s = current.schedule;
+        if let Some(f) = changes.frequency {
+            s.frequency = f;
+            if f == Frequency::Once {
+                // Platform: a one-time dataflow has neither an interval nor a backfill choice.
+                s.interval = None;
+                s.backfill = None;
+            }
+        }
+        if changes.interval.is_some() {
+            s.interval = changes.interval;
+        }
+        if let Some(t) = changes.start_time {
+            s.start_time = t;
+        }
+        update.schedule = Some(s);
+    }
+    if let Some(mapping) = &changes.mapping {
+        let resource: Resource = current
+            .resource
+            .parse()
+            .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: {e}")))?;
+        check_fits(cat, name, mapping, resource, &current.dataset).await?;
+        update.mapping_sql = Some(mapping.sql.clone());
+    }
+    let webhook = match &changes.alert_webhook {
+        Some(w) => w.clone(),
+        None => current.alert_webhook.clone(),
+    };
+    let command = match &changes.alert_command {
+        Some(c) => c.clone(),
+        None => current.alert_command.clone(),
+    };
+    Targets {
+        alert_webhook: webhook,
+        alert_command: command,
+        upload: None,
+    }
+    .validate(name)?;
+    Ok(cat.update_dataflow(name, etag, &update, now)?)
+}

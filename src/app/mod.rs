@@ -1,0 +1,79 @@
+//! The application layer: the rules of accounts, dataflows and inspection, shared by every
+//! front end (the CLI, the web console). A front end parses, calls one of these functions and
+//! shows the result; it holds no rule of its own.
+//!
+//! ```text
+//! cli/ ─┐                       ┌─▶ catalog (accounts, datasets, dataflows, runs)
+//!       ├─▶ app (this module) ──┼─▶ source (the Stripe client), map (checks, previews)
+//! console/ ┘                    └─▶ runner (runs), inspect (SQL over mirror and rejects)
+//! ```
+
+pub mod accounts;
+pub mod dataflows;
+pub mod preview;
+pub mod rejected;
+
+pub use accounts::{add_account, client_for, test_account, ApiOverrides, NewAccount};
+pub use dataflows::{
+    create_dataflows, update_dataflow, DataflowChanges, NewDataflowRequest, Targets,
+};
+pub use preview::{first_page, mapping_rows, page_rows, PagePreview};
+
+use crate::catalog::CatalogError;
+use crate::schedule::ScheduleError;
+
+/// Why an application call refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The catalog refused (unknown name, conflict, stale etag, bad option) or failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A schedule breaks one of Platform's rules.
+    #[error("dataflow {dataflow:?}: {source}")]
+    Schedule {
+        /// The dataflow.
+        dataflow: String,
+        /// The rule broken.
+        #[source]
+        source: ScheduleError,
+    },
+    /// A mapping's output does not fit the dataset's schema.
+    #[error("dataflow {dataflow:?}: mapping {origin} does not fit dataset {dataset:?}'s schema ({} error(s)):\n  {}", problems.len(), problems.join("\n  "))]
+    Misfit {
+        /// The dataflow.
+        dataflow: String,
+        /// Where the mapping came from.
+        origin: String,
+        /// The dataset.
+        dataset: String,
+        /// What does not fit, one line each.
+        problems: Vec<String>,
+    },
+    /// Stripe (or the simulator) refused or could not be reached.
+    #[error("{what}: {source}")]
+    Stripe {
+        /// What was being done, naming the account.
+        what: String,
+        /// Stripe's answer.
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// Bad input, with a message naming it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AppError {
+    /// Whether the caller should fix its input or configuration (rather than retry later).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            AppError::Stripe { source, .. } => {
+                source.is_auth() || matches!(source, crate::source::SourceError::Config(_))
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The application layer's result.
+pub type Result<T, E = AppError> = std::result::Result<T, E>;

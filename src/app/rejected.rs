@@ -1,0 +1,124 @@
+//! A dataflow's rejected rows: where its batches are, their summary by code and field, SQL
+//! over them (and the account's mirror), and a replay with a new mapping.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+
+use super::{AppError, Result};
+use crate::catalog::{Catalog, Dataflow};
+use crate::map::Mapping;
+use crate::replay::ReplayReport;
+use crate::sink::analysis::{summarize, CodeCount, ErrorSummary};
+use crate::Resource;
+
+/// The batch folders of `flow`'s runs under `out` (committed or failed), oldest first.
+pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<PathBuf>> {
+    let mut runs = cat.list_runs(Some(&flow.name), None)?;
+    runs.reverse();
+    let root = out.join(&flow.dataset);
+    Ok(runs
+        .iter()
+        .filter_map(|r| r.batch_id.as_deref())
+        .flat_map(|id| [root.join("batches").join(id), root.join("failed").join(id)])
+        .filter(|d| d.join(crate::sink::MANIFEST_FILE).exists())
+        .collect())
+}
+
+fn resource_of(flow: &Dataflow) -> Result<Resource> {
+    flow.resource
+        .parse()
+        .map_err(|e| AppError::Invalid(format!("dataflow {:?}: {e}", flow.name)))
+}
+
+fn sink_err(e: crate::sink::SinkError) -> AppError {
+    AppError::Invalid(format!("reading rejected rows: {e}"))
+}
+
+/// The rejected rows of every batch of `flow`, by deciding code and field, most frequent
+/// first, with up to `samples` examples each.
+pub fn summary(cat: &Catalog, out: &Path, name: &str, samples: usize) -> Result<ErrorSummary> {
+    let flow = cat.dataflow(name)?;
+    let mut total = ErrorSummary::default();
+    let mut groups: BTreeMap<(String, Option<String>), CodeCount> = BTreeMap::new();
+    let mut stages: BTreeMap<String, u64> = BTreeMap::new();
+    for dir in batch_dirs(cat, out, &flow)? {
+        let s = summarize(&dir, samples).map_err(sink_err)?;
+        total.total += s.total;
+        for c in s.by_code {
+            let g = groups
+                .entry((c.code.clone(), c.column.clone()))
+                .or_insert_with(|| CodeCount {
+                    samples: Vec::new(),
+                    count: 0,
+                    ..c.clone()
+                });
+            g.count += c.count;
+            let room = samples.saturating_sub(g.samples.len());
+            g.samples.extend(c.samples.into_iter().take(room));
+        }
+        for st in s.by_stage {
+            *stages.entry(st.stage).or_default() += st.count;
+        }
+    }
+    total.by_code = groups.into_values().collect();
+    total
+        .by_code
+        .sort_by(|a, b| b.count.cmp(&a.count).then(a.code.cmp(&b.code)));
+    total.by_stage = stages
+        .into_iter()
+        .map(|(stage, count)| crate::sink::analysis::StageCount { stage, count })
+        .collect();
+    total.by_stage.sort_by(|a, b| b.count.cmp(&a.count));
+    Ok(total)
+}
+
+/// Runs read-only `sql` over `flow`'s rejected rows (`rejected`) and its account's mirror
+/// (tables named after the resources).
+pub async fn query(cat: &Catalog, out: &Path, name: &str, sql: &str) -> Result<Vec<RecordBatch>> {
+    let flow = cat.dataflow(name)?;
+    let dirs = batch_dirs(cat, out, &flow)?;
+    let account = cat.account(&flow.account)?;
+    let mirror_root = match crate::runner::connected_account(&flow, &account) {
+        Some(acct) => cat.home().join("mirror").join(&flow.account).join(acct),
+        None => cat.home().join("mirror").join(&flow.account),
+    };
+    crate::inspect::sql(&mirror_root, &dirs, sql)
+        .await
+        .map_err(|e| AppError::Invalid(e.to_string()))
+}
+
+/// Replays the rejected rows of `flow`'s latest batch that has any with `mapping`, against the
+/// dataset's schema, from the mirror's latest version of each object where it has one.
+pub async fn replay_latest(
+    cat: &Catalog,
+    out: &Path,
+    name: &str,
+    mapping: Mapping,
+) -> Result<ReplayReport> {
+    let flow = cat.dataflow(name)?;
+    let resource = resource_of(&flow)?;
+    let batch = batch_dirs(cat, out, &flow)?
+        .into_iter()
+        .rev()
+        .find(|d| d.join(crate::sink::REJECTED_FILE).exists())
+        .ok_or_else(|| {
+            AppError::Invalid(format!(
+                "dataflow {name:?} has no batch with rejected rows to replay"
+            ))
+        })?;
+    let schema = cat.dataset(&flow.dataset)?.schema()?;
+    let account = cat.account(&flow.account)?;
+    let connected = crate::runner::connected_account(&flow, &account);
+    let mirror = crate::runner::connected_mirror_dir(
+        cat.home(),
+        &flow.account,
+        connected.as_deref(),
+        resource,
+    );
+    let mirror = mirror.join("_delta_log").is_dir().then_some(mirror);
+    crate::replay::replay(&batch, mapping, &schema, mirror.as_deref())
+        .await
+        .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: replay: {e}")))
+}
