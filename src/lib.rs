@@ -28,6 +28,7 @@ pub mod alert;
 pub mod app;
 pub mod catalog;
 pub mod columnar;
+pub mod console;
 pub mod decode;
 pub mod defaults;
 pub mod inspect;

@@ -5,10 +5,14 @@
 use super::accounts::{stored_client, ApiOverrides};
 use super::{AppError, Result};
 use crate::alert::AlertTargets;
-use crate::catalog::{Alerts, Catalog, Dataflow, DataflowUpdate, NewDataflow, UploadTarget};
+use crate::catalog::dataset_schema;
+use crate::catalog::{
+    Alerts, Catalog, Dataflow, DataflowUpdate, NewDataflow, NewDataset, UploadTarget,
+};
 use crate::map::check::check_mapping;
 use crate::map::Mapping;
 use crate::schedule::{Frequency, Schedule};
+use crate::xdm::XdmSchema;
 use crate::Resource;
 
 /// Where a dataflow's alerts and batches go.
@@ -44,8 +48,11 @@ pub struct NewDataflowRequest {
     pub account: String,
     /// What it reads.
     pub resource: Resource,
-    /// An existing dataset.
+    /// The dataset: an existing one's name, or [`NewDataflowRequest::new_dataset`]'s.
     pub dataset: String,
+    /// A dataset to create with the dataflow (after every check passed; removed again if the
+    /// dataflow cannot be created).
+    pub new_dataset: Option<NewDataset>,
     /// The mapping (the resource's built-in one when the caller has none).
     pub mapping: Mapping,
     /// Alerts.
@@ -75,7 +82,18 @@ pub async fn check_fits(
     dataset: &str,
 ) -> Result<()> {
     let schema = cat.dataset(dataset)?.schema()?;
-    let report = check_mapping(mapping, resource, &schema).await;
+    check_fits_schema(flow, mapping, resource, &schema, dataset).await
+}
+
+/// Checks that `mapping`'s output fits `schema`, the schema of `dataset`.
+pub async fn check_fits_schema(
+    flow: &str,
+    mapping: &Mapping,
+    resource: Resource,
+    schema: &XdmSchema,
+    dataset: &str,
+) -> Result<()> {
+    let report = check_mapping(mapping, resource, schema).await;
     if report.is_sound() {
         return Ok(());
     }
@@ -105,7 +123,19 @@ pub async fn create_dataflows(
             source,
         })?;
     req.targets.validate(&name)?;
-    check_fits(cat, &name, &req.mapping, req.resource, &req.dataset).await?;
+    match &req.new_dataset {
+        Some(new) => {
+            if new.name != req.dataset {
+                return Err(AppError::Invalid(format!(
+                    "dataflow {name:?}: the new dataset is {:?}, the dataflow names {:?}",
+                    new.name, req.dataset
+                )));
+            }
+            let schema = dataset_schema(&new.name, &new.schema_json, new.profile_enabled)?;
+            check_fits_schema(&name, &req.mapping, req.resource, &schema, &new.name).await?;
+        }
+        None => check_fits(cat, &name, &req.mapping, req.resource, &req.dataset).await?,
+    }
     let connected: Vec<String> = if req.all_connected_accounts {
         let mut api = ApiOverrides::default();
         let (account, _) = stored_client(cat, &req.account, &api)?;
@@ -141,6 +171,9 @@ pub async fn create_dataflows(
         } else {
             vec![(name.clone(), connected.first().cloned())]
         };
+    if let Some(new) = &req.new_dataset {
+        cat.create_dataset(new)?;
+    }
     let mut made: Vec<Dataflow> = Vec::new();
     for (flow_name, acct) in targets {
         let new = NewDataflow {
@@ -172,6 +205,9 @@ pub async fn create_dataflows(
                 // Nothing half-made stays.
                 for f in &made {
                     let _ = cat.delete_dataflow(&f.name, false);
+                }
+                if let Some(new) = &req.new_dataset {
+                    let _ = cat.remove_dataset(&new.name);
                 }
                 return Err(e.into());
             }

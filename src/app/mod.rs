@@ -77,3 +77,29 @@ impl AppError {
 
 /// The application layer's result.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Parses a time given as unix seconds, RFC 3339, or a UTC date (`YYYY-MM-DD`); `what` names
+/// the input in the error.
+pub fn parse_time(what: &str, value: &str) -> Result<i64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.timestamp());
+    }
+    // A browser's datetime-local field: minutes, no zone (taken as UTC).
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M") {
+        return Ok(t.and_utc().timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp());
+    }
+    Err(AppError::Invalid(format!(
+        "{what} {value:?} is not a time: use unix seconds, RFC 3339 (2026-01-31T00:00:00Z) or YYYY-MM-DD"
+    )))
+}

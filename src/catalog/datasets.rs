@@ -28,6 +28,25 @@ pub struct NewDataset {
     pub partial_ingestion_percent: Option<f64>,
 }
 
+/// The schema a dataset named `name` validates against: `schema_json` parsed, with its
+/// primary identity required when the dataset is Profile-enabled ([`XdmSchema::for_profile`]).
+pub fn dataset_schema(
+    name: &str,
+    schema_json: &str,
+    profile: bool,
+) -> Result<XdmSchema, CatalogError> {
+    let err = |e: crate::xdm::XdmError| CatalogError::Schema {
+        dataset: name.to_string(),
+        reason: e.to_string(),
+    };
+    let schema = XdmSchema::from_json_str(schema_json).map_err(err)?;
+    // Profile rejects records without their primary identity: so do this dataset's runs.
+    if profile {
+        return schema.for_profile().map_err(err);
+    }
+    Ok(schema)
+}
+
 /// A stored dataset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dataset {
@@ -57,16 +76,7 @@ impl Dataset {
     /// Parses the stored schema; for a Profile-enabled dataset, with its primary identity required
     /// ([`XdmSchema::for_profile`]).
     pub fn schema(&self) -> Result<XdmSchema, CatalogError> {
-        let err = |e: crate::xdm::XdmError| CatalogError::Schema {
-            dataset: self.name.clone(),
-            reason: e.to_string(),
-        };
-        let schema = XdmSchema::from_json_str(&self.schema_json).map_err(err)?;
-        // Profile rejects records without their primary identity: so do this dataset's runs.
-        if self.profile_enabled {
-            return schema.for_profile().map_err(err);
-        }
-        Ok(schema)
+        dataset_schema(&self.name, &self.schema_json, self.profile_enabled)
     }
 
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Dataset> {

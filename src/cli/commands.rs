@@ -42,22 +42,7 @@ pub(super) fn key_from(args: &SourceArgs) -> Result<Secret> {
 
 /// Parses a time bound: unix seconds, RFC 3339, or a UTC date.
 pub fn parse_time(flag: &str, value: &str) -> Result<i64> {
-    if let Ok(secs) = value.parse::<i64>() {
-        return Ok(secs);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp());
-    }
-    Err(CliError::usage(format!(
-        "{flag} {value:?} is not a time: use unix seconds, RFC 3339 (2026-01-31T00:00:00Z) or YYYY-MM-DD"
-    )))
+    stripe_xdm::app::parse_time(flag, value).map_err(CliError::usage)
 }
 
 pub(super) fn load_schema(

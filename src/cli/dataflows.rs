@@ -303,6 +303,7 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
         account,
         resource,
         dataset: dataset_name,
+        new_dataset: None,
         mapping,
         alerts: alerts_of(&x.alert),
         schedule: Schedule {

@@ -3,6 +3,7 @@
 mod analyse;
 mod backfill;
 mod commands;
+mod console;
 mod dataflows;
 mod flows;
 mod flows_output;
@@ -65,6 +66,8 @@ enum Command {
     Monitor(flows::MonitorArgs),
     /// Run every enabled dataflow on its schedule until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// The web console on 127.0.0.1: accounts, the dataflow wizard, monitoring, rejected rows.
+    Console(console::ConsoleArgs),
     /// A dataflow's next window as a high-volume, resumable run (or --plan: estimate it first).
     Backfill(backfill::BackfillArgs),
     /// Send a committed batch to a Platform dataset with the Batch Ingestion API.
@@ -265,6 +268,7 @@ pub fn main() -> ExitCode {
             Command::Runs(a) => flows::runs(a).await,
             Command::Monitor(a) => flows::monitor(a).await,
             Command::Serve(a) => serve::serve(a).await,
+            Command::Console(a) => console::console(a).await,
             Command::Backfill(a) => backfill::backfill(a).await,
             Command::Upload(a) => upload::upload(a).await,
             Command::Sql(a) => mirror::sql(a).await,

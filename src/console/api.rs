@@ -1,0 +1,695 @@
+//! The console's JSON API: thin handlers over [`crate::app`] and the catalog.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::Console;
+use crate::app::{self, ApiOverrides, AppError};
+use crate::catalog::{Alerts, CatalogError, NewDataset};
+use crate::map::{substitute_tenant, Mapping, DEFAULT_TENANT};
+use crate::schedule::{Frequency, Schedule};
+use crate::{Resource, Secret};
+
+/// An error as the API answers it: a status and `{"error": message}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        let status = match &e {
+            CatalogError::NotFound { .. } => StatusCode::NOT_FOUND,
+            CatalogError::Exists { .. }
+            | CatalogError::RunInProgress { .. }
+            | CatalogError::AccountInUse { .. }
+            | CatalogError::DatasetInUse { .. } => StatusCode::CONFLICT,
+            CatalogError::Conflict { .. } => StatusCode::PRECONDITION_FAILED,
+            CatalogError::Open { .. }
+            | CatalogError::Sql { .. }
+            | CatalogError::Io { .. }
+            | CatalogError::Migration { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Catalog(c) => c.into(),
+            AppError::Stripe { .. } if !e.is_usage() => ApiError {
+                status: StatusCode::BAD_GATEWAY,
+                message: e.to_string(),
+            },
+            e => ApiError::bad(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+/// Runs a handler's body on a blocking thread of its own: the catalog's SQLite connection is
+/// not `Sync`, so a future holding it across an `.await` cannot run on the server's workers.
+async fn own_thread<T, Fut>(make: impl FnOnce() -> Fut + Send + 'static) -> Result<T, ApiError>
+where
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+    T: Send + 'static,
+{
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || rt.block_on(make()))
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("the request's task failed: {e}"),
+        })?
+}
+
+type Shared = State<Arc<Console>>;
+
+fn to_json(v: impl serde::Serialize) -> ApiResult {
+    serde_json::to_value(v)
+        .map(Json)
+        .map_err(|e| ApiError::bad(e.to_string()))
+}
+
+fn resource(name: &str) -> Result<Resource, ApiError> {
+    name.parse()
+        .map_err(|e| ApiError::bad(format!("resource {name:?}: {e}")))
+}
+
+// ------------------------------------------------------------------------------- accounts
+
+pub(crate) async fn accounts(State(c): Shared) -> ApiResult {
+    to_json(c.catalog()?.list_accounts()?)
+}
+
+/// An account to add (the key never comes back).
+#[derive(Deserialize)]
+pub(crate) struct AddAccount {
+    name: String,
+    key: String,
+    description: Option<String>,
+    base_url: Option<String>,
+    stripe_account: Option<String>,
+}
+
+fn blank(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+pub(crate) async fn add_account(State(c): Shared, Json(a): Json<AddAccount>) -> ApiResult {
+    let mut cat = c.catalog()?;
+    let new = app::NewAccount {
+        name: a.name.trim().to_string(),
+        description: blank(a.description),
+        key: Secret::new(a.key.trim()),
+        api: ApiOverrides {
+            base_url: blank(a.base_url),
+            stripe_account: blank(a.stripe_account),
+            ..ApiOverrides::default()
+        },
+    };
+    let (account, stripe_id) = app::add_account(&mut cat, new).await?;
+    to_json(json!({ "account": account, "stripe_account": stripe_id }))
+}
+
+pub(crate) async fn test_account(State(c): Shared, Path(name): Path<String>) -> ApiResult {
+    own_thread(move || async move {
+        let cat = c.catalog()?;
+        let id = app::test_account(&cat, &name, &ApiOverrides::default()).await?;
+        to_json(json!({ "account": name, "stripe_account": id, "ok": true }))
+    })
+    .await
+}
+
+pub(crate) async fn remove_account(State(c): Shared, Path(name): Path<String>) -> ApiResult {
+    c.catalog()?.remove_account(&name)?;
+    to_json(json!({ "removed": name }))
+}
+
+// --------------------------------------------------------------------- select data, dataset
+
+pub(crate) async fn resources() -> ApiResult {
+    to_json(Resource::ALL.iter().map(|r| r.path()).collect::<Vec<_>>())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PreviewQuery {
+    account: String,
+    resource: String,
+    rows: Option<usize>,
+}
+
+pub(crate) async fn preview(State(c): Shared, Query(q): Query<PreviewQuery>) -> ApiResult {
+    own_thread(move || async move {
+        let cat = c.catalog()?;
+        let r = resource(&q.resource)?;
+        let page = app::first_page(&cat, &q.account, r, &ApiOverrides::default()).await?;
+        to_json(app::page_rows(
+            r,
+            &page,
+            q.rows.unwrap_or(10).clamp(1, 100),
+        )?)
+    })
+    .await
+}
+
+pub(crate) async fn datasets(State(c): Shared) -> ApiResult {
+    let list = c.catalog()?.list_datasets()?;
+    to_json(
+        list.iter()
+            .map(|d| {
+                let schema = d.schema().ok();
+                json!({
+                    "name": d.name,
+                    "description": d.description,
+                    "schema": schema.as_ref().and_then(|s| s.title().map(str::to_string)),
+                    "profile_enabled": d.profile_enabled,
+                    "error_diagnostics": d.error_diagnostics,
+                    "partial_ingestion_percent": d.partial_ingestion_percent,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A new dataset on the resource's built-in XDM schema, as the wizard's dataset step has it.
+#[derive(Deserialize, Clone)]
+pub(crate) struct NewDatasetForm {
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    profile: bool,
+    #[serde(default)]
+    error_diagnostics: bool,
+    partial_ingestion_percent: Option<f64>,
+}
+
+impl NewDatasetForm {
+    fn dataset(&self, r: Resource) -> NewDataset {
+        NewDataset {
+            name: self.name.trim().to_string(),
+            description: blank(self.description.clone()),
+            schema_json: substitute_tenant(crate::defaults::xdm_schema_json(r), DEFAULT_TENANT),
+            profile_enabled: self.profile,
+            // Partial ingestion turns error diagnostics on (Platform does the same).
+            error_diagnostics: self.error_diagnostics || self.partial_ingestion_percent.is_some(),
+            partial_ingestion_percent: self.partial_ingestion_percent,
+        }
+    }
+}
+
+/// `POST /api/datasets`: a new dataset on a resource's built-in schema.
+#[derive(Deserialize)]
+pub(crate) struct CreateDataset {
+    resource: String,
+    #[serde(flatten)]
+    form: NewDatasetForm,
+}
+
+pub(crate) async fn create_dataset(State(c): Shared, Json(d): Json<CreateDataset>) -> ApiResult {
+    let r = resource(&d.resource)?;
+    let made = c.catalog()?.create_dataset(&d.form.dataset(r))?;
+    to_json(json!({ "name": made.name }))
+}
+
+/// The dataset a wizard step names: an existing one, or the new one it will create.
+#[derive(Deserialize)]
+pub(crate) struct DatasetChoice {
+    dataset: Option<String>,
+    new_dataset: Option<NewDatasetForm>,
+}
+
+impl DatasetChoice {
+    /// The dataset's name and schema.
+    fn schema(
+        &self,
+        cat: &crate::catalog::Catalog,
+        r: Resource,
+    ) -> Result<(String, crate::xdm::XdmSchema), ApiError> {
+        match (&self.new_dataset, &self.dataset) {
+            (Some(form), _) => {
+                let d = form.dataset(r);
+                let schema =
+                    crate::catalog::dataset_schema(&d.name, &d.schema_json, d.profile_enabled)?;
+                Ok((d.name, schema))
+            }
+            (None, Some(name)) => Ok((name.clone(), cat.dataset(name)?.schema()?)),
+            (None, None) => Err(ApiError::bad(
+                "choose a dataset: an existing one or a new one",
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- mapping
+
+#[derive(Deserialize)]
+pub(crate) struct DefaultMapping {
+    resource: String,
+    tenant: Option<String>,
+}
+
+pub(crate) async fn default_mapping(Query(q): Query<DefaultMapping>) -> ApiResult {
+    let r = resource(&q.resource)?;
+    let m = Mapping::builtin(r, q.tenant.as_deref().unwrap_or(DEFAULT_TENANT));
+    to_json(json!({ "sql": m.sql, "origin": m.origin }))
+}
+
+fn mapping_of(sql: Option<String>, r: Resource) -> Mapping {
+    match sql.filter(|s| !s.trim().is_empty()) {
+        Some(sql) => Mapping {
+            sql,
+            origin: "from the console".into(),
+        },
+        None => Mapping::builtin(r, DEFAULT_TENANT),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CheckMapping {
+    resource: String,
+    #[serde(flatten)]
+    dataset: DatasetChoice,
+    sql: Option<String>,
+}
+
+pub(crate) async fn check_mapping(State(c): Shared, Json(m): Json<CheckMapping>) -> ApiResult {
+    let r = resource(&m.resource)?;
+    let cat = c.catalog()?;
+    let (dataset, schema) = m.dataset.schema(&cat, r)?;
+    let mapping = mapping_of(m.sql, r);
+    match app::dataflows::check_fits_schema("(new)", &mapping, r, &schema, &dataset).await {
+        Ok(()) => to_json(json!({ "sound": true, "errors": [] })),
+        Err(AppError::Misfit { problems, .. }) => {
+            to_json(json!({ "sound": false, "errors": problems }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MappingPreview {
+    account: String,
+    resource: String,
+    #[serde(flatten)]
+    dataset: DatasetChoice,
+    sql: Option<String>,
+    rows: Option<usize>,
+}
+
+pub(crate) async fn mapping_preview(State(c): Shared, Json(m): Json<MappingPreview>) -> ApiResult {
+    own_thread(move || async move {
+        let r = resource(&m.resource)?;
+        let cat = c.catalog()?;
+        let (_, schema) = m.dataset.schema(&cat, r)?;
+        let page = app::first_page(&cat, &m.account, r, &ApiOverrides::default()).await?;
+        let rows = app::mapping_rows(
+            r,
+            &page,
+            mapping_of(m.sql, r),
+            &schema,
+            m.rows.unwrap_or(5).clamp(1, 100),
+        )
+        .await?;
+        to_json(rows)
+    })
+    .await
+}
+
+// --------------------------------------------------------------------------------- schedule
+
+/// A schedule as the wizard's form sends it.
+#[derive(Deserialize)]
+pub(crate) struct ScheduleForm {
+    frequency: String,
+    interval: Option<u32>,
+    start_time: Option<String>,
+    backfill: Option<bool>,
+}
+
+impl ScheduleForm {
+    fn schedule(&self, flow: &str, now: i64) -> Result<Schedule, ApiError> {
+        let frequency: Frequency = self
+            .frequency
+            .parse()
+            .map_err(|e| ApiError::bad(format!("dataflow {flow:?}: {e}")))?;
+        let start_time = match self.start_time.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => app::parse_time("start time", t)?,
+            _ => now,
+        };
+        Ok(Schedule {
+            frequency,
+            interval: if frequency == Frequency::Once {
+                None
+            } else {
+                self.interval
+            },
+            start_time,
+            backfill: if frequency == Frequency::Once {
+                None
+            } else {
+                self.backfill
+            },
+        })
+    }
+}
+
+pub(crate) async fn check_schedule(Json(f): Json<ScheduleForm>) -> ApiResult {
+    let now = crate::runner::now();
+    let s = f.schedule("(new)", now)?;
+    s.validate(now).map_err(|e| ApiError::bad(e.to_string()))?;
+    to_json(json!({ "ok": true, "schedule": s }))
+}
+
+// -------------------------------------------------------------------------------- dataflows
+
+pub(crate) async fn dataflows(State(c): Shared) -> ApiResult {
+    to_json(c.catalog()?.list_dataflows()?)
+}
+
+pub(crate) async fn dataflow(State(c): Shared, Path(name): Path<String>) -> ApiResult {
+    to_json(c.catalog()?.dataflow(&name)?)
+}
+
+/// Alerts as checkboxes.
+#[derive(Deserialize, Default)]
+pub(crate) struct AlertsForm {
+    #[serde(default)]
+    run_start: bool,
+    #[serde(default)]
+    run_success: bool,
+    #[serde(default)]
+    run_failure: bool,
+}
+
+impl From<AlertsForm> for Alerts {
+    fn from(a: AlertsForm) -> Alerts {
+        Alerts {
+            run_start: a.run_start,
+            run_success: a.run_success,
+            run_failure: a.run_failure,
+        }
+    }
+}
+
+/// The wizard's review: everything the steps collected.
+#[derive(Deserialize)]
+pub(crate) struct CreateDataflow {
+    name: Option<String>,
+    description: Option<String>,
+    account: String,
+    resource: String,
+    #[serde(flatten)]
+    dataset: DatasetChoice,
+    sql: Option<String>,
+    #[serde(default)]
+    alerts: AlertsForm,
+    #[serde(flatten)]
+    schedule: ScheduleForm,
+    alert_webhook: Option<String>,
+}
+
+pub(crate) async fn create_dataflow(State(c): Shared, Json(d): Json<CreateDataflow>) -> ApiResult {
+    own_thread(move || async move {
+        let r = resource(&d.resource)?;
+        let now = crate::runner::now();
+        let name = blank(d.name);
+        let label = name
+            .clone()
+            .unwrap_or_else(|| app::dataflows::default_name(r));
+        let schedule = d.schedule.schedule(&label, now)?;
+        let mut cat = c.catalog()?;
+        let new_dataset = d.dataset.new_dataset.as_ref().map(|f| f.dataset(r));
+        let dataset = match (&new_dataset, &d.dataset.dataset) {
+            (Some(n), _) => n.name.clone(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => {
+                return Err(ApiError::bad(
+                    "choose a dataset: an existing one or a new one",
+                ))
+            }
+        };
+        let made = app::create_dataflows(
+            &mut cat,
+            app::NewDataflowRequest {
+                name,
+                description: blank(d.description),
+                account: d.account,
+                resource: r,
+                dataset,
+                new_dataset,
+                mapping: mapping_of(d.sql, r),
+                alerts: d.alerts.into(),
+                schedule,
+                targets: app::Targets {
+                    alert_webhook: blank(d.alert_webhook),
+                    ..app::Targets::default()
+                },
+                stripe_accounts: Vec::new(),
+                all_connected_accounts: false,
+            },
+            now,
+        )
+        .await?;
+        to_json(made)
+    })
+    .await
+}
+
+/// Changes from the dataflows page; `etag` is the version the user saw.
+#[derive(Deserialize)]
+pub(crate) struct UpdateDataflow {
+    etag: i64,
+    rename: Option<String>,
+    description: Option<String>,
+    frequency: Option<String>,
+    interval: Option<u32>,
+    start_time: Option<String>,
+    sql: Option<String>,
+    alerts: Option<AlertsForm>,
+}
+
+pub(crate) async fn update_dataflow(
+    State(c): Shared,
+    Path(name): Path<String>,
+    Json(u): Json<UpdateDataflow>,
+) -> ApiResult {
+    own_thread(move || async move {
+        let mut cat = c.catalog()?;
+        let current = cat.dataflow(&name)?;
+        let r = resource(&current.resource)?;
+        let mut changes = app::DataflowChanges {
+            rename: blank(u.rename),
+            description: u.description.map(|d| blank(Some(d))),
+            interval: u.interval,
+            mapping: u
+                .sql
+                .filter(|s| !s.trim().is_empty())
+                .map(|sql| mapping_of(Some(sql), r)),
+            alerts: u.alerts.map(Alerts::from),
+            ..Default::default()
+        };
+        if let Some(f) = blank(u.frequency) {
+            changes.frequency = Some(
+                f.parse()
+                    .map_err(|e| ApiError::bad(format!("dataflow {name:?}: {e}")))?,
+            );
+        }
+        if let Some(t) = blank(u.start_time) {
+            changes.start_time = Some(app::parse_time("start time", &t)?);
+        }
+        let updated =
+            app::update_dataflow(&mut cat, &name, Some(u.etag), changes, crate::runner::now())
+                .await?;
+        to_json(updated)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeleteQuery {
+    #[serde(default)]
+    cancel: bool,
+}
+
+pub(crate) async fn delete_dataflow(
+    State(c): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult {
+    let deleted = c.catalog()?.delete_dataflow(&name, q.cancel)?;
+    to_json(json!({ "deleted": deleted.name }))
+}
+
+pub(crate) async fn enable_dataflow(State(c): Shared, Path(name): Path<String>) -> ApiResult {
+    to_json(c.catalog()?.set_dataflow_enabled(&name, true)?)
+}
+
+pub(crate) async fn disable_dataflow(State(c): Shared, Path(name): Path<String>) -> ApiResult {
+    to_json(c.catalog()?.set_dataflow_enabled(&name, false)?)
+}
+
+/// Starts a run of the dataflow now, in the background; its progress is at `/api/live`.
+pub(crate) async fn run_dataflow(
+    State(c): Shared,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let cat = c.catalog()?;
+    let flow = cat.dataflow(&name)?;
+    let now = crate::runner::now();
+    if !c.live.begin(&flow.name, now) {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            message: format!("dataflow {name:?} is already running from this console"),
+        });
+    }
+    let mut cfg = c.runner.clone();
+    cfg.progress = Some(c.live.sink(&flow.name));
+    let live = c.live.clone();
+    let flow_name = flow.name.clone();
+    tokio::spawn(async move {
+        match crate::runner::run_dataflow(&cfg, &flow_name, now, None).await {
+            Ok(r) => {
+                let outcome = match &r.error {
+                    Some(e) => format!("{}: {e}", r.run.status.as_str()),
+                    None => r.run.status.as_str().to_string(),
+                };
+                live.end(&flow_name, Some(r.run.id), outcome);
+            }
+            Err(e) => live.end(&flow_name, None, format!("could not run: {e}")),
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "started": flow.name, "progress": "/api/live" })),
+    )
+        .into_response())
+}
+
+// ------------------------------------------------------------------------------- monitoring
+
+#[derive(Deserialize)]
+pub(crate) struct RunsQuery {
+    dataflow: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiResult {
+    let runs = c
+        .catalog()?
+        .list_runs(q.dataflow.as_deref(), Some(q.limit.unwrap_or(100)))?;
+    to_json(
+        runs.iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "dataflow": r.dataflow,
+                    "status": r.status.as_str(),
+                    "scheduled_time": r.scheduled_time,
+                    "received": r.fetched,
+                    "ingested": r.ingested,
+                    "failed": r.failed,
+                    "rate": super::pages::rate_of(r),
+                    "errors": r.errors,
+                    "batch_id": r.batch_id,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+pub(crate) async fn live(State(c): Shared) -> ApiResult {
+    to_json(c.live.snapshot())
+}
+
+// ------------------------------------------------------------------------------ rejected rows
+
+#[derive(Deserialize)]
+pub(crate) struct FlowQuery {
+    dataflow: String,
+}
+
+pub(crate) async fn rejected_summary(State(c): Shared, Query(q): Query<FlowQuery>) -> ApiResult {
+    let cat = c.catalog()?;
+    to_json(app::rejected::summary(
+        &cat,
+        &c.runner.out_dir,
+        &q.dataflow,
+        3,
+    )?)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SqlRequest {
+    dataflow: String,
+    sql: String,
+}
+
+/// The most rows a console query returns.
+const MAX_QUERY_ROWS: usize = 1000;
+
+pub(crate) async fn rejected_query(State(c): Shared, Json(q): Json<SqlRequest>) -> ApiResult {
+    own_thread(move || async move {
+        let cat = c.catalog()?;
+        let batches = app::rejected::query(&cat, &c.runner.out_dir, &q.dataflow, &q.sql).await?;
+        let columns: Vec<String> = batches
+            .first()
+            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        let mut total = 0;
+        for b in &batches {
+            total += b.num_rows();
+            if rows.len() < MAX_QUERY_ROWS {
+                let take = (MAX_QUERY_ROWS - rows.len()).min(b.num_rows());
+                rows.extend(app::preview::batch_rows(&b.slice(0, take))?);
+            }
+        }
+        to_json(json!({ "columns": columns, "rows": rows, "total": total, "truncated": total > rows.len() }))
+    })
+    .await
+}
+
+pub(crate) async fn rejected_replay(State(c): Shared, Json(q): Json<SqlRequest>) -> ApiResult {
+    own_thread(move || async move {
+        let cat = c.catalog()?;
+        let flow = cat.dataflow(&q.dataflow)?;
+        let r = resource(&flow.resource)?;
+        let report = app::rejected::replay_latest(
+            &cat,
+            &c.runner.out_dir,
+            &q.dataflow,
+            mapping_of(Some(q.sql), r),
+        )
+        .await?;
+        to_json(report)
+    })
+    .await
+}
