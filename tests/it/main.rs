@@ -7,6 +7,7 @@ mod catalog;
 mod changes;
 mod cli;
 mod connected;
+mod console;
 mod crash;
 mod dataprep;
 mod decode;
