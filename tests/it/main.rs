@@ -8,6 +8,7 @@ mod changes;
 mod cli;
 mod connected;
 mod console;
+mod console_browser;
 mod crash;
 mod dataprep;
 mod decode;

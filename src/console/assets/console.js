@@ -33,7 +33,10 @@ function esc(s) {
 
 function cell(v) {
   if (v === null || v === undefined) return "";
-  if (typeof v === "object") return `<pre>${esc(JSON.stringify(v))}</pre>`;
+  if (typeof v === "object") {
+    const j = JSON.stringify(v);
+    return `<pre title="${esc(j)}">${esc(j.length > 400 ? j.slice(0, 397) + "…" : j)}</pre>`;
+  }
   const s = String(v);
   return esc(s.length > 120 ? s.slice(0, 117) + "…" : s);
 }

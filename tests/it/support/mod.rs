@@ -2,6 +2,7 @@
 
 pub mod bin;
 pub mod stub;
+pub mod webdriver;
 
 use stripe_xdm::sim::{SimConfig, SimHandle, Simulator, SIM_KEY};
 use stripe_xdm::source::{ClientConfig, StripeClient};
