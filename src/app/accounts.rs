@@ -42,10 +42,7 @@ pub fn client_for(
         .clone()
         .or(account.and_then(|a| a.stripe_account.clone()));
     cfg.endpoint_requests_per_sec = api.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
-    StripeClient::new(cfg).map_err(|source| AppError::Stripe {
-        what: "the Stripe client".into(),
-        source,
-    })
+    StripeClient::new(cfg).map_err(|source| AppError::stripe("the Stripe client", source))
 }
 
 /// The stored account `name` and a client for it.
@@ -62,15 +59,12 @@ pub fn stored_client(
 
 /// Tests a key: `GET /v1/account`; the Stripe account id it belongs to.
 async fn test_key(client: &StripeClient, name: &str, base_url: &str) -> Result<String> {
-    let info = client
-        .get_account()
-        .await
-        .map_err(|source| AppError::Stripe {
-            what: format!(
-                "account {name:?}: the connection test (GET /v1/account at {base_url}) failed"
-            ),
+    let info = client.get_account().await.map_err(|source| {
+        AppError::stripe(
+            format!("account {name:?}: the connection test (GET /v1/account at {base_url}) failed"),
             source,
-        })?;
+        )
+    })?;
     Ok(info
         .get("id")
         .and_then(|v| v.as_str())

@@ -145,13 +145,12 @@ pub async fn create_dataflows(
         own.stripe_account = None;
         let key = cat.account_key(&req.account)?;
         let client = super::client_for(key, Some(&own), &api)?;
-        let ids = client
-            .connected_accounts()
-            .await
-            .map_err(|source| AppError::Stripe {
-                what: format!("account {:?}: listing connected accounts", req.account),
+        let ids = client.connected_accounts().await.map_err(|source| {
+            AppError::stripe(
+                format!("account {:?}: listing connected accounts", req.account),
                 source,
-            })?;
+            )
+        })?;
         if ids.is_empty() {
             return Err(AppError::Invalid(format!(
                 "account {:?} has no connected accounts (GET /v1/accounts is empty): nothing to fan out over",
@@ -183,7 +182,7 @@ pub async fn create_dataflows(
             resource: req.resource.path().to_string(),
             dataset: req.dataset.clone(),
             mapping_sql: req.mapping.sql.clone(),
-            alerts: req.alerts.clone(),
+            alerts: req.alerts,
             schedule: req.schedule,
             alert_webhook: req.targets.alert_webhook.clone(),
             alert_command: req.targets.alert_command.clone(),
@@ -194,9 +193,8 @@ pub async fn create_dataflows(
             let flow_name = flow.name.clone();
             created = cat
                 .set_dataflow_stripe_account(&flow_name, Some(a))
-                .map_err(|e| {
+                .inspect_err(|_| {
                     let _ = cat.delete_dataflow(&flow_name, false);
-                    e
                 });
         }
         match created {

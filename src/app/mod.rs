@@ -56,7 +56,7 @@ pub enum AppError {
         what: String,
         /// Stripe's answer.
         #[source]
-        source: crate::source::SourceError,
+        source: Box<crate::source::SourceError>,
     },
     /// Bad input, with a message naming it.
     #[error("{0}")]
@@ -68,9 +68,19 @@ impl AppError {
     pub fn is_usage(&self) -> bool {
         match self {
             AppError::Stripe { source, .. } => {
-                source.is_auth() || matches!(source, crate::source::SourceError::Config(_))
+                source.is_auth() || matches!(**source, crate::source::SourceError::Config(_))
             }
             _ => true,
+        }
+    }
+}
+
+impl AppError {
+    /// Stripe's `source` while doing `what`.
+    pub fn stripe(what: impl Into<String>, source: crate::source::SourceError) -> Self {
+        AppError::Stripe {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
 }

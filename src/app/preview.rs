@@ -23,9 +23,11 @@ pub async fn first_page(
     client
         .list_page(resource, Window::default(), None)
         .await
-        .map_err(|source| AppError::Stripe {
-            what: format!("account {account:?}: listing {}", resource.path()),
-            source,
+        .map_err(|source| {
+            AppError::stripe(
+                format!("account {account:?}: listing {}", resource.path()),
+                source,
+            )
         })
 }
 

@@ -70,7 +70,7 @@ pub fn summary(cat: &Catalog, out: &Path, name: &str, samples: usize) -> Result<
         .into_iter()
         .map(|(stage, count)| crate::sink::analysis::StageCount { stage, count })
         .collect();
-    total.by_stage.sort_by(|a, b| b.count.cmp(&a.count));
+    total.by_stage.sort_by_key(|s| std::cmp::Reverse(s.count));
     Ok(total)
 }
 
