@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod dataflows;
 pub mod preview;
 pub mod rejected;
+pub mod runs;
 
 pub use accounts::{add_account, client_for, test_account, ApiOverrides, NewAccount};
 pub use dataflows::{

@@ -348,27 +348,9 @@ pub fn print_runs(list: &[Run], json: bool) {
     );
 }
 
-/// A running run's counters are written at its end; until then they are taken from its last
-/// checkpoint, and `progress_as_of` says when that was written.
+/// A running run's counts as of its last checkpoint ([`stripe_xdm::app::runs::with_checkpoint`]).
 pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) {
-    if r.status != RunStatus::Running {
-        return;
-    }
-    let Some(cp) = cat.checkpoint(r.id).ok().flatten() else {
-        return;
-    };
-    let Some(t) = stripe_xdm::pipeline::checkpoint_totals(&cp.state) else {
-        return;
-    };
-    r.fetched = t.fetched;
-    r.ingested = t.ingested;
-    r.failed = t.rejected;
-    r.errors = t.rejected_by_code;
-    r.bytes_in = t.bytes_in;
-    r.files = t.files;
-    r.bytes_out = t.bytes_out;
-    r.batch_id = Some(t.batch_id);
-    r.progress_as_of = Some(cp.updated_at);
+    stripe_xdm::app::runs::with_checkpoint(cat, r)
 }
 
 pub fn run(r: &Run, json: bool) {

@@ -602,9 +602,11 @@ pub(crate) struct RunsQuery {
 }
 
 pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiResult {
-    let runs = c
-        .catalog()?
-        .list_runs(q.dataflow.as_deref(), Some(q.limit.unwrap_or(100)))?;
+    let runs = app::runs::list(
+        &c.catalog()?,
+        q.dataflow.as_deref(),
+        Some(q.limit.unwrap_or(100)),
+    )?;
     to_json(
         runs.iter()
             .map(|r| {
@@ -625,8 +627,19 @@ pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiRes
     )
 }
 
+/// Runs in progress: the console's own (live), and those of other processes (`serve`,
+/// `backfill`, `dataflows run`) as of their last checkpoint.
 pub(crate) async fn live(State(c): Shared) -> ApiResult {
-    to_json(c.live.snapshot())
+    let mut live = c.live.snapshot();
+    let cat = c.catalog()?;
+    let now = crate::runner::now();
+    for r in app::runs::list(&cat, None, Some(100))? {
+        let here = live.iter().any(|l| l.dataflow == r.dataflow && !l.done);
+        if r.status == crate::catalog::RunStatus::Running && !here {
+            live.push(super::live::LiveRun::elsewhere(&r, now));
+        }
+    }
+    to_json(live)
 }
 
 // ------------------------------------------------------------------------------ rejected rows

@@ -30,6 +30,26 @@ pub struct LiveRun {
     pub run_id: Option<i64>,
     /// Its final status (`success`, `failed`, …) or why it could not run.
     pub outcome: Option<String>,
+    /// For a run of another process (`serve`, `backfill`, `dataflows run`): the time of the
+    /// checkpoint its counts come from.
+    pub as_of: Option<i64>,
+}
+
+impl LiveRun {
+    /// A run another process is making, as of its last checkpoint.
+    pub fn elsewhere(r: &crate::catalog::Run, now: i64) -> LiveRun {
+        let started = r.started_at.unwrap_or(now);
+        LiveRun {
+            dataflow: r.dataflow.clone(),
+            started_at: started,
+            records: r.fetched,
+            rejected: r.failed,
+            rate: r.fetched as f64 / (now - started).max(1) as f64,
+            run_id: Some(r.id),
+            as_of: r.progress_as_of.or(Some(started)),
+            ..LiveRun::default()
+        }
+    }
 }
 
 /// The console's runs by dataflow (the latest run of each).

@@ -83,7 +83,7 @@ pub(crate) async fn home(State(c): Shared) -> Page {
     let cat = c.catalog()?;
     let accounts = cat.list_accounts()?.len();
     let flows = cat.list_dataflows()?.len();
-    let runs = cat.list_runs(None, Some(10))?;
+    let runs = crate::app::runs::list(&cat, None, Some(10))?;
     let body = format!(
         "<section class=\"cards\">\
 <a class=\"card\" href=\"/accounts\"><b>{accounts}</b> Stripe account(s)</a>\
@@ -271,7 +271,7 @@ pub(crate) async fn monitoring(State(c): Shared, Query(q): Query<FlowFilter>) ->
     let cat = c.catalog()?;
     let flows = cat.list_dataflows()?;
     let selected = q.dataflow.filter(|d| !d.is_empty());
-    let runs = cat.list_runs(selected.as_deref(), Some(50))?;
+    let runs = crate::app::runs::list(&cat, selected.as_deref(), Some(50))?;
     // Oldest first for the charts, the last 20 runs.
     let charted: Vec<&Run> = runs.iter().take(20).rev().collect();
     let labels: Vec<String> = charted.iter().map(|r| format!("#{}", r.id)).collect();

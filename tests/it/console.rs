@@ -366,3 +366,78 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
     assert_eq!(status, 404);
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_another_process_shows_on_the_live_list_until_it_ends() {
+    let home = tempfile::tempdir().unwrap();
+    // Slow pages: the run lasts long enough to be seen.
+    let sim = Simulator::new(
+        SimConfig::default()
+            .with_count(Resource::Charges, 300)
+            .with_faults(Faults {
+                slow_rate: 1.0,
+                slow_ms: 400,
+                ..Faults::default()
+            }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let h = console::start(ConsoleOptions {
+        home: home.path().to_path_buf(),
+        port: 0,
+        token: None,
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&h);
+    api.ok(
+        "POST",
+        "/api/accounts",
+        Some(json!({"name": "acme", "key": SIM_KEY, "base_url": sim.base_url()})),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/api/dataflows",
+        Some(
+            json!({"name": "Slow", "account": "acme", "resource": "charges",
+                    "new_dataset": {"name": "charges"}, "frequency": "once"}),
+        ),
+    )
+    .await;
+    // The run is made by the runner directly, as `serve` or `dataflows run` would.
+    let mut cfg = stripe_xdm::runner::RunnerConfig::new(home.path());
+    cfg.concurrency = 1;
+    let run = tokio::spawn(async move {
+        stripe_xdm::runner::run_dataflow(&cfg, "Slow", stripe_xdm::runner::now(), None).await
+    });
+    let mut seen = None;
+    for _ in 0..200 {
+        let live = api.ok("GET", "/api/live", None).await;
+        if let Some(r) = live
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dataflow"] == "Slow")
+        {
+            seen = Some(r.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.expect("the running run is listed");
+    assert_eq!(seen["done"], false, "{seen}");
+    assert!(seen["as_of"].is_i64() && seen["run_id"].is_i64(), "{seen}");
+    let result = run.await.unwrap().unwrap();
+    assert_eq!(result.run.fetched, 300);
+    let live = api.ok("GET", "/api/live", None).await;
+    assert!(
+        live.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["dataflow"] != "Slow"),
+        "an ended run leaves the list: {live}"
+    );
+    h.shutdown().await.unwrap();
+}

@@ -155,6 +155,11 @@ function monitoringPage() {
     try {
       const runs = await api("GET", "/api/live");
       let ended = false;
+      const now = new Set(runs.map((r) => r.dataflow));
+      for (const [flow, done] of seen) {
+        // A run of another process leaves the list when it ends.
+        if (done === false && !now.has(flow)) { ended = true; seen.delete(flow); }
+      }
       for (const r of runs) {
         if (seen.get(r.dataflow) === false && r.done) ended = true;
         seen.set(r.dataflow, r.done);
@@ -162,7 +167,8 @@ function monitoringPage() {
       const going = runs.filter((r) => !r.done);
       const last = runs.filter((r) => r.done);
       live.innerHTML = going.length
-        ? going.map((r) => `<div class="item" data-dataflow="${esc(r.dataflow)}"><b>${esc(r.dataflow)}</b>: ${r.records} received, ${r.rejected} rejected, ${Math.round(r.rate)} records/s<div class="bar"><div style="width:${Math.round(r.fraction * 100)}%"></div></div></div>`).join("")
+        ? going.map((r) => `<div class="item" data-dataflow="${esc(r.dataflow)}"><b>${esc(r.dataflow)}</b>: ${r.records} received, ${r.rejected} rejected, ${Math.round(r.rate)} records/s` +
+            (r.as_of ? ` <span class="hint">(run ${r.run_id} of another process, as of its checkpoint at ${new Date(r.as_of * 1000).toISOString().slice(11, 19)} UTC)</span>` : `<div class="bar"><div style="width:${Math.round(r.fraction * 100)}%"></div></div>`) + `</div>`).join("")
         : `<p class="empty">No run in progress.</p>` + last.map((r) => `<p class="item done" data-dataflow="${esc(r.dataflow)}">Last run of <b>${esc(r.dataflow)}</b> from this console: ${esc(r.outcome)}</p>`).join("");
       if (ended) location.reload();
     } catch (err) { live.innerHTML = `<p class="error">${esc(err.message)}</p>`; }
