@@ -16,6 +16,7 @@
 //!   Both targets are tried concurrently, each with bounded, jittered exponential backoff.
 
 mod command;
+#[cfg(feature = "test-support")]
 pub mod loopback;
 mod webhook;
 

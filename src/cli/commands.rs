@@ -15,11 +15,12 @@ use super::{table, CliError, DemoArgs, PreviewArgs, RunArgs, SimArgs, SourceArgs
 type Result<T> = std::result::Result<T, CliError>;
 
 fn pipeline_error(e: PipelineError) -> CliError {
-    if e.is_usage() {
-        CliError::usage(e)
+    let code = if e.is_usage() {
+        super::EXIT_USAGE
     } else {
-        CliError::failed(e)
-    }
+        super::EXIT_DATA
+    };
+    CliError::chain(&e, code)
 }
 
 pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {

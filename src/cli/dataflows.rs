@@ -260,11 +260,12 @@ fn alerts_of(list: &[AlertArg]) -> Alerts {
 
 /// An application error as the CLI reports it.
 pub(super) fn app_err(e: app::AppError) -> CliError {
-    if e.is_usage() {
-        CliError::usage(e)
+    let code = if e.is_usage() {
+        super::EXIT_USAGE
     } else {
-        CliError::failed(e)
-    }
+        super::EXIT_DATA
+    };
+    CliError::chain(&e, code)
 }
 
 /// The name a dataflow gets when none is given.

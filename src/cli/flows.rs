@@ -43,7 +43,7 @@ impl HomeArgs {
 }
 
 pub(super) fn cat_err(e: CatalogError) -> CliError {
-    CliError::usage(e)
+    CliError::chain(&e, super::EXIT_USAGE)
 }
 
 /// Where a command sends its Stripe requests.

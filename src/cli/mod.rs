@@ -329,4 +329,37 @@ impl CliError {
             code: EXIT_DATA,
         }
     }
+
+    /// An error with its chain of causes: each cause whose text the message does not already
+    /// carry is added on a `caused by:` line.
+    fn chain(e: &(dyn std::error::Error + 'static), code: u8) -> Self {
+        let mut message = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message.push_str("\n  caused by: ");
+                message.push_str(&text);
+            }
+            cause = c.source();
+        }
+        CliError { message, code }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {0}")]
+    struct Outer(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn the_chain_adds_causes_the_message_lacks() {
+        let e = Outer("a.json", std::io::Error::other("disk on fire"));
+        let c = CliError::chain(&e, EXIT_USAGE);
+        assert_eq!(c.message, "reading a.json\n  caused by: disk on fire");
+        assert_eq!(c.code, EXIT_USAGE);
+    }
 }

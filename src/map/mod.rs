@@ -57,22 +57,24 @@ pub struct Mapping {
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
     /// The mapping file could not be read.
-    #[error("cannot read mapping file {path}: {reason}")]
+    #[error("cannot read mapping file {path}: {source}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The SQL does not plan against the resource table.
-    #[error("mapping {origin} does not compile against table `{table}`: {reason}")]
+    #[error("mapping {origin} does not compile against table `{table}`: {source}")]
     Compile {
         /// The mapping's origin.
         origin: String,
         /// The table name.
         table: String,
-        /// DataFusion's message.
-        reason: String,
+        /// DataFusion's (or Arrow's) error.
+        #[source]
+        source: Box<DataFusionError>,
     },
     /// The SQL changes the number of rows.
     #[error("mapping {origin} returned {got} rows for {expected} source rows: a mapping must be a projection (one row per record); use CASE/TRY_CAST/NULL instead of WHERE, joins or aggregates")]
@@ -97,9 +99,9 @@ impl Mapping {
 
     /// A mapping read from a file.
     pub fn from_file(path: &Path, tenant: &str) -> Result<Mapping, MapError> {
-        let sql = std::fs::read_to_string(path).map_err(|e| MapError::Read {
+        let sql = std::fs::read_to_string(path).map_err(|source| MapError::Read {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
         Ok(Mapping {
             sql: substitute_tenant(&sql, tenant),
@@ -183,7 +185,7 @@ impl Mapper {
         let compile = |e: DataFusionError| MapError::Compile {
             origin: mapping.origin.clone(),
             table: table.clone(),
-            reason: e.to_string(),
+            source: Box::new(e),
         };
         ctx.register_batch(&table, RecordBatch::new_empty(source_schema.clone()))
             .map_err(compile)?;
@@ -261,7 +263,7 @@ impl Mapper {
                         MapError::Compile {
                             origin: self.mapping.origin.clone(),
                             table: self.table.clone(),
-                            reason: e.to_string(),
+                            source: Box::new(e.into()),
                         }
                     })?;
                 Ok(Mapped {

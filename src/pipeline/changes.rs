@@ -371,7 +371,7 @@ pub(super) fn write_deletes(
     let file = std::fs::File::create(&path).map_err(crate::sink::io_err("creating", &path))?;
     let parquet_err = |e: parquet::errors::ParquetError| crate::sink::SinkError::Parquet {
         path: path.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     };
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(parquet_err)?;
     w.write(&batch)

@@ -204,7 +204,10 @@ async fn process(
             }
         })
         .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))?
+        .map_err(|source| PipelineError::Task {
+            what: "cut",
+            source,
+        })?
         .map_err(arrow_err)?;
     map_and_validate_rows(schema, mapper, source).await
 }

@@ -406,9 +406,10 @@ pub(crate) async fn drive(
             (e, _) => e,
         });
     }
-    fetcher
-        .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    fetcher.await.map_err(|source| PipelineError::Task {
+        what: "fetch",
+        source,
+    })??;
     Ok((written?, totals))
 }
 
@@ -568,7 +569,10 @@ pub(super) async fn process_pages(
             (decoded, source, staged)
         })
         .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        .map_err(|source| PipelineError::Task {
+            what: "decode",
+            source,
+        })?;
     totals.fetched = decoded.records() as u64;
     totals.staged = staged.num_rows() as u64;
     let rejected = decode_rejections(&decoded.rejected);

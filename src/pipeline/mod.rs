@@ -150,6 +150,16 @@ pub enum PipelineError {
     /// A processing task died.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A task of the run (decoding, validating, committing, fetching) panicked or was
+    /// cancelled.
+    #[error("internal error: the {what} task failed: {source}")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The run was stopped from outside (Ctrl-C, shutdown) before it committed; its staged data
     /// and checkpoint stay for a resume.
     #[error("the run was interrupted before it committed; it resumes from its last checkpoint")]
@@ -405,7 +415,10 @@ pub(crate) async fn commit(
 ) -> Result<(PathBuf, Manifest), PipelineError> {
     tokio::task::spawn_blocking(move || writer.commit(manifest, diagnostics))
         .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))?
+        .map_err(|source| PipelineError::Task {
+            what: "batch commit",
+            source,
+        })?
         .map_err(PipelineError::from)
 }
 

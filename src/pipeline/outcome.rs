@@ -160,7 +160,10 @@ pub(crate) async fn map_and_validate_rows(
     let batch = mapped.batch;
     let validated = tokio::task::spawn_blocking(move || xdm::validate(&batch, &schema))
         .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+        .map_err(|source| PipelineError::Task {
+            what: "validation",
+            source,
+        })??;
     for r in &validated.rejected {
         let row = mapped.rows[r.row as usize] as usize;
         rejected.push(Rejection {

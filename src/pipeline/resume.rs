@@ -171,7 +171,7 @@ pub(super) fn committed_report(
         if !path.exists() {
             continue;
         }
-        let m = Manifest::read(&path).map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let m = Manifest::read(&path).map_err(crate::sink::SinkError::from)?;
         let mut by_code = BTreeMap::new();
         for e in &m.errors {
             if let Some(n) = e.record_count {

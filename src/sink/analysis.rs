@@ -148,7 +148,7 @@ pub fn summarize(batch_dir: &Path, samples_per_code: usize) -> Result<ErrorSumma
         return Err(SinkError::Io {
             action: "reading batch directory",
             path: batch_dir.to_path_buf(),
-            reason: "not a directory".to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
     if !path.exists() {
@@ -162,7 +162,7 @@ pub fn summarize(batch_dir: &Path, samples_per_code: usize) -> Result<ErrorSumma
     for b in &batches {
         let bad = |what: &str| SinkError::Parquet {
             path: path.clone(),
-            reason: format!("rejected file lacks a string column `{what}`"),
+            source: format!("rejected file lacks a string column `{what}`").into(),
         };
         let string_col = |name: &str| -> Result<StringArray, SinkError> {
             let col = b.column_by_name(name).ok_or_else(|| bad(name))?;

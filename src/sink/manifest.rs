@@ -149,7 +149,7 @@ impl From<ManifestError> for SinkError {
         SinkError::Io {
             action: "reading",
             path: e.path.into(),
-            reason: e.reason,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.reason),
         }
     }
 }

@@ -49,22 +49,24 @@ pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// A file system operation failed.
-    #[error("{action} {path}: {reason}")]
+    #[error("{action} {path}: {source}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The path.
         path: PathBuf,
-        /// The OS error.
-        reason: String,
+        /// The OS error (or what was wrong with the file).
+        #[source]
+        source: std::io::Error,
     },
-    /// Parquet encoding failed.
-    #[error("writing Parquet file {path}: {reason}")]
+    /// Parquet encoding or decoding failed.
+    #[error("Parquet file {path}: {source}")]
     Parquet {
         /// The file.
         path: PathBuf,
-        /// The encoder's message.
-        reason: String,
+        /// The encoder's or decoder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The batch would break one of Platform's limits.
     #[error("batch {batch_id} would exceed Platform's limit: {limit}; split the run into smaller created windows")]
@@ -81,10 +83,10 @@ pub(crate) fn io_err(
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> SinkError {
     let path = path.to_path_buf();
-    move |e| SinkError::Io {
+    move |source| SinkError::Io {
         action,
         path,
-        reason: e.to_string(),
+        source,
     }
 }
 
@@ -212,7 +214,10 @@ impl BatchWriter {
                 return Err(SinkError::Io {
                     action: "resuming",
                     path: p,
-                    reason: format!("the file has {len} bytes, the checkpoint says {}", f.bytes),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the file has {len} bytes, the checkpoint says {}", f.bytes),
+                    ),
                 });
             }
         }
@@ -288,7 +293,7 @@ impl BatchWriter {
         let (writer, name, rows) = self.current.as_mut().expect("opened above");
         writer.write(batch).map_err(|e| SinkError::Parquet {
             path: PathBuf::from(name.clone()),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         *rows += batch.num_rows() as u64;
         let size = writer.bytes_written() as u64 + writer.in_progress_size() as u64;
@@ -310,7 +315,7 @@ impl BatchWriter {
         let writer = ParallelWriter::try_new(file, self.schema.clone(), self.props.clone())
             .map_err(|e| SinkError::Parquet {
                 path: path.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         self.current = Some((writer, name, 0));
         Ok(())
@@ -321,7 +326,7 @@ impl BatchWriter {
             let path = self.staging.join(&name);
             writer.close().map_err(|e| SinkError::Parquet {
                 path: path.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             let bytes = std::fs::metadata(&path)
                 .map_err(io_err("reading size of", &path))?
@@ -518,7 +523,7 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SinkError::Parquet {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source: e.into(),
         })
 }
 
@@ -531,7 +536,7 @@ pub(crate) fn parquet_reader(
         .and_then(|b| b.build())
         .map_err(|e| SinkError::Parquet {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source: e.into(),
         })
 }
 

@@ -262,7 +262,7 @@ impl RejectWriter {
             let path = self.dir.join(&name);
             w.close().map_err(|e| SinkError::Parquet {
                 path: path.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             self.parts.push(name);
         }
@@ -294,7 +294,7 @@ impl RejectWriter {
             let w = ArrowWriter::try_new(file, rejected_schema(), Some(reject_props())).map_err(
                 |e| SinkError::Parquet {
                     path: path.clone(),
-                    reason: e.to_string(),
+                    source: e.into(),
                 },
             )?;
             self.parquet = Some((w, name));
@@ -303,7 +303,7 @@ impl RejectWriter {
         let (w, name) = self.parquet.as_mut().expect("opened above");
         w.write(&batch).map_err(|e| SinkError::Parquet {
             path: PathBuf::from(name.clone()),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         for r in rows {
             self.diagnostic_line(r)?;
@@ -357,7 +357,7 @@ impl RejectWriter {
         serde_json::to_writer(&mut *out, &line).map_err(|e| SinkError::Io {
             action: "writing",
             path: name.into(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         out.write_all(b"\n")
             .map_err(io_err("writing", Path::new(name)))?;
@@ -422,7 +422,7 @@ fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
     let file = File::create(&joining).map_err(io_err("creating", &joining))?;
     let perr = |e: parquet::errors::ParquetError| SinkError::Parquet {
         path: joining.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     };
     let mut w =
         ArrowWriter::try_new(file, rejected_schema(), Some(reject_props())).map_err(perr)?;
@@ -432,7 +432,7 @@ fn join_parts(dir: &Path, parts: &[String]) -> Result<(), SinkError> {
         for batch in super::parquet_reader(&p)? {
             let batch = batch.map_err(|e| SinkError::Parquet {
                 path: p.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             w.write(&batch).map_err(perr)?;
         }

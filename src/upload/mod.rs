@@ -14,13 +14,14 @@
 //! Every acknowledged step is recorded in `<batch_dir>/upload.json` ([`UploadState`]) before the
 //! next one starts, so an interrupted upload resumes with the files not yet acknowledged, and a
 //! batch ingested successfully is refused unless it is replayed on purpose (a new Platform batch
-//! with `replay.predecessors`). [`loopback`] is a local Platform for tests and demos.
+//! with `replay.predecessors`). `loopback` (feature `test-support`) is a local Platform for tests.
 
 mod client;
 mod credentials;
 mod error;
 pub mod ims;
 pub mod limits;
+#[cfg(feature = "test-support")]
 pub mod loopback;
 pub mod registry;
 mod run;

@@ -16,6 +16,7 @@ mod defaults;
 mod errors;
 mod flows;
 mod mapping;
+mod mapping_slt;
 mod mirror;
 mod mirror_cli;
 mod oauth;
