@@ -329,6 +329,24 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
         )
         .await;
     assert_eq!(status, 400, "read-only: {v}");
+    // Replay of the latest batch's rejected rows with a mapping typed into the page.
+    let sql = api
+        .ok("GET", "/api/mapping/default?resource=charges", None)
+        .await["sql"]
+        .clone();
+    let replay = api
+        .ok(
+            "POST",
+            "/api/rejected/replay",
+            Some(json!({"dataflow": "Charges", "sql": sql})),
+        )
+        .await;
+    assert_eq!(
+        replay["rejected_rows"].as_u64().unwrap(),
+        failed,
+        "{replay}"
+    );
+    assert_eq!(replay["source_batch"], run["batch_id"], "{replay}");
     assert!(api
         .page("/rejected?dataflow=Charges")
         .await
