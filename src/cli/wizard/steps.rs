@@ -4,7 +4,6 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use stripe_xdm::catalog::{Catalog, Dataset, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT};
-use stripe_xdm::map::check::check_mapping;
 use stripe_xdm::map::{substitute_tenant, Mapping};
 use stripe_xdm::schedule::{Frequency, Schedule, ScheduleError, START_TIME_GRACE_SECS};
 use stripe_xdm::xdm::XdmSchema;
@@ -65,11 +64,13 @@ fn dataset_schema(cat: &Catalog, dataset: &DatasetChoice) -> Option<XdmSchema> {
     }
 }
 
-/// What is wrong when `mapping`'s output does not fit `schema` (as `dataflows create` checks it).
+/// What is wrong when `mapping`'s output does not fit `schema` (the check `dataflows create`
+/// makes: [`stripe_xdm::app::dataflows::check_fits_schema`]).
 fn misfit(mapping: &Mapping, resource: Resource, schema: &XdmSchema) -> Option<String> {
+    use stripe_xdm::app::{dataflows::check_fits_schema, AppError};
     use tokio::runtime::{Builder, Handle, RuntimeFlavor};
-    let check = check_mapping(mapping, resource, schema);
-    let report = match Handle::try_current() {
+    let check = check_fits_schema("(new)", mapping, resource, schema, "the dataset");
+    let result = match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| h.block_on(check))
         }
@@ -77,18 +78,17 @@ fn misfit(mapping: &Mapping, resource: Resource, schema: &XdmSchema) -> Option<S
         Ok(_) => return None,
         Err(_) => Builder::new_current_thread().build().ok()?.block_on(check),
     };
-    if report.is_sound() {
+    let Err(AppError::Misfit { problems, .. }) = result else {
         return None;
-    }
-    let errors: Vec<String> = report.errors().map(|e| e.to_string()).collect();
-    let more = match errors.len() {
+    };
+    let more = match problems.len() {
         n if n > 3 => format!(" ({n} errors, the first 3 shown)"),
         _ => String::new(),
     };
     Some(format!(
         "mapping {} does not fit the dataset's schema{more}:\n    {}",
         mapping.origin,
-        errors[..errors.len().min(3)].join("\n    ")
+        problems[..problems.len().min(3)].join("\n    ")
     ))
 }
 

@@ -224,8 +224,8 @@ impl NewDatasetForm {
             description: blank(self.description.clone()),
             schema_json: substitute_tenant(crate::defaults::xdm_schema_json(r), DEFAULT_TENANT),
             profile_enabled: self.profile,
-            // Partial ingestion turns error diagnostics on (Platform does the same).
-            error_diagnostics: self.error_diagnostics || self.partial_ingestion_percent.is_some(),
+            // The catalog turns error diagnostics on with partial ingestion, as Platform does.
+            error_diagnostics: self.error_diagnostics,
             partial_ingestion_percent: self.partial_ingestion_percent,
         }
     }
