@@ -142,6 +142,13 @@ impl Resource {
     }
 }
 
+/// Serialized as its path (`"charges"`, …), as Stripe and the catalog name it.
+impl serde::Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.path())
+    }
+}
+
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.path())

@@ -179,7 +179,7 @@ pub async fn create_dataflows(
             name: flow_name,
             description: req.description.clone(),
             account: req.account.clone(),
-            resource: req.resource.path().to_string(),
+            resource: req.resource,
             dataset: req.dataset.clone(),
             mapping_sql: req.mapping.sql.clone(),
             alerts: req.alerts,
@@ -278,11 +278,7 @@ pub async fn update_dataflow(
         update.schedule = Some(s);
     }
     if let Some(mapping) = &changes.mapping {
-        let resource: Resource = current
-            .resource
-            .parse()
-            .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: {e}")))?;
-        check_fits(cat, name, mapping, resource, &current.dataset).await?;
+        check_fits(cat, name, mapping, current.resource, &current.dataset).await?;
         update.mapping_sql = Some(mapping.sql.clone());
     }
     let webhook = match &changes.alert_webhook {

@@ -11,7 +11,6 @@ use crate::catalog::{Catalog, Dataflow};
 use crate::map::Mapping;
 use crate::replay::ReplayReport;
 use crate::sink::analysis::{summarize, CodeCount, ErrorSummary};
-use crate::Resource;
 
 /// The batch folders of `flow`'s runs under `out` (committed or failed), oldest first.
 pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<PathBuf>> {
@@ -24,12 +23,6 @@ pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<Path
         .flat_map(|id| [root.join("batches").join(id), root.join("failed").join(id)])
         .filter(|d| d.join(crate::sink::MANIFEST_FILE).exists())
         .collect())
-}
-
-fn resource_of(flow: &Dataflow) -> Result<Resource> {
-    flow.resource
-        .parse()
-        .map_err(|e| AppError::Invalid(format!("dataflow {:?}: {e}", flow.name)))
 }
 
 fn sink_err(e: crate::sink::SinkError) -> AppError {
@@ -98,7 +91,7 @@ pub async fn replay_latest(
     mapping: Mapping,
 ) -> Result<ReplayReport> {
     let flow = cat.dataflow(name)?;
-    let resource = resource_of(&flow)?;
+    let resource = flow.resource;
     let batch = batch_dirs(cat, out, &flow)?
         .into_iter()
         .rev()

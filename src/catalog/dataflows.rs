@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{check_label, unix_now, Catalog, CatalogError, RunStatus, SqlContext};
 use crate::schedule::{Frequency, Schedule};
+use crate::Resource;
 
 /// Which run notifications a dataflow sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -54,8 +55,8 @@ pub struct NewDataflow {
     pub description: Option<String>,
     /// An existing account's name.
     pub account: String,
-    /// Stripe resource path (`charges`, …).
-    pub resource: String,
+    /// What it reads.
+    pub resource: Resource,
     /// An existing dataset's name.
     pub dataset: String,
     /// The mapping SQL (becomes mapping version 1).
@@ -83,8 +84,8 @@ pub struct Dataflow {
     pub description: Option<String>,
     /// Account name.
     pub account: String,
-    /// Resource path.
-    pub resource: String,
+    /// What it reads.
+    pub resource: Resource,
     /// Dataset name.
     pub dataset: String,
     /// Alerts.
@@ -174,7 +175,12 @@ impl Dataflow {
             name: r.get("name")?,
             description: r.get("description")?,
             account: r.get("account")?,
-            resource: r.get("resource")?,
+            resource: r
+                .get::<_, String>("resource")?
+                .parse::<Resource>()
+                .map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(4, Type::Text, Box::new(e))
+                })?,
             dataset: r.get("dataset")?,
             alerts: Alerts {
                 run_start: r.get("alert_run_start")?,
@@ -302,7 +308,7 @@ impl Catalog {
                 new.name,
                 new.description,
                 new.account,
-                new.resource,
+                new.resource.path(),
                 new.dataset,
                 new.alerts.run_start,
                 new.alerts.run_success,

@@ -41,7 +41,7 @@ pub async fn backfill(a: BackfillArgs) -> Result<u8, CliError> {
 
 async fn plan(cat: &Catalog, a: &BackfillArgs) -> Result<u8, CliError> {
     let flow = cat.dataflow(&a.run.name).map_err(cat_err)?;
-    let resource: Resource = flow.resource.parse().map_err(CliError::usage)?;
+    let resource: Resource = flow.resource;
     let key = cat.account_key(&flow.account).map_err(cat_err)?;
     let account = cat.account(&flow.account).map_err(cat_err)?;
     let client = a.run.api.client(key, Some(&account))?;

@@ -521,11 +521,11 @@ pub async fn dataflows(a: DataflowsArgs) -> Result<u8> {
                 .schema()
                 .ok()
                 .and_then(|s| s.title().map(str::to_string));
-            let columns = flow
-                .resource
-                .parse::<Resource>()
-                .ok()
-                .map(|r| stripe_xdm::decode::arrow_schema(r).fields().len());
+            let columns = Some(
+                stripe_xdm::decode::arrow_schema(flow.resource)
+                    .fields()
+                    .len(),
+            );
             out::review(&flow, &dataset, title.as_deref(), columns);
         }
         DataflowsCommand::Run(x) => return run_dataflow(&cat, x).await,

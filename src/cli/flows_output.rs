@@ -218,7 +218,7 @@ pub fn dataflows(list: &[Dataflow], json: bool) {
             vec![
                 f.name.clone(),
                 f.account.clone(),
-                f.resource.clone(),
+                f.resource.to_string(),
                 f.dataset.clone(),
                 schedule_text(f),
                 if f.enabled { "enabled" } else { "disabled" }.to_string(),

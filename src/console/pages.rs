@@ -205,7 +205,7 @@ pub(crate) async fn dataflows(State(c): Shared) -> Page {
             let toggle = if f.enabled { "disable" } else { "enable" };
             vec![
                 format!("<a href=\"/monitoring?dataflow={n}\">{n}</a>"),
-                esc(&f.resource),
+                f.resource.path().to_string(),
                 esc(&f.account),
                 esc(&f.dataset),
                 esc(&schedule_of(f)),
@@ -358,7 +358,7 @@ pub(crate) async fn rejected(State(c): Shared, Query(q): Query<FlowFilter>) -> P
             &rows,
             "No rejected row.",
         ),
-        esc(&flow.resource),
+        flow.resource.path(),
         esc(&name),
         esc(&name),
         esc(&mapping)

@@ -221,10 +221,7 @@ fn load_flow(
     RunnerError,
 > {
     let flow = cat.dataflow(name)?;
-    let resource: Resource = flow
-        .resource
-        .parse()
-        .map_err(|e| config_err(name, format!("resource {:?}: {e}", flow.resource)))?;
+    let resource = flow.resource;
     let dataset = cat.dataset(&flow.dataset)?;
     let schema = dataset.schema()?;
     Ok((flow, resource, dataset, schema))

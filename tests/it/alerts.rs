@@ -31,7 +31,7 @@ fn flow() -> Dataflow {
         name: "charges-hourly".into(),
         description: Some("owner: ops (password hunter2)".into()),
         account: "acme".into(),
-        resource: "charges".into(),
+        resource: stripe_xdm::Resource::Charges,
         dataset: "payments".into(),
         alerts: Alerts {
             run_start: true,

@@ -122,7 +122,7 @@ async fn an_accounts_budgets_are_remembered() {
             name: "flow".into(),
             description: None,
             account: "main".into(),
-            resource: "charges".into(),
+            resource: stripe_xdm::Resource::Charges,
             dataset: "charges".into(),
             mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Charges, "tenant").sql,
             alerts: Alerts::default(),

@@ -40,7 +40,7 @@ fn flow(name: &str, schedule: Schedule) -> NewDataflow {
         name: name.into(),
         description: Some("customers hourly".into()),
         account: "acme".into(),
-        resource: "customers".into(),
+        resource: stripe_xdm::Resource::Customers,
         dataset: "customers".into(),
         mapping_sql: "SELECT id FROM customers".into(),
         alerts: Alerts {

@@ -55,7 +55,7 @@ fn setup(home: &Path, start: i64) {
             name: "people".into(),
             description: None,
             account: "main".into(),
-            resource: "customers".into(),
+            resource: stripe_xdm::Resource::Customers,
             dataset: "customers".into(),
             mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Customers, "tenant").sql,
             alerts: Alerts::default(),

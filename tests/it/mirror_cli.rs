@@ -33,7 +33,7 @@ fn setup(home: &Path) {
             name: "flow".into(),
             description: None,
             account: "main".into(),
-            resource: "charges".into(),
+            resource: stripe_xdm::Resource::Charges,
             dataset: "charges".into(),
             mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Charges, "tenant").sql,
             alerts: Alerts::default(),

@@ -54,7 +54,7 @@ fn new_flow(name: &str, schedule: Schedule) -> NewDataflow {
         name: name.into(),
         description: None,
         account: "main".into(),
-        resource: "charges".into(),
+        resource: stripe_xdm::Resource::Charges,
         dataset: "charges".into(),
         mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Charges, "tenant").sql,
         alerts: Alerts::default(),

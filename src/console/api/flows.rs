@@ -130,7 +130,7 @@ pub(crate) async fn update_dataflow(
     own_thread(move || async move {
         let mut cat = c.catalog()?;
         let current = cat.dataflow(&name)?;
-        let r = resource(&current.resource)?;
+        let r = current.resource;
         let mut changes = app::DataflowChanges {
             rename: blank(u.rename),
             description: u.description.map(|d| blank(Some(d))),
@@ -320,7 +320,7 @@ pub(crate) async fn rejected_replay(State(c): Shared, Json(q): Json<SqlRequest>)
     own_thread(move || async move {
         let cat = c.catalog()?;
         let flow = cat.dataflow(&q.dataflow)?;
-        let r = resource(&flow.resource)?;
+        let r = flow.resource;
         let report = app::rejected::replay_latest(
             &cat,
             &c.runner.out_dir,
