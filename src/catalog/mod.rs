@@ -15,7 +15,7 @@
 //!   private file is what `~/.aws/credentials` or `~/.netrc` do, and it keeps the SQLite file
 //!   (and its WAL, backups and dumps) free of key material.
 //! - **Watermarks** advance only in the transaction that marks a run successful
-//!   ([`Catalog::commit_run`]), so a failed run is retried over the same window.
+//!   ([`Catalog::finish_run`]), so a failed run is retried over the same window.
 //!
 //! SQLite stays inside this module: the public API takes and returns plain Rust types.
 

@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use super::dataflows::find;
 use super::{unix_now, AlertKind, Catalog, CatalogError, SqlContext};
-use crate::pipeline::RunReport;
 use crate::schedule::{window_for_run, Window};
-use crate::sink::BatchStatus;
 
 /// A run's status, as Platform's run `statusSummary.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -243,27 +241,6 @@ pub struct RunOutcome {
     pub trailing: Vec<(String, i64)>,
 }
 
-impl From<&RunReport> for RunOutcome {
-    fn from(r: &RunReport) -> RunOutcome {
-        RunOutcome {
-            success: r.status == BatchStatus::Success,
-            failure_reason: r.failure_reason.clone(),
-            fetched: r.fetched,
-            updated: r.updated,
-            deleted: r.deleted,
-            events_read: r.events_read,
-            ingested: r.ingested,
-            failed: r.rejected,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            files: r.files as u64,
-            batch_id: Some(r.batch_id.clone()),
-            errors: r.rejected_by_code.clone(),
-            trailing: r.trailing.clone(),
-        }
-    }
-}
-
 const SELECT: &str =
     "SELECT r.*, d.name AS dataflow FROM runs r JOIN dataflows d ON d.id = r.dataflow_id";
 
@@ -395,17 +372,6 @@ impl Catalog {
     ) -> Result<Run, CatalogError> {
         let run = self.schedule_run(dataflow, scheduled_time)?;
         self.start_run(run.id, safety_lag_secs, now)
-    }
-
-    /// Records a pipeline report for a running run: `success` advances the watermark to the
-    /// run's window end in the same transaction; `failed` leaves it.
-    pub fn commit_run(
-        &mut self,
-        run_id: i64,
-        report: &RunReport,
-        ended_at: i64,
-    ) -> Result<Run, CatalogError> {
-        self.finish_run(run_id, &RunOutcome::from(report), ended_at)
     }
 
     /// Marks a running run failed without a report (the pipeline returned an error).

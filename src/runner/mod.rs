@@ -380,7 +380,7 @@ pub async fn run_dataflow(
     };
     match pipeline::run(&client, run_cfg).await {
         Ok(report) => {
-            let done = cat.commit_run(run.id, &report, now())?;
+            let done = cat.finish_run(run.id, &outcome_of(&report), now())?;
             finish(&mut cat, cfg, &flow, done, resumed, Some(report), None).await
         }
         Err(PipelineError::Cancelled) => {
@@ -478,6 +478,27 @@ async fn finish(
         usage_error,
         upload: upload_report,
     })
+}
+
+/// What the catalog records of a pipeline report: `success` advances the dataflow's watermark
+/// to the run's window end (in the same transaction); `failed` leaves it.
+fn outcome_of(r: &RunReport) -> crate::catalog::RunOutcome {
+    crate::catalog::RunOutcome {
+        success: r.status == crate::sink::BatchStatus::Success,
+        failure_reason: r.failure_reason.clone(),
+        fetched: r.fetched,
+        updated: r.updated,
+        deleted: r.deleted,
+        events_read: r.events_read,
+        ingested: r.ingested,
+        failed: r.rejected,
+        bytes_in: r.bytes_in,
+        bytes_out: r.bytes_out,
+        files: r.files as u64,
+        batch_id: Some(r.batch_id.clone()),
+        errors: r.rejected_by_code.clone(),
+        trailing: r.trailing.clone(),
+    }
 }
 
 /// The mirror of one account's resource under the home folder:
