@@ -2,7 +2,7 @@
 //! checked before the catalog changes: Platform's schedule rules, alert targets, and the
 //! mapping's output fitting the dataset's schema.
 
-use super::accounts::{stored_client, ApiOverrides};
+use super::accounts::ApiOverrides;
 use super::{AppError, Result};
 use crate::alert::AlertTargets;
 use crate::catalog::dataset_schema;
@@ -137,14 +137,11 @@ pub async fn create_dataflows(
         None => check_fits(cat, &name, &req.mapping, req.resource, &req.dataset).await?,
     }
     let connected: Vec<String> = if req.all_connected_accounts {
-        let mut api = ApiOverrides::default();
-        let (account, _) = stored_client(cat, &req.account, &api)?;
         // The platform account's own list, not a connected account's.
-        api.stripe_account = None;
-        let mut own = account.clone();
+        let mut own = cat.account(&req.account)?;
         own.stripe_account = None;
         let key = cat.account_key(&req.account)?;
-        let client = super::client_for(key, Some(&own), &api)?;
+        let client = super::client_for(key, Some(&own), &ApiOverrides::default())?;
         let ids = client.connected_accounts().await.map_err(|source| {
             AppError::stripe(
                 format!("account {:?}: listing connected accounts", req.account),

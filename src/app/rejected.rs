@@ -73,11 +73,16 @@ pub async fn query(cat: &Catalog, out: &Path, name: &str, sql: &str) -> Result<V
     let flow = cat.dataflow(name)?;
     let dirs = batch_dirs(cat, out, &flow)?;
     let account = cat.account(&flow.account)?;
-    let mirror_root = match crate::runner::connected_account(&flow, &account) {
-        Some(acct) => cat.home().join("mirror").join(&flow.account).join(acct),
-        None => cat.home().join("mirror").join(&flow.account),
-    };
-    crate::inspect::sql(&mirror_root, &dirs, sql)
+    // The folder holding this account's (or connected account's) resource mirrors.
+    let connected = crate::runner::connected_account(&flow, &account);
+    let resource_mirror = crate::runner::connected_mirror_dir(
+        cat.home(),
+        &flow.account,
+        connected.as_deref(),
+        flow.resource,
+    );
+    let mirror_root = resource_mirror.parent().unwrap_or(cat.home());
+    crate::inspect::sql(mirror_root, &dirs, sql)
         .await
         .map_err(|e| AppError::Invalid(e.to_string()))
 }

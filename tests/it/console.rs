@@ -10,14 +10,26 @@ use stripe_xdm::Resource;
 
 /// A console over a fresh home, and a simulator serving `charges` charges, 10 % corrupt.
 pub async fn setup(charges: u64) -> (tempfile::TempDir, ConsoleHandle, SimHandle) {
+    setup_with(
+        charges,
+        Faults {
+            corrupt_rate: 0.1,
+            ..Faults::default()
+        },
+    )
+    .await
+}
+
+/// A console over a fresh home, and a simulator serving `charges` charges with `faults`.
+pub async fn setup_with(
+    charges: u64,
+    faults: Faults,
+) -> (tempfile::TempDir, ConsoleHandle, SimHandle) {
     let home = tempfile::tempdir().unwrap();
     let sim = Simulator::new(
         SimConfig::default()
             .with_count(Resource::Charges, charges)
-            .with_faults(Faults {
-                corrupt_rate: 0.1,
-                ..Faults::default()
-            }),
+            .with_faults(faults),
     )
     .start()
     .await
@@ -387,27 +399,16 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_of_another_process_shows_on_the_live_list_until_it_ends() {
-    let home = tempfile::tempdir().unwrap();
     // Slow pages: the run lasts long enough to be seen.
-    let sim = Simulator::new(
-        SimConfig::default()
-            .with_count(Resource::Charges, 300)
-            .with_faults(Faults {
-                slow_rate: 1.0,
-                slow_ms: 400,
-                ..Faults::default()
-            }),
+    let (home, h, sim) = setup_with(
+        300,
+        Faults {
+            slow_rate: 1.0,
+            slow_ms: 400,
+            ..Faults::default()
+        },
     )
-    .start()
-    .await
-    .unwrap();
-    let h = console::start(ConsoleOptions {
-        home: home.path().to_path_buf(),
-        port: 0,
-        token: None,
-    })
-    .await
-    .unwrap();
+    .await;
     let api = Api::new(&h);
     api.ok(
         "POST",
