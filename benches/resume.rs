@@ -40,7 +40,7 @@ fn ok(home: &Path, args: &[&str]) {
 
 /// Every object id of a committed batch (accepted rows and rejected rows), and the row count.
 fn batch_ids(dir: &Path) -> (BTreeSet<String>, u64) {
-    let ids = stripe_xdm::sink::analysis::batch_ids(dir).unwrap();
+    let ids = stripe_xdm::inspect::batch_ids(dir).unwrap();
     (ids.ids(), ids.rows() as u64)
 }
 

@@ -96,3 +96,71 @@ pub enum SecretError {
         reason: String,
     },
 }
+
+/// The most characters [`mask_url`] shows.
+const MASKED_URL_CHARS: usize = 200;
+
+/// A URL as it may be shown, logged or stored (webhook targets, API base URLs): `scheme://host[:port]/…`, without user info,
+/// path, query or fragment (an explicit default port is dropped): webhook paths often carry the
+/// token (Slack's `/services/T…/B…/<secret>`), so only a bare `/` is shown as is. Anything else
+/// (not an `http(s)` URL with a host) shows as its part before the first `/`, `?` or `#`, with
+/// its scheme kept and anything up to the last `@` removed, and `/…` when a path followed.
+pub fn mask_url(url: &str) -> String {
+    let url = url.trim();
+    let masked = |path: &str| {
+        if path.is_empty() || path == "/" {
+            "/"
+        } else {
+            "/…"
+        }
+    };
+    if let Ok(u) = reqwest::Url::parse(url) {
+        if let ("http" | "https", Some(host)) = (u.scheme(), u.host_str()) {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            return format!("{}://{host}{port}{}", u.scheme(), masked(u.path()));
+        }
+    }
+    let head = url.split(['?', '#']).next().unwrap_or("");
+    let (scheme, rest) = match head.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), head),
+    };
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], masked(&rest[i..])),
+        None => (rest, ""),
+    };
+    cut(&format!("{scheme}{host}{path}"), MASKED_URL_CHARS)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    let t = text.trim();
+    if t.chars().count() <= max {
+        t.to_string()
+    } else {
+        let mut s: String = t.chars().take(max).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_url_keeps_scheme_host_port_only() {
+        assert_eq!(
+            mask_url("https://bob:hunter2@hooks.example.com:8443/a/b?token=x#frag"),
+            "https://hooks.example.com:8443/…"
+        );
+        assert_eq!(
+            mask_url("https://hooks.example.com:443/x"),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(mask_url("http://127.0.0.1:9"), "http://127.0.0.1:9/");
+        assert_eq!(mask_url("not a url?secret=1"), "not a url");
+        assert_eq!(mask_url("user:pw@host/p?q"), "host/…");
+        assert_eq!(mask_url("ftp://u:pw@host/p?q"), "ftp://host/…");
+    }
+}

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::catalog::{AlertDelivery, AlertKind, Alerts, Dataflow, Run};
-use crate::source::retry::RetryPolicy;
+use crate::net::retry::RetryPolicy;
 
 /// Environment variables holding this tool's secrets, removed from an alert command's
 /// environment.
@@ -262,37 +262,10 @@ fn scrub(text: &str) -> String {
     re.replace_all(text, "[redacted]").into_owned()
 }
 
-/// How a webhook target is recorded and shown: `scheme://host[:port]/…`, without user info,
-/// path, query or fragment (an explicit default port is dropped): webhook paths often carry the
-/// token (Slack's `/services/T…/B…/<secret>`), so only a bare `/` is shown as is. Anything else
-/// (not an `http(s)` URL with a host) shows as its part before the first `/`, `?` or `#`, with
-/// its scheme kept and anything up to the last `@` removed, and `/…` when a path followed.
+/// How a webhook target is recorded and shown: `scheme://host[:port]/…` (see
+/// [`crate::secret::mask_url`]: webhook paths often carry a token).
 pub fn webhook_display(url: &str) -> String {
-    let url = url.trim();
-    let masked = |path: &str| {
-        if path.is_empty() || path == "/" {
-            "/"
-        } else {
-            "/…"
-        }
-    };
-    if let Ok(u) = reqwest::Url::parse(url) {
-        if let ("http" | "https", Some(host)) = (u.scheme(), u.host_str()) {
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            return format!("{}://{host}{port}{}", u.scheme(), masked(u.path()));
-        }
-    }
-    let head = url.split(['?', '#']).next().unwrap_or("");
-    let (scheme, rest) = match head.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), head),
-    };
-    let rest = rest.rsplit('@').next().unwrap_or(rest);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], masked(&rest[i..])),
-        None => (rest, ""),
-    };
-    excerpt(&format!("{scheme}{host}{path}"), COMMAND_DISPLAY_CHARS)
+    crate::secret::mask_url(url)
 }
 
 /// How a command target is recorded and shown: `cmd: <command>`, the command cut to
@@ -436,21 +409,6 @@ fn excerpt(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn webhook_display_keeps_scheme_host_port_only() {
-        assert_eq!(
-            webhook_display("https://bob:hunter2@hooks.example.com:8443/a/b?token=x#frag"),
-            "https://hooks.example.com:8443/…"
-        );
-        assert_eq!(
-            webhook_display("https://hooks.example.com:443/x"),
-            "https://hooks.example.com/…"
-        );
-        assert_eq!(webhook_display("http://127.0.0.1:9"), "http://127.0.0.1:9/");
-        assert_eq!(webhook_display("not a url?secret=1"), "not a url");
-        assert_eq!(webhook_display("user:pw@host/p?q"), "host/…");
-        assert_eq!(webhook_display("ftp://u:pw@host/p?q"), "ftp://host/…");
-    }
 
     #[test]
     fn command_display_is_cut_at_200_chars() {

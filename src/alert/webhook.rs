@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{excerpt, retrying, Attempt, DeliveryOptions};
 use crate::catalog::AlertKind;
-use crate::source::retry::parse_retry_after;
+use crate::net::retry::parse_retry_after;
 
 /// The most of a refusing response's body kept in the error.
 const BODY_EXCERPT_CHARS: usize = 200;
@@ -54,7 +54,7 @@ async fn attempt(req: reqwest::RequestBuilder) -> Attempt {
         Ok(r) => r,
         Err(e) => {
             return Attempt::Retry {
-                error: crate::source::describe_http_error(&e),
+                error: crate::net::describe_error(&e),
                 after: None,
             }
         }

@@ -10,7 +10,7 @@ use super::{AppError, Result};
 use crate::catalog::{Catalog, Dataflow};
 use crate::map::Mapping;
 use crate::replay::ReplayReport;
-use crate::sink::analysis::{summarize, CodeCount, ErrorSummary};
+use crate::inspect::{summarize, CodeCount, ErrorSummary};
 
 /// The batch folders of `flow`'s runs under `out` (committed or failed), oldest first.
 pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<PathBuf>> {
@@ -61,7 +61,7 @@ pub fn summary(cat: &Catalog, out: &Path, name: &str, samples: usize) -> Result<
         .sort_by(|a, b| b.count.cmp(&a.count).then(a.code.cmp(&b.code)));
     total.by_stage = stages
         .into_iter()
-        .map(|(stage, count)| crate::sink::analysis::StageCount { stage, count })
+        .map(|(stage, count)| crate::inspect::StageCount { stage, count })
         .collect();
     total.by_stage.sort_by_key(|s| std::cmp::Reverse(s.count));
     Ok(total)

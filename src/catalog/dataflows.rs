@@ -32,12 +32,7 @@ pub struct UploadTarget {
     pub credentials_file: Option<String>,
 }
 
-/// Masks a webhook URL for display: scheme, host and port stay; the path (which often carries
-/// a token, as Slack's does), query and user info become `…` (see
-/// [`crate::alert::webhook_display`]).
-pub fn mask_url(url: &str) -> String {
-    crate::alert::webhook_display(url)
-}
+pub use crate::secret::mask_url;
 
 fn serialize_masked<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match v {

@@ -120,7 +120,7 @@ pub async fn mapping_preview(a: MappingPreviewArgs) -> Result<u8> {
     let (body, mut ranges) = sample_page(&a).await?;
     ranges.truncate(a.rows.clamp(1, 100));
     let decoded = decode_records(a.resource, &body, &ranges);
-    let rows = stripe_xdm::map::preview::preview(&mapper, &schema, &decoded)
+    let rows = stripe_xdm::app::preview::preview(&mapper, &schema, &decoded)
         .await
         .map_err(CliError::usage)?;
     if a.json {

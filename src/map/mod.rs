@@ -11,7 +11,6 @@
 pub mod currency;
 pub mod dataprep;
 pub mod functions;
-pub mod preview;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +32,7 @@ use crate::decode::{source_schema, with_raw, RAW_COLUMN};
 use crate::Resource;
 
 pub mod check;
-pub mod import;
+
 
 /// Platform's code for a mapping (Data Prep) transform error.
 pub const CODE_TRANSFORM: &str = "MAPPER-3700-400";

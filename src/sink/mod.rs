@@ -7,10 +7,9 @@
 //! `<out>/<dataset>/failed/<batch_id>/` without its accepted files (a failed run promotes no
 //! batch), keeping the rejected rows and diagnostics for analysis.
 
-pub mod analysis;
 mod manifest;
 
-mod rejects;
+pub(crate) mod rejects;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

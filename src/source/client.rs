@@ -15,7 +15,7 @@ use super::error::SourceError;
 use super::http::{excerpt, Fetched};
 pub use super::page::{FetchStats, Page, Window};
 use super::rate::RateBudget;
-use super::retry::RetryPolicy;
+use crate::net::retry::RetryPolicy;
 use crate::Resource;
 
 #[derive(Debug, Default)]

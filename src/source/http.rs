@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::client::{bump, StripeClient};
 use super::error::{truncate_chars, SourceError};
-use super::retry;
+use crate::net::retry;
 
 /// A successful (2xx) response.
 pub(super) struct Fetched {
@@ -83,7 +83,7 @@ impl StripeClient {
         let network = |e: reqwest::Error, retryable: bool| Failure {
             error: SourceError::Network {
                 endpoint: endpoint.to_string(),
-                message: describe(&e),
+                message: crate::net::describe_error(&e),
             },
             retryable,
             retry_after: None,
@@ -228,24 +228,3 @@ pub(super) fn excerpt(body: &[u8]) -> String {
     truncate_chars(text.trim(), 200)
 }
 
-/// A reqwest error described with its cause chain but without the URL (which may carry
-/// query parameters); shared with the Platform upload client.
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "reading the response body failed"
-    } else {
-        "request failed"
-    };
-    let mut out = kind.to_string();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}

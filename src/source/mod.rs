@@ -14,7 +14,6 @@ mod http;
 pub mod page;
 pub mod plan;
 pub mod rate;
-pub mod retry;
 pub mod windows;
 
 pub use client::StripeClient;
@@ -22,11 +21,10 @@ pub use config::{resolve_base_url, ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIP
 pub use envelope::{record_id, scan, Envelope, EnvelopeError};
 pub use error::SourceError;
 pub use events::{Change, ChangeKind, ChangeQuery, ChangeSet};
-pub(crate) use http::describe as describe_http_error;
 pub use page::{FetchStats, Page, Window};
 pub use plan::{plan_backfill, BackfillPlanEstimate, EstimateBasis, WindowEstimate};
 pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
-pub use retry::RetryPolicy;
+pub use crate::net::RetryPolicy;
 pub use windows::{
     fetch_windows, record_created, FetchSummary, WindowEvent, WindowOptions, WindowPlan,
     WindowState, WindowedPage,

@@ -11,7 +11,7 @@ use reqwest::Method;
 use super::credentials::PlatformCredentials;
 use super::error::UploadError;
 use super::UploadConfig;
-use crate::source::retry::{parse_retry_after, RetryPolicy};
+use crate::net::retry::{parse_retry_after, RetryPolicy};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -198,7 +198,7 @@ impl PlatformClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| crate::source::describe_http_error(&e))?;
+            .map_err(|e| crate::net::describe_error(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -208,7 +208,7 @@ impl PlatformClient {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| crate::source::describe_http_error(&e))?;
+            .map_err(|e| crate::net::describe_error(&e))?;
         tracing::debug!(url, status, bytes = body.len(), "Platform response");
         if (200..300).contains(&status) {
             Ok(Ok(body))

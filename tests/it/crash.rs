@@ -39,7 +39,7 @@ fn ok(home: &Path, args: &[&str]) -> String {
 }
 
 fn batch_ids(dir: &Path) -> (BTreeSet<String>, usize) {
-    let ids = stripe_xdm::sink::analysis::batch_ids(dir).unwrap();
+    let ids = stripe_xdm::inspect::batch_ids(dir).unwrap();
     (ids.ids(), ids.rows())
 }
 

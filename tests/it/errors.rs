@@ -8,7 +8,7 @@ use arrow::datatypes::Int64Type;
 use stripe_xdm::map::Mapping;
 use stripe_xdm::pipeline::{self, RunConfig, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig, SimHandle};
-use stripe_xdm::sink::analysis::{query, summarize};
+use stripe_xdm::inspect::{query, summarize};
 use stripe_xdm::sink::read_batch_dir;
 
 use stripe_xdm::Resource;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use stripe_xdm::decode::decode_records;
 use stripe_xdm::map::check::{check_mapping, CheckKind, CheckReport};
-use stripe_xdm::map::import::{import_mapping_set, ImportError, Imported};
+use stripe_xdm::import::{import_mapping_set, ImportError, Imported};
 use stripe_xdm::map::{substitute_tenant, Mapper, Mapping};
 use stripe_xdm::sim::{ListParams, SimConfig, Simulator};
 use stripe_xdm::source::envelope::scan;

@@ -12,7 +12,7 @@ use stripe_xdm::pipeline::{
     self, MemoryCheckpoints, PipelineError, Progress, ProgressSink, RunConfig, RunReport,
 };
 use stripe_xdm::sim::{Faults, SimConfig};
-use stripe_xdm::sink::analysis::batch_ids;
+use stripe_xdm::inspect::batch_ids;
 use stripe_xdm::sink::BatchStatus;
 use stripe_xdm::source::Window;
 use stripe_xdm::Resource;

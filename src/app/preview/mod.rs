@@ -4,6 +4,9 @@
 use arrow::array::RecordBatch;
 use serde_json::Value;
 
+mod mapped;
+pub use mapped::{preview, PreviewError, PreviewRow};
+
 use super::accounts::{stored_client, ApiOverrides};
 use super::{AppError, Result};
 use crate::catalog::Catalog;
@@ -100,7 +103,7 @@ pub async fn mapping_rows(
     mapping: Mapping,
     schema: &XdmSchema,
     limit: usize,
-) -> Result<Vec<crate::map::preview::PreviewRow>> {
+) -> Result<Vec<PreviewRow>> {
     let origin = mapping.origin.clone();
     let invalid = |e: &dyn std::fmt::Display| AppError::Invalid(format!("mapping {origin}: {e}"));
     let mapper = crate::map::Mapper::new(resource, mapping)
@@ -108,7 +111,7 @@ pub async fn mapping_rows(
         .map_err(|e| invalid(&e))?;
     let ranges = &page.records[..limit.min(page.records.len())];
     let decoded = crate::decode::decode_records(resource, &page.body, ranges);
-    crate::map::preview::preview(&mapper, schema, &decoded)
+    preview(&mapper, schema, &decoded)
         .await
         .map_err(|e| invalid(&e))
 }

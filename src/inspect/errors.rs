@@ -14,8 +14,8 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 
-use super::rejects::rejected_schema;
-use super::{io_err, read_parquet, SinkError, REJECTED_FILE};
+use crate::sink::rejects::rejected_schema;
+use crate::sink::{io_err, read_parquet, SinkError, REJECTED_FILE};
 
 /// The Stripe object ids of one batch directory, row by row, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn batch_ids(batch_dir: &Path) -> Result<BatchIds, SinkError> {
             .unwrap_or_else(|| vec![None; b.num_rows()])
     };
     let mut ids = BatchIds::default();
-    for b in super::read_batch_dir(batch_dir)? {
+    for b in crate::sink::read_batch_dir(batch_dir)? {
         ids.accepted
             .extend(strings(&b, "_id").into_iter().flatten());
     }

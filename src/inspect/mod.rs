@@ -1,14 +1,23 @@
-//! SQL over what stripe-xdm keeps locally: the mirror's resources (tables `charges`,
-//! `customers`, …: the current objects; `customers_all` also holds the tombstones of deleted
-//! ones, `_deleted_at` set) and the rejected rows of every batch (`rejected`). The accepted rows of one
-//! dataset are queried with `errors query` (each dataset has its own XDM schema).
+//! Inspect: reading back what the stages left on disk, after the fact (it sits after the sink
+//! and the stage, and nothing of the data path calls it).
+//!
+//! - [`sql`]: SQL over the mirror's resources (tables `charges`, `customers`, …: the current
+//!   objects; `customers_all` also holds the tombstones of deleted ones, `_deleted_at` set) and
+//!   the rejected rows of every batch (`rejected`).
+//! - [`summarize`] and [`query`] (the `errors` commands): a batch's rejected rows by code and
+//!   column, and SQL over the accepted and rejected rows of batches (each dataset has its own
+//!   XDM schema, so accepted rows are queried per dataset).
 
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
-use crate::sink::analysis::{self, QueryError};
+mod errors;
+pub use errors::{
+    batch_ids, query, register_batches, summarize, BatchIds, CodeCount, ErrorSummary, QueryError,
+    StageCount,
+};
 use crate::stage::{Mirror, StageError};
 use crate::Resource;
 
@@ -72,7 +81,7 @@ pub async fn session(
         let mirror = Mirror::open_existing(&path, resource).await?;
         mirror.register_current(&ctx, resource.path()).await?;
     }
-    analysis::register_batches(&ctx, batch_dirs, false)?;
+    register_batches(&ctx, batch_dirs, false)?;
     Ok(ctx)
 }
 

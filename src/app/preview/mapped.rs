@@ -1,5 +1,6 @@
-//! Mapping preview: a mapping run over sample records, each mapped row shown with its errors,
-//! as the Platform's mapping preview does.
+//! Mapping preview: a mapping run over sample records and each mapped row validated, shown with
+//! its errors, as the Platform's mapping preview does (map and validate together, which is why
+//! it lives here and not in the map stage).
 
 use arrow::array::{Array, AsArray};
 use serde::Serialize;
@@ -8,7 +9,7 @@ use crate::decode::Decoded;
 use crate::map::{Mapper, CODE_TRANSFORM};
 use crate::xdm::{self, XdmError, XdmSchema};
 
-use super::MapError;
+use crate::map::MapError;
 
 /// One previewed row.
 #[derive(Debug, Clone, Serialize)]
@@ -33,9 +34,12 @@ pub enum PreviewError {
     /// Validation failed as a whole (a schema mismatch).
     #[error(transparent)]
     Xdm(#[from] XdmError),
-    /// The mapped rows could not be rendered.
-    #[error("rendering mapped rows: {0}")]
-    Render(String),
+    /// The mapped rows could not be written as JSON.
+    #[error("rendering mapped rows as JSON")]
+    Render(#[source] arrow::error::ArrowError),
+    /// The JSON written could not be read back.
+    #[error("reading back the mapped rows' JSON")]
+    RenderJson(#[source] serde_json::Error),
 }
 
 /// Maps and validates `decoded` and returns one [`PreviewRow`] per decoded record, plus the
@@ -103,18 +107,19 @@ fn render(batch: &arrow::array::RecordBatch) -> Result<Vec<serde_json::Value>, P
         let mut writer = arrow::json::ArrayWriter::new(&mut buf);
         writer
             .write(batch)
-            .map_err(|e| PreviewError::Render(e.to_string()))?;
+            .map_err(PreviewError::Render)?;
         writer
             .finish()
-            .map_err(|e| PreviewError::Render(e.to_string()))?;
+            .map_err(PreviewError::Render)?;
     }
     if buf.is_empty() {
         return Ok(Vec::new());
     }
     let value: serde_json::Value =
-        serde_json::from_slice(&buf).map_err(|e| PreviewError::Render(e.to_string()))?;
+        serde_json::from_slice(&buf).map_err(PreviewError::RenderJson)?;
+    // arrow's ArrayWriter writes one JSON array.
     match value {
         serde_json::Value::Array(rows) => Ok(rows),
-        _ => Err(PreviewError::Render("expected a JSON array".into())),
+        other => Ok(vec![other]),
     }
 }
