@@ -56,17 +56,17 @@ fn main() {
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let wall = started.elapsed().as_secs_f64();
-        assert_eq!(report.fetched, records, "every object");
+        assert_eq!(report.counts.fetched, records, "every object");
         let stats = handle.stats();
         let achieved = report.requests as f64 / wall;
         println!(
             "budget {rps} req/s, {concurrency} windows: {} requests ({} pages) in {wall:.2} s = {achieved:.2} req/s, ratio {:.3}; 429s from the limiter: {}, retries {}, {} records",
             report.requests,
-            report.pages,
+            report.counts.pages,
             achieved / rps,
             stats.limited_429,
             report.retries,
-            report.fetched
+            report.counts.fetched
         );
         println!(
             "reproduce: BUDGET_RPS={rps} BUDGET_SECS={secs} BUDGET_CONCURRENCY={concurrency} cargo bench --bench budget"

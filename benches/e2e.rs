@@ -67,35 +67,35 @@ fn main() {
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
-        assert_eq!(report.fetched, report.ingested + report.rejected);
+        assert_eq!(report.counts.fetched, report.counts.ingested + report.counts.rejected);
         println!(
             "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB",
-            report.fetched,
-            report.fetched as f64 / secs,
-            report.bytes_in as f64 / secs / 1e6,
-            report.pages,
-            report.files,
-            report.bytes_out as f64 / (1024.0 * 1024.0),
+            report.counts.fetched,
+            report.counts.fetched as f64 / secs,
+            report.counts.bytes_in as f64 / secs / 1e6,
+            report.counts.pages,
+            report.counts.files,
+            report.counts.bytes_out as f64 / (1024.0 * 1024.0),
             peak_rss_mib()
         );
         let mirror_bytes = dir_bytes(&out.path().join("mirror").join(resource.path()));
         println!(
             "mirror: {:.1} MiB on disk for {:.1} MiB of JSON received ({:.2}x), {:.1} MiB per 1 M records",
             mirror_bytes as f64 / (1024.0 * 1024.0),
-            report.bytes_in as f64 / (1024.0 * 1024.0),
-            report.bytes_in as f64 / mirror_bytes.max(1) as f64,
-            mirror_bytes as f64 / (1024.0 * 1024.0) * 1e6 / report.fetched.max(1) as f64
+            report.counts.bytes_in as f64 / (1024.0 * 1024.0),
+            report.counts.bytes_in as f64 / mirror_bytes.max(1) as f64,
+            mirror_bytes as f64 / (1024.0 * 1024.0) * 1e6 / report.counts.fetched.max(1) as f64
         );
         handle.shutdown().await;
         let remap_cfg = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
         let started = Instant::now();
         let remapped = pipeline::remap(remap_cfg).await.expect("remap");
         let secs = started.elapsed().as_secs_f64();
-        assert_eq!(remapped.fetched, report.staged);
+        assert_eq!(remapped.counts.fetched, report.counts.staged);
         println!(
             "remap {resource}: {} records in {secs:.2} s = {:.0} records/s (0 Stripe requests), peak RSS {:.1} MiB",
-            remapped.fetched,
-            remapped.fetched as f64 / secs,
+            remapped.counts.fetched,
+            remapped.counts.fetched as f64 / secs,
             peak_rss_mib()
         );
         println!("reproduce: E2E_RECORDS={records} E2E_RESOURCE={resource} E2E_CONCURRENCY={concurrency} cargo bench --bench e2e");

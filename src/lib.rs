@@ -35,6 +35,7 @@ pub mod import;
 pub mod inspect;
 mod loopback;
 pub mod map;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod replay;

@@ -198,7 +198,8 @@ pub fn event_code(kind: AlertKind) -> &'static str {
 /// description and targets, and masks key- or token-shaped text in the failure reason.
 pub fn notification(kind: AlertKind, flow: &Dataflow, run: &Run) -> Value {
     let errors: Vec<Value> = run
-        .errors
+        .counts
+        .rejected_by_code
         .iter()
         .map(|(code, count)| json!({"code": code, "count": count}))
         .collect();
@@ -231,14 +232,14 @@ pub fn notification(kind: AlertKind, flow: &Dataflow, run: &Run) -> Value {
                     "completedAtUTC": run.ended_at,
                     "durationSeconds": duration,
                 },
-                "sizeSummary": {"inputBytes": run.bytes_in, "outputBytes": run.bytes_out},
+                "sizeSummary": {"inputBytes": run.counts.bytes_in, "outputBytes": run.counts.bytes_out},
                 "recordSummary": {
-                    "inputRecordCount": run.fetched,
-                    "outputRecordCount": run.ingested,
-                    "failedRecordCount": run.failed,
+                    "inputRecordCount": run.counts.fetched,
+                    "outputRecordCount": run.counts.ingested,
+                    "failedRecordCount": run.counts.rejected,
                     "ingestedRatePercent": run.ingested_rate(),
                 },
-                "fileSummary": {"outputFileCount": run.files},
+                "fileSummary": {"outputFileCount": run.counts.files},
                 "statusSummary": {
                     "status": run.status.as_str(),
                     "errors": errors,
@@ -408,7 +409,6 @@ fn excerpt(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn command_display_is_cut_at_200_chars() {

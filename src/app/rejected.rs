@@ -8,9 +8,9 @@ use arrow::array::RecordBatch;
 
 use super::{AppError, Result};
 use crate::catalog::{Catalog, Dataflow};
+use crate::inspect::{summarize, CodeCount, ErrorSummary};
 use crate::map::Mapping;
 use crate::replay::ReplayReport;
-use crate::inspect::{summarize, CodeCount, ErrorSummary};
 
 /// The batch folders of `flow`'s runs under `out` (committed or failed), oldest first.
 pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<PathBuf>> {

@@ -16,13 +16,7 @@ pub fn with_checkpoint(cat: &Catalog, r: &mut Run) {
     let Some(t) = crate::pipeline::checkpoint_totals(&cp.state) else {
         return;
     };
-    r.fetched = t.fetched;
-    r.ingested = t.ingested;
-    r.failed = t.rejected;
-    r.errors = t.rejected_by_code;
-    r.bytes_in = t.bytes_in;
-    r.files = t.files;
-    r.bytes_out = t.bytes_out;
+    r.counts = t.counts;
     r.batch_id = Some(t.batch_id);
     r.progress_as_of = Some(cp.updated_at);
 }

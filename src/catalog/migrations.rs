@@ -15,10 +15,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 const V1: &str = r#"
 CREATE TABLE accounts (
@@ -175,6 +176,13 @@ ALTER TABLE datasets ADD COLUMN platform_dataset_id TEXT;
 const V8: &str = "
 ALTER TABLE accounts ADD COLUMN stripe_account TEXT;
 ALTER TABLE dataflows ADD COLUMN stripe_account TEXT;
+";
+
+/// A run's record counts in full (`crate::metrics::RecordCounts`): staged, warnings, pages.
+const V9: &str = "
+ALTER TABLE runs ADD COLUMN staged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN pages INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Creates `schema_version` and applies every migration newer than the recorded version.

@@ -4,7 +4,6 @@
 //! `failed`. The watermark moves to the window's end only in the transaction that marks the run
 //! `success`, so a failed run leaves it where it was and the next run covers the same window.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -14,6 +13,7 @@ use serde::Serialize;
 
 use super::dataflows::find;
 use super::{unix_now, AlertKind, Catalog, CatalogError, SqlContext};
+use crate::metrics::RecordCounts;
 use crate::schedule::{window_for_run, Window};
 
 /// A run's status, as Platform's run `statusSummary.status`.
@@ -82,33 +82,15 @@ pub struct Run {
     pub ended_at: Option<i64>,
     /// Its `created` window (set when it starts).
     pub window: Option<Window>,
-    /// Records received (objects new to the dataflow plus changed ones).
-    pub fetched: u64,
-    /// Records of objects new to the dataflow (`fetched - updated`).
-    pub created: u64,
-    /// Records of objects changed since an earlier run (read through events; part of
-    /// `fetched`).
-    pub updated: u64,
-    /// Objects deleted in Stripe (tombstones; not part of `fetched`).
-    pub deleted: u64,
-    /// Events read.
-    pub events_read: u64,
-    /// Records ingested.
-    pub ingested: u64,
-    /// Records failed.
-    pub failed: u64,
-    /// Bytes read from Stripe.
-    pub bytes_in: u64,
-    /// Parquet bytes written.
-    pub bytes_out: u64,
-    /// Files written.
-    pub files: u64,
+    /// What the run received and where the records went (as of its end; for a running run,
+    /// as of its last checkpoint once [`crate::app::runs::with_checkpoint`] filled them in).
+    /// `rejected` is Platform's "records failed".
+    #[serde(flatten)]
+    pub counts: RecordCounts,
     /// The batch id.
     pub batch_id: Option<String>,
     /// The mapping version it used.
     pub mapping_version: u32,
-    /// Failed records by error code.
-    pub errors: BTreeMap<String, u64>,
     /// Why it failed.
     pub failure_reason: Option<String>,
     /// The process running it (`None` once it ended, or while an interrupted run waits to be
@@ -139,19 +121,17 @@ pub struct RunUpload {
 impl Run {
     /// Ingested / received, in percent (100 when nothing was received).
     pub fn ingested_rate(&self) -> f64 {
-        if self.fetched == 0 {
+        if self.counts.fetched == 0 {
             100.0
         } else {
-            self.ingested as f64 * 100.0 / self.fetched as f64
+            self.counts.ingested as f64 * 100.0 / self.counts.fetched as f64
         }
     }
 
     /// Which end-of-run alert applies: success only when it ended without errors.
     pub fn end_alert(&self) -> Option<AlertKind> {
         match self.status {
-            RunStatus::Success if self.failed == 0 && self.errors.is_empty() => {
-                Some(AlertKind::RunSuccess)
-            }
+            RunStatus::Success if self.counts.rejected == 0 => Some(AlertKind::RunSuccess),
             RunStatus::Success | RunStatus::Failed => Some(AlertKind::RunFailure),
             _ => None,
         }
@@ -174,19 +154,24 @@ impl Run {
             started_at: r.get("started_at")?,
             ended_at: r.get("ended_at")?,
             window: lt.map(|lt| Window { gte, lt }),
-            fetched: n("fetched")?,
-            created: n("fetched")?.saturating_sub(n("updated")?),
-            updated: n("updated")?,
-            deleted: n("deleted")?,
-            events_read: n("events_read")?,
-            ingested: n("ingested")?,
-            failed: n("failed")?,
-            bytes_in: n("bytes_in")?,
-            bytes_out: n("bytes_out")?,
-            files: n("files")?,
+            counts: RecordCounts {
+                fetched: n("fetched")?,
+                staged: n("staged")?,
+                ingested: n("ingested")?,
+                rejected: n("failed")?,
+                rejected_by_code: serde_json::from_str(&errors)
+                    .map_err(|e| conv(17, e.to_string()))?,
+                warnings: n("warnings")?,
+                updated: n("updated")?,
+                deleted: n("deleted")?,
+                events_read: n("events_read")?,
+                pages: n("pages")?,
+                bytes_in: n("bytes_in")?,
+                bytes_out: n("bytes_out")?,
+                files: n("files")?,
+            },
             batch_id: r.get("batch_id")?,
             mapping_version: r.get("mapping_version")?,
-            errors: serde_json::from_str(&errors).map_err(|e| conv(17, e.to_string()))?,
             failure_reason: r.get("failure_reason")?,
             owner_pid: r.get("owner_pid")?,
             upload: match r.get::<_, Option<String>>("platform_status")? {
@@ -214,28 +199,10 @@ pub struct RunOutcome {
     pub success: bool,
     /// Why it failed.
     pub failure_reason: Option<String>,
-    /// Records received.
-    pub fetched: u64,
-    /// Records of changed objects (part of `fetched`).
-    pub updated: u64,
-    /// Deletions recorded.
-    pub deleted: u64,
-    /// Events read.
-    pub events_read: u64,
-    /// Records ingested.
-    pub ingested: u64,
-    /// Records failed.
-    pub failed: u64,
-    /// Bytes in.
-    pub bytes_in: u64,
-    /// Bytes out.
-    pub bytes_out: u64,
-    /// Files.
-    pub files: u64,
+    /// What the run received and where the records went.
+    pub counts: RecordCounts,
     /// Batch id.
     pub batch_id: Option<String>,
-    /// Failed records by code.
-    pub errors: BTreeMap<String, u64>,
     /// `(id, created)` of the objects in the next run's re-read span; replaces the dataflow's
     /// set when the run succeeds.
     pub trailing: Vec<(String, i64)>,
@@ -398,7 +365,8 @@ impl Catalog {
         let tx = self.write_tx()?;
         let run = run_in(&tx, run_id)?;
         expect_status(&run, RunStatus::Running)?;
-        let errors = serde_json::to_string(&outcome.errors).unwrap_or_else(|_| "{}".into());
+        let c = &outcome.counts;
+        let errors = serde_json::to_string(&c.rejected_by_code).unwrap_or_else(|_| "{}".into());
         let status = if outcome.success {
             RunStatus::Success
         } else {
@@ -407,13 +375,15 @@ impl Catalog {
         tx.execute(
             "UPDATE runs SET status = ?2, ended_at = ?3, fetched = ?4, ingested = ?5, failed = ?6,
                  bytes_in = ?7, bytes_out = ?8, files = ?9, batch_id = ?10, errors = ?11, failure_reason = ?12,
-                 updated = ?13, deleted = ?14, events_read = ?15, owner_pid = NULL
+                 updated = ?13, deleted = ?14, events_read = ?15, staged = ?16, warnings = ?17,
+                 pages = ?18, owner_pid = NULL
              WHERE id = ?1",
             rusqlite::params![
-                run_id, status.as_str(), ended_at, as_i64(outcome.fetched), as_i64(outcome.ingested),
-                as_i64(outcome.failed), as_i64(outcome.bytes_in), as_i64(outcome.bytes_out),
-                as_i64(outcome.files), outcome.batch_id, errors, outcome.failure_reason,
-                as_i64(outcome.updated), as_i64(outcome.deleted), as_i64(outcome.events_read),
+                run_id, status.as_str(), ended_at, as_i64(c.fetched), as_i64(c.ingested),
+                as_i64(c.rejected), as_i64(c.bytes_in), as_i64(c.bytes_out),
+                as_i64(c.files), outcome.batch_id, errors, outcome.failure_reason,
+                as_i64(c.updated), as_i64(c.deleted), as_i64(c.events_read),
+                as_i64(c.staged), as_i64(c.warnings), as_i64(c.pages),
             ],
         )
         .ctx(format!("record the end of run {run_id}"))?;

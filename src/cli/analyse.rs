@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use stripe_xdm::map::check::check_mapping;
 use stripe_xdm::import::import_mapping_set;
-use stripe_xdm::map::Mapping;
 use stripe_xdm::inspect::{query, summarize};
+use stripe_xdm::map::check::check_mapping;
+use stripe_xdm::map::Mapping;
 use stripe_xdm::Resource;
 
 use super::commands::load_schema;

@@ -155,10 +155,10 @@ pub(super) fn print_reports(reports: &[RunReport], json: bool) {
             vec![
                 r.resource.clone(),
                 format!("{:?}", r.status).to_lowercase(),
-                r.fetched.to_string(),
-                r.ingested.to_string(),
-                r.rejected.to_string(),
-                r.pages.to_string(),
+                r.counts.fetched.to_string(),
+                r.counts.ingested.to_string(),
+                r.counts.rejected.to_string(),
+                r.counts.pages.to_string(),
                 r.requests.to_string(),
                 r.retries.to_string(),
                 format!("{:.1}", r.duration.as_secs_f64()),
@@ -188,8 +188,9 @@ pub(super) fn print_reports(reports: &[RunReport], json: bool) {
         if let Some(reason) = &r.failure_reason {
             println!("{}: FAILED: {reason}", r.resource);
         }
-        if !r.rejected_by_code.is_empty() {
+        if !r.counts.rejected_by_code.is_empty() {
             let codes: Vec<String> = r
+                .counts
                 .rejected_by_code
                 .iter()
                 .map(|(c, n)| format!("{c} ×{n}"))

@@ -320,9 +320,9 @@ pub fn print_runs(list: &[Run], json: bool) {
                 r.status.to_string(),
                 opt_time(r.started_at),
                 window(r.window),
-                r.fetched.to_string(),
-                r.ingested.to_string(),
-                r.failed.to_string(),
+                r.counts.fetched.to_string(),
+                r.counts.ingested.to_string(),
+                r.counts.rejected.to_string(),
                 format!("{:.1}%", r.ingested_rate()),
                 format!("v{}", r.mapping_version),
             ]
@@ -367,24 +367,30 @@ pub fn run(r: &Run, json: bool) {
     if let Some(at) = r.progress_as_of {
         println!("Progress:         as of the checkpoint at {}", time(at));
     }
-    println!("Records received: {}", r.fetched);
-    if r.events_read > 0 || r.updated > 0 || r.deleted > 0 {
+    println!("Records received: {}", r.counts.fetched);
+    if r.counts.events_read > 0 || r.counts.updated > 0 || r.counts.deleted > 0 {
         println!(
             "Objects:          {} created, {} updated, {} deleted ({} events read)",
-            r.created, r.updated, r.deleted, r.events_read
+            r.counts.created(),
+            r.counts.updated,
+            r.counts.deleted,
+            r.counts.events_read
         );
     }
-    println!("Records ingested: {}", r.ingested);
-    println!("Records failed:   {}", r.failed);
+    println!("Records ingested: {}", r.counts.ingested);
+    println!("Records failed:   {}", r.counts.rejected);
     println!("Ingested rate:    {:.1}%", r.ingested_rate());
-    println!("Bytes in / out:   {} / {}", r.bytes_in, r.bytes_out);
-    println!("Files:            {}", r.files);
+    println!(
+        "Bytes in / out:   {} / {}",
+        r.counts.bytes_in, r.counts.bytes_out
+    );
+    println!("Files:            {}", r.counts.files);
     println!("Batch:            {}", r.batch_id.as_deref().unwrap_or("-"));
     println!("Mapping:          v{}", r.mapping_version);
     if let Some(reason) = &r.failure_reason {
         println!("Failure:          {reason}");
     }
-    for (code, n) in &r.errors {
+    for (code, n) in &r.counts.rejected_by_code {
         println!("Error {code}: {n}");
     }
     if r.status == RunStatus::Running {
@@ -430,8 +436,8 @@ impl MonitorRow {
     /// Summarises a dataflow's runs (`runs` newest first).
     pub fn new(flow: Dataflow, runs: &[Run], next_run_time: Option<i64>) -> MonitorRow {
         let last = runs.first();
-        let received: u64 = runs.iter().map(|r| r.fetched).sum();
-        let ingested: u64 = runs.iter().map(|r| r.ingested).sum();
+        let received: u64 = runs.iter().map(|r| r.counts.fetched).sum();
+        let ingested: u64 = runs.iter().map(|r| r.counts.ingested).sum();
         MonitorRow {
             dataflow: flow.name,
             enabled: flow.enabled,
@@ -446,7 +452,7 @@ impl MonitorRow {
                 .count(),
             received,
             ingested,
-            failed: runs.iter().map(|r| r.failed).sum(),
+            failed: runs.iter().map(|r| r.counts.rejected).sum(),
             ingested_rate: if received == 0 {
                 100.0
             } else {

@@ -54,15 +54,15 @@ impl Display {
 
 /// One line of progress.
 pub(super) fn line(p: &Progress) -> String {
-    let rate = p.records as f64 / p.elapsed_secs.max(1e-3);
+    let rate = p.counts.fetched as f64 / p.elapsed_secs.max(1e-3);
     format!(
         "{} records ({:.0}/s), {} pages, windows {}/{}, {} rejected, {} retries, {} × 429",
-        p.records,
+        p.counts.fetched,
         rate,
-        p.pages,
+        p.counts.pages,
         p.windows_done,
         p.windows_total,
-        p.rejected,
+        p.counts.rejected,
         p.retries,
         p.throttled
     )

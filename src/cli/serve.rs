@@ -72,9 +72,9 @@ pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
                 r.dataflow,
                 res.run.id,
                 res.run.status,
-                res.run.fetched,
-                res.run.ingested,
-                res.run.failed,
+                res.run.counts.fetched,
+                res.run.counts.ingested,
+                res.run.counts.rejected,
                 res.run
                     .upload
                     .as_ref()

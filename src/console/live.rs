@@ -14,12 +14,9 @@ pub struct LiveRun {
     pub dataflow: String,
     /// Unix seconds when it was started.
     pub started_at: i64,
-    /// Records received so far.
-    pub records: u64,
-    /// Pages received so far.
-    pub pages: u64,
-    /// Rows rejected so far.
-    pub rejected: u64,
+    /// Its counts so far (`fetched`, `rejected`, `pages`, …), flattened into the JSON.
+    #[serde(flatten)]
+    pub counts: crate::metrics::RecordCounts,
     /// Fraction of the `created` range walked, 0..=1.
     pub fraction: f64,
     /// Records per second so far.
@@ -42,9 +39,8 @@ impl LiveRun {
         LiveRun {
             dataflow: r.dataflow.clone(),
             started_at: started,
-            records: r.fetched,
-            rejected: r.failed,
-            rate: r.fetched as f64 / (now - started).max(1) as f64,
+            counts: r.counts.clone(),
+            rate: r.counts.fetched as f64 / (now - started).max(1) as f64,
             run_id: Some(r.id),
             as_of: r.progress_as_of.or(Some(started)),
             ..LiveRun::default()
@@ -116,12 +112,10 @@ impl ProgressSink for Sink {
             .expect("live runs lock")
             .get_mut(&self.dataflow)
         {
-            r.records = p.records;
-            r.pages = p.pages;
-            r.rejected = p.rejected;
+            r.counts = p.counts.clone();
             r.fraction = p.fraction;
             r.rate = if p.elapsed_secs > 0.0 {
-                p.records as f64 / p.elapsed_secs
+                p.counts.fetched as f64 / p.elapsed_secs
             } else {
                 0.0
             };

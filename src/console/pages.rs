@@ -22,7 +22,7 @@ type Shared = State<Arc<Console>>;
 /// Records per second of a finished run (`None` while it has not started or ended).
 pub(crate) fn rate_of(r: &Run) -> Option<f64> {
     let (start, end) = (r.started_at?, r.ended_at?);
-    Some(r.fetched as f64 / (end - start).max(1) as f64)
+    Some(r.counts.fetched as f64 / (end - start).max(1) as f64)
 }
 
 fn schedule_of(f: &Dataflow) -> String {
@@ -55,9 +55,9 @@ fn runs_table(runs: &[Run]) -> String {
                 esc(&r.dataflow),
                 format!("<span class=\"status {0}\">{0}</span>", r.status.as_str()),
                 time(r.scheduled_time),
-                r.fetched.to_string(),
-                r.ingested.to_string(),
-                r.failed.to_string(),
+                r.counts.fetched.to_string(),
+                r.counts.ingested.to_string(),
+                r.counts.rejected.to_string(),
                 rate_of(r).map_or("–".into(), |v| format!("{v:.0}/s")),
             ]
         })
@@ -282,21 +282,27 @@ pub(crate) async fn monitoring(State(c): Shared, Query(q): Query<FlowFilter>) ->
         &[
             (
                 "ingested".into(),
-                charted.iter().map(|r| r.ingested).collect(),
+                charted.iter().map(|r| r.counts.ingested).collect(),
             ),
-            ("failed".into(), charted.iter().map(|r| r.failed).collect()),
+            (
+                "failed".into(),
+                charted.iter().map(|r| r.counts.rejected).collect(),
+            ),
         ],
     );
-    let errors: Vec<_> = charted.iter().map(|r| r.errors.clone()).collect();
+    let errors: Vec<_> = charted
+        .iter()
+        .map(|r| r.counts.rejected_by_code.clone())
+        .collect();
     let rejected = charts::stacked_bars(
         "chart-rejected",
         "Rejected rows by code",
         &labels,
         &charts::by_code(&errors),
     );
-    let received: u64 = runs.iter().map(|r| r.fetched).sum();
-    let ingested: u64 = runs.iter().map(|r| r.ingested).sum();
-    let failed: u64 = runs.iter().map(|r| r.failed).sum();
+    let received: u64 = runs.iter().map(|r| r.counts.fetched).sum();
+    let ingested: u64 = runs.iter().map(|r| r.counts.ingested).sum();
+    let failed: u64 = runs.iter().map(|r| r.counts.rejected).sum();
     let body = format!(
         "{}<section class=\"cards\" id=\"totals\"><div class=\"card\"><b>{received}</b> received</div>\
 <div class=\"card\"><b>{ingested}</b> ingested</div><div class=\"card\"><b>{failed}</b> failed</div></section>\

@@ -14,12 +14,12 @@ use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 mod errors;
+use crate::stage::{Mirror, StageError};
+use crate::Resource;
 pub use errors::{
     batch_ids, query, register_batches, summarize, BatchIds, CodeCount, ErrorSummary, QueryError,
     StageCount,
 };
-use crate::stage::{Mirror, StageError};
-use crate::Resource;
 
 /// Why a query could not run.
 #[derive(Debug, thiserror::Error)]

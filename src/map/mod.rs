@@ -33,7 +33,6 @@ use crate::Resource;
 
 pub mod check;
 
-
 /// Platform's code for a mapping (Data Prep) transform error.
 pub const CODE_TRANSFORM: &str = "MAPPER-3700-400";
 

@@ -24,6 +24,7 @@ use super::drive::{Processed, Totals};
 use super::{PipelineError, RunConfig};
 use crate::decode;
 use crate::map::Mapper;
+use crate::metrics::RecordCounts;
 use crate::source::{Change, ChangeKind, ChangeQuery, ChangeSet, Page, StripeClient, Window};
 use crate::stage::{self, Mirror, StageError, DELETED_AT_COLUMN};
 use crate::Resource;
@@ -134,8 +135,8 @@ pub(super) async fn chunks(
         let objects: Vec<&Bytes> = group.iter().map(|c| &c.object).collect();
         let page = page_of(cfg.resource, &objects);
         let mut p = super::drive::process_pages(cfg, client, mapper, vec![page], false).await?;
-        p.totals.pages = 0;
-        p.totals.updated = p.totals.fetched;
+        p.totals.counts.pages = 0;
+        p.totals.counts.updated = p.totals.counts.fetched;
         out.push(p);
     }
     let deleted: Vec<&Change> = set.of(ChangeKind::Deleted).collect();
@@ -143,8 +144,11 @@ pub(super) async fn chunks(
         out.push(tombstones(cfg, client, mapper, group).await?);
     }
     let mut marker = Totals {
+        counts: RecordCounts {
+            events_read: set.events,
+            ..Default::default()
+        },
         changes_read: true,
-        events_read: set.events,
         listed_changed: set.listed_changed.clone(),
         ..Totals::default()
     };
@@ -195,7 +199,7 @@ async fn tombstones(
     let xdm_ids = xdm_ids(mapper, source).await;
     let mut totals = Totals::default();
     for c in group {
-        totals.deleted += 1;
+        totals.counts.deleted += 1;
         totals.deletes.push(Tombstone {
             id: c.id.clone(),
             xdm_id: xdm_ids.get(&c.id).cloned(),
@@ -312,7 +316,7 @@ pub(super) async fn absent(
         let mut totals = Totals::default();
         if let Some(ids) = source.column(0).as_string_opt::<i32>() {
             for id in ids.iter().flatten() {
-                totals.deleted += 1;
+                totals.counts.deleted += 1;
                 totals.deletes.push(Tombstone {
                     id: id.to_string(),
                     xdm_id: xdm_ids.get(id).cloned(),

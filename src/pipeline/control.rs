@@ -27,12 +27,9 @@ pub trait ProgressSink: Send + Sync {
 /// A run's progress so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
-    /// Records received.
-    pub records: u64,
-    /// Pages received.
-    pub pages: u64,
-    /// Records rejected.
-    pub rejected: u64,
+    /// The run's counts so far (`fetched`, `pages`, `rejected`, …; the batch's files and bytes
+    /// only once it is committed).
+    pub counts: crate::metrics::RecordCounts,
     /// Windows fully walked.
     pub windows_done: usize,
     /// Windows in all (grows when dense windows split).

@@ -104,10 +104,10 @@ pub(crate) async fn cut(
             pending_rows -= take;
             match process(resource, schema, mapper, chunk).await {
                 Ok(mut outcome) => {
-                    totals.staged +=
+                    totals.counts.staged +=
                         outcome.accepted.num_rows() as u64 + outcome.rejected.len() as u64;
-                    totals.ingested += outcome.accepted.num_rows() as u64;
-                    totals.warnings += outcome.warnings;
+                    totals.counts.ingested += outcome.accepted.num_rows() as u64;
+                    totals.counts.warnings += outcome.warnings;
                     totals.count_rejected(&outcome.rejected);
                     if rejects && !raw {
                         sourceless.append(&mut outcome.rejected);
@@ -157,10 +157,10 @@ pub(crate) async fn cut(
             (e, _) => e,
         });
     }
-    if totals.staged != read {
+    if totals.counts.staged != read {
         return Err(PipelineError::Internal(format!(
             "record accounting broke: {read} rows read from the mirror, {} mapped or rejected",
-            totals.staged
+            totals.counts.staged
         )));
     }
     Ok((writer?, totals))

@@ -19,7 +19,6 @@
 //! fetched again by a resume; mirror files written but not committed are invisible to Delta
 //! readers.
 
-use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +33,7 @@ use super::{
 };
 use crate::decode::{self, Decoded};
 use crate::map::Mapper;
+use crate::metrics::RecordCounts;
 use crate::sink::{BatchWriter, Rejection, StagedState};
 use crate::source::windows::record_created;
 use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
@@ -48,42 +48,28 @@ pub const CHUNK_CHANNEL: usize = 2;
 /// Anything older (there is nothing) is still covered by one window `[0, EARLIEST_CREATED)`.
 pub const EARLIEST_CREATED: i64 = 1_262_304_000;
 
-/// Running totals of a run (persisted in checkpoints).
+/// Running totals of a run (persisted in checkpoints): its [`RecordCounts`] and what a resume
+/// needs besides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Totals {
-    pub fetched: u64,
-    /// Records committed to the mirror.
-    #[serde(default)]
-    pub staged: u64,
+    /// The counts (flattened: a checkpoint's `totals` holds them at its top level).
+    #[serde(flatten)]
+    pub counts: RecordCounts,
     /// Records that could not be decoded (rejected, not staged).
     #[serde(default)]
     pub undecodable: u64,
-    pub ingested: u64,
-    pub warnings: u64,
-    pub rejected_by_code: BTreeMap<String, u64>,
-    pub pages: u64,
-    pub bytes_in: u64,
     /// Records dropped as already committed by the previous run (re-read span).
     #[serde(default)]
     pub skipped: u64,
     /// `(id, created)` of objects in the next run's re-read span.
     #[serde(default)]
     pub trailing: Vec<(String, i64)>,
-    /// Records that are changed objects read through events (part of `fetched`).
-    #[serde(default)]
-    pub updated: u64,
-    /// Objects deleted in Stripe (tombstones; not part of `fetched`).
-    #[serde(default)]
-    pub deleted: u64,
     /// The deletions, for the batch's `deletes.parquet`.
     #[serde(default)]
     pub deletes: Vec<super::changes::Tombstone>,
     /// Whether the run's changes were read and staged (a resume does not read them again).
     #[serde(default)]
     pub changes_read: bool,
-    /// Events read.
-    #[serde(default)]
-    pub events_read: u64,
     /// Objects with events that the run's list reads (not dropped as known).
     #[serde(default)]
     pub listed_changed: Vec<String>,
@@ -91,35 +77,20 @@ pub(crate) struct Totals {
 
 impl Totals {
     pub(super) fn add(&mut self, other: &Totals) {
-        self.fetched += other.fetched;
-        self.staged += other.staged;
+        self.counts.add(&other.counts);
         self.undecodable += other.undecodable;
-        self.ingested += other.ingested;
-        self.warnings += other.warnings;
-        self.pages += other.pages;
-        self.bytes_in += other.bytes_in;
         self.skipped += other.skipped;
         self.trailing.extend(other.trailing.iter().cloned());
-        self.updated += other.updated;
-        self.deleted += other.deleted;
         self.deletes.extend(other.deletes.iter().cloned());
         self.changes_read |= other.changes_read;
-        self.events_read += other.events_read;
         self.listed_changed
             .extend(other.listed_changed.iter().cloned());
-        for (k, v) in &other.rejected_by_code {
-            *self.rejected_by_code.entry(k.clone()).or_default() += v;
-        }
-    }
-
-    pub fn rejected(&self) -> u64 {
-        self.rejected_by_code.values().sum()
     }
 
     /// Adds a chunk's rejected rows under their codes.
     pub fn count_rejected(&mut self, rejected: &[Rejection]) {
         for r in rejected {
-            *self.rejected_by_code.entry(primary_code(r)).or_default() += 1;
+            self.counts.reject(&primary_code(r), 1);
         }
     }
 }
@@ -354,9 +325,7 @@ pub(crate) async fn drive(
             if let Some(p) = &cfg.control.progress {
                 let stats = client.stats();
                 p.update(&Progress {
-                    records: totals.fetched,
-                    pages: totals.pages,
-                    rejected: totals.rejected(),
+                    counts: totals.counts.clone(),
                     windows_done: progress_plan.windows.iter().filter(|w| w.done).count(),
                     windows_total: progress_plan.windows.len(),
                     fraction: progress_plan.progress(),
@@ -464,7 +433,7 @@ fn write_loop(
             let metadata = stage::commit_metadata(
                 &state.batch_id,
                 state.seq,
-                [("records", state.totals.staged.into())]
+                [("records", state.totals.counts.staged.into())]
                     .into_iter()
                     .collect(),
             );
@@ -544,8 +513,11 @@ pub(super) async fn process_pages(
 ) -> Result<Processed, PipelineError> {
     let resource = cfg.resource;
     let mut totals = Totals {
-        pages: pages.len() as u64,
-        bytes_in: pages.iter().map(|p| p.body.len() as u64).sum(),
+        counts: RecordCounts {
+            pages: pages.len() as u64,
+            bytes_in: pages.iter().map(|p| p.body.len() as u64).sum(),
+            ..Default::default()
+        },
         ..Totals::default()
     };
     let mut pages = pages;
@@ -573,14 +545,14 @@ pub(super) async fn process_pages(
             what: "decode",
             source,
         })?;
-    totals.fetched = decoded.records() as u64;
-    totals.staged = staged.num_rows() as u64;
+    totals.counts.fetched = decoded.records() as u64;
+    totals.counts.staged = staged.num_rows() as u64;
     let rejected = decode_rejections(&decoded.rejected);
     totals.undecodable = rejected.len() as u64;
     totals.count_rejected(&rejected);
     let outcome = map_and_validate_rows(&cfg.schema, mapper, source).await?;
-    totals.ingested = outcome.accepted.num_rows() as u64;
-    totals.warnings = outcome.warnings;
+    totals.counts.ingested = outcome.accepted.num_rows() as u64;
+    totals.counts.warnings = outcome.warnings;
     totals.count_rejected(&outcome.rejected);
     Ok(Processed {
         staged,
@@ -596,37 +568,32 @@ pub(super) async fn process_pages(
 pub struct CheckpointTotals {
     /// The batch being staged.
     pub batch_id: String,
-    /// Records fetched up to the checkpoint.
-    pub fetched: u64,
-    /// Records committed to the mirror.
-    pub staged: u64,
-    /// Records accepted.
-    pub ingested: u64,
-    /// Records rejected.
-    pub rejected: u64,
-    /// Rejected records by error code.
-    pub rejected_by_code: BTreeMap<String, u64>,
-    /// Bytes of JSON received.
-    pub bytes_in: u64,
-    /// Sealed Parquet files.
-    pub files: u64,
-    /// Bytes of the sealed Parquet files.
-    pub bytes_out: u64,
+    /// The counts up to the checkpoint (`files` and `bytes_out`: the sealed rejected files).
+    #[serde(flatten)]
+    pub counts: RecordCounts,
+}
+
+impl CheckpointState {
+    /// Reads a stored checkpoint state.
+    pub fn parse(text: &str) -> serde_json::Result<CheckpointState> {
+        let mut state: CheckpointState = serde_json::from_str(text)?;
+        // Checkpoints before `rejected` was stored kept only the codes.
+        state.totals.counts = std::mem::take(&mut state.totals.counts).with_rejected_from_codes();
+        Ok(state)
+    }
 }
 
 /// Reads the totals of a checkpoint's state (as stored in the catalog); `None` when it is not
 /// a state this version wrote.
 pub fn checkpoint_totals(state: &str) -> Option<CheckpointTotals> {
-    let state: CheckpointState = serde_json::from_str(state).ok()?;
-    (state.version == CHECKPOINT_VERSION).then(|| CheckpointTotals {
-        batch_id: state.batch_id,
-        fetched: state.totals.fetched,
-        staged: state.totals.staged,
-        ingested: state.totals.ingested,
-        rejected: state.totals.rejected(),
-        rejected_by_code: state.totals.rejected_by_code,
-        bytes_in: state.totals.bytes_in,
-        files: state.staged.files.len() as u64,
-        bytes_out: state.staged.files.iter().map(|f| f.bytes).sum(),
+    let state = CheckpointState::parse(state).ok()?;
+    (state.version == CHECKPOINT_VERSION).then(|| {
+        let mut counts = state.totals.counts;
+        counts.files = state.staged.files.len() as u64;
+        counts.bytes_out = state.staged.files.iter().map(|f| f.bytes).sum();
+        CheckpointTotals {
+            batch_id: state.batch_id,
+            counts,
+        }
     })
 }

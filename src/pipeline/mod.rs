@@ -6,13 +6,13 @@
 //! thread over another bounded channel, so Parquet encoding overlaps the next chunk's decoding.
 //! Memory is bounded by the channel capacities and the chunk size, not by the run's size.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::map::{MapError, Mapper, Mapping};
+use crate::metrics::RecordCounts;
 use crate::sink::{self, BatchStatus, DatasetDir, Manifest, Metrics, SinkError, SinkOptions};
 
 use crate::source::{SourceError, StripeClient, Window};
@@ -206,44 +206,20 @@ pub struct RunReport {
     pub status: BatchStatus,
     /// Why the run failed.
     pub failure_reason: Option<String>,
-    /// Records received from Stripe.
-    pub fetched: u64,
-    /// Records staged in the mirror (fetched less those that could not be decoded).
-    pub staged: u64,
-    /// Records written to the batch.
-    pub ingested: u64,
-    /// Records rejected.
-    pub rejected: u64,
-    /// Rejected records by error code (a row counts once, under its first code).
-    pub rejected_by_code: BTreeMap<String, u64>,
-    /// Fields nulled by failed conversions in accepted rows.
-    pub warnings: u64,
-    /// Pages received.
-    pub pages: u64,
+    /// What the run received and where the records went (`files`, `bytes_out`: the accepted
+    /// Parquet files of all its batches).
+    #[serde(flatten)]
+    pub counts: RecordCounts,
     /// HTTP requests sent (retries included).
     pub requests: u64,
     /// Retries.
     pub retries: u64,
     /// 429 responses seen.
     pub throttled: u64,
-    /// Response bytes read.
-    pub bytes_in: u64,
-    /// Parquet bytes written (accepted files).
-    pub bytes_out: u64,
-    /// Accepted files written.
-    pub files: usize,
     /// Checkpoints saved by this attempt (0 without a checkpoint store).
     pub checkpoints: u64,
     /// Records of the re-read span dropped as already committed by the previous run.
     pub duplicates_skipped: u64,
-    /// Records of objects new to the dataflow (read from the list): `fetched - updated`.
-    pub created: u64,
-    /// Records of objects changed since an earlier run (read through events).
-    pub updated: u64,
-    /// Objects deleted in Stripe: tombstones in the mirror, rows of `deletes.parquet`.
-    pub deleted: u64,
-    /// Events read.
-    pub events_read: u64,
     /// `(id, created)` of the objects in the next run's re-read span ([`Dedup::trailing_from`]).
     #[serde(skip)]
     pub trailing: Vec<(String, i64)>,
@@ -261,7 +237,7 @@ pub struct RunReport {
 impl RunReport {
     /// Ingested records per second of wall time.
     pub fn records_per_sec(&self) -> f64 {
-        self.fetched as f64 / self.duration.as_secs_f64().max(1e-9)
+        self.counts.fetched as f64 / self.duration.as_secs_f64().max(1e-9)
     }
 }
 
@@ -336,14 +312,14 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     };
     let (writer, mut mirror, checkpoints) = (written.writer, written.mirror, written.checkpoints);
     let stats = client.stats();
-    let fetched = totals.fetched;
-    let rejected: u64 = totals.rejected();
-    let ingested = totals.ingested;
-    if fetched != ingested + rejected || fetched != totals.staged + totals.undecodable {
+    let fetched = totals.counts.fetched;
+    let rejected: u64 = totals.counts.rejected;
+    let ingested = totals.counts.ingested;
+    if fetched != ingested + rejected || fetched != totals.counts.staged + totals.undecodable {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(PipelineError::Internal(format!(
             "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {} + undecodable {}",
-            totals.staged, totals.undecodable
+            totals.counts.staged, totals.undecodable
         )));
     }
     let failure_reason = threshold_failure(fetched, rejected, cfg.partial_ingestion);
@@ -380,25 +356,20 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         dataset: cfg.dataset.clone(),
         status,
         failure_reason,
-        fetched,
-        staged: totals.staged,
-        ingested,
-        rejected,
-        rejected_by_code: totals.rejected_by_code,
-        warnings: totals.warnings,
-        pages: totals.pages,
+        counts: RecordCounts {
+            fetched,
+            ingested,
+            rejected,
+            bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
+            files: (manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>())
+                as u64,
+            ..totals.counts
+        },
         requests: stats.requests - before.requests,
         retries: stats.retries - before.retries,
         throttled: stats.throttled - before.throttled,
-        bytes_in: totals.bytes_in,
-        bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
-        files: manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>(),
         checkpoints,
         duplicates_skipped: totals.skipped,
-        created: fetched - totals.updated,
-        updated: totals.updated,
-        deleted: totals.deleted,
-        events_read: totals.events_read,
         trailing: totals.trailing,
         duration: started.elapsed(),
         parts: manifest.parts.iter().map(|p| p.batch_id.clone()).collect(),
@@ -466,21 +437,25 @@ pub(crate) fn new_manifest(
         error_diagnostics: diagnostics,
         partial_ingestion_percent: cfg.partial_ingestion,
         metrics: Metrics {
-            input_record_count: totals.fetched,
-            output_record_count: totals.ingested,
-            failed_record_count: totals.rejected(),
-            warning_count: totals.warnings,
-            input_byte_size: totals.bytes_in,
+            input_record_count: totals.counts.fetched,
+            output_record_count: totals.counts.ingested,
+            failed_record_count: totals.counts.rejected,
+            warning_count: totals.counts.warnings,
+            input_byte_size: totals.counts.bytes_in,
         },
-        errors: error_summary(totals.ingested, &totals.rejected_by_code, diagnostics),
+        errors: error_summary(
+            totals.counts.ingested,
+            &totals.counts.rejected_by_code,
+            diagnostics,
+        ),
         files: Vec::new(),
         output_bytes: 0,
         rejected_file: None,
         diagnostics: Vec::new(),
         replay_of: None,
-        staged: Some(totals.staged),
-        updated: totals.updated,
-        deleted: totals.deleted,
+        staged: Some(totals.counts.staged),
+        updated: totals.counts.updated,
+        deleted: totals.counts.deleted,
         parts: Vec::new(),
         part_of: None,
     }

@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use super::drive::Totals;
 use super::{
     checked_mapper, commit, cut, new_manifest, threshold_failure, PipelineError, RunConfig,
     RunReport,
 };
+use crate::metrics::RecordCounts;
 use crate::sink::{self, BatchStatus, BatchWriter, DatasetDir};
 use crate::stage::Mirror;
 
@@ -30,13 +30,13 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
             return Err(e);
         }
     };
-    let read = totals.staged;
-    let rejected = totals.rejected();
-    if read != totals.ingested + rejected {
+    let read = totals.counts.staged;
+    let rejected = totals.counts.rejected;
+    if read != totals.counts.ingested + rejected {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(PipelineError::Internal(format!(
             "record accounting broke: read {read} != ingested {} + rejected {rejected}",
-            totals.ingested
+            totals.counts.ingested
         )));
     }
     let failure_reason = threshold_failure(read, rejected, cfg.partial_ingestion);
@@ -46,10 +46,8 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
         BatchStatus::Success
     };
     let diagnostics = cfg.error_diagnostics || cfg.partial_ingestion.is_some();
-    let totals = Totals {
-        fetched: read,
-        ..totals
-    };
+    let mut totals = totals;
+    totals.counts.fetched = read;
     let manifest = new_manifest(
         &cfg,
         &batch_id,
@@ -65,25 +63,23 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
         dataset: cfg.dataset.clone(),
         status,
         failure_reason,
-        fetched: read,
-        staged: read,
-        ingested: totals.ingested,
-        rejected,
-        rejected_by_code: totals.rejected_by_code,
-        warnings: totals.warnings,
-        pages: 0,
+        counts: RecordCounts {
+            fetched: read,
+            staged: read,
+            ingested: totals.counts.ingested,
+            rejected,
+            rejected_by_code: totals.counts.rejected_by_code,
+            warnings: totals.counts.warnings,
+            bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
+            files: (manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>())
+                as u64,
+            ..Default::default()
+        },
         requests: 0,
         retries: 0,
         throttled: 0,
-        bytes_in: 0,
-        bytes_out: manifest.output_bytes + manifest.parts.iter().map(|p| p.bytes).sum::<u64>(),
-        files: manifest.files.len() + manifest.parts.iter().map(|p| p.files).sum::<usize>(),
         checkpoints: 0,
         duplicates_skipped: 0,
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        events_read: 0,
         trailing: Vec::new(),
         duration: started.elapsed(),
         parts: manifest.parts.iter().map(|p| p.batch_id.clone()).collect(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{drive, PipelineError, RunConfig, RunReport, TRAILING_FILE};
 use crate::map::Mapper;
+use crate::metrics::RecordCounts;
 use crate::sink::{self, BatchWriter, DatasetDir, Manifest};
 use crate::stage::{Mirror, WriteMode};
 
@@ -103,7 +104,7 @@ fn checkpoint(
     let Some(text) = store.load().map_err(PipelineError::Checkpoint)? else {
         return Ok(None);
     };
-    match serde_json::from_str::<drive::CheckpointState>(&text) {
+    match drive::CheckpointState::parse(&text) {
         Ok(st)
             if st.version == drive::CHECKPOINT_VERSION
                 && st.batch_id == batch_id
@@ -141,20 +142,20 @@ async fn recut(
     writer: BatchWriter,
     totals: &drive::Totals,
 ) -> Result<Result<BatchWriter, String>, PipelineError> {
-    if totals.staged == 0 {
+    if totals.counts.staged == 0 {
         return Ok(Ok(writer));
     }
     let batch = writer.batch_id().to_string();
     let (writer, cut) = super::cut::cut(cfg, mapper, mirror, Some(&batch), writer, false).await?;
-    if cut.staged != totals.staged || cut.ingested != totals.ingested {
+    if cut.counts.staged != totals.counts.staged || cut.counts.ingested != totals.counts.ingested {
         return Ok(Err(format!(
             "{} records staged and {} accepted at the checkpoint; the mirror holds {} of them and {} map and validate",
-            totals.staged, totals.ingested, cut.staged, cut.ingested
+            totals.counts.staged, totals.counts.ingested, cut.counts.staged, cut.counts.ingested
         )));
     }
     tracing::info!(
         batch = writer.batch_id(),
-        rows = cut.ingested,
+        rows = cut.counts.ingested,
         "the checkpoint's accepted rows were cut again from the mirror"
     );
     Ok(Ok(writer))
@@ -184,25 +185,25 @@ pub(super) fn committed_report(
             dataset: cfg.dataset.clone(),
             status: m.status,
             failure_reason: m.failure_reason.clone(),
-            fetched: m.metrics.input_record_count,
-            staged: m.staged.unwrap_or(m.metrics.input_record_count),
-            ingested: m.metrics.output_record_count,
-            rejected: m.metrics.failed_record_count,
-            rejected_by_code: by_code,
-            warnings: m.metrics.warning_count,
-            pages: 0,
+            counts: RecordCounts {
+                fetched: m.metrics.input_record_count,
+                staged: m.staged.unwrap_or(m.metrics.input_record_count),
+                ingested: m.metrics.output_record_count,
+                rejected: m.metrics.failed_record_count,
+                rejected_by_code: by_code,
+                warnings: m.metrics.warning_count,
+                updated: m.updated,
+                deleted: m.deleted,
+                bytes_in: m.metrics.input_byte_size,
+                bytes_out: m.output_bytes + m.parts.iter().map(|p| p.bytes).sum::<u64>(),
+                files: (m.files.len() + m.parts.iter().map(|p| p.files).sum::<usize>()) as u64,
+                ..Default::default()
+            },
             requests: 0,
             retries: 0,
             throttled: 0,
-            bytes_in: m.metrics.input_byte_size,
-            bytes_out: m.output_bytes + m.parts.iter().map(|p| p.bytes).sum::<u64>(),
-            files: m.files.len() + m.parts.iter().map(|p| p.files).sum::<usize>(),
             checkpoints: 0,
             duplicates_skipped: 0,
-            created: m.metrics.input_record_count - m.updated,
-            updated: m.updated,
-            deleted: m.deleted,
-            events_read: 0,
             trailing: std::fs::read(dir.join(TRAILING_FILE))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

@@ -446,7 +446,7 @@ async fn finish(
 ) -> Result<RunResult, RunnerError> {
     let mut upload_report = None;
     if let (Some(target), Some(rep), RunStatus::Success) = (&flow.upload, &report, run.status) {
-        let record = if rep.files == 0 {
+        let record = if rep.counts.files == 0 {
             // Nothing new in the window: Platform refuses a batch without files.
             RunUpload {
                 platform_batch_id: None,
@@ -486,17 +486,8 @@ fn outcome_of(r: &RunReport) -> crate::catalog::RunOutcome {
     crate::catalog::RunOutcome {
         success: r.status == crate::sink::BatchStatus::Success,
         failure_reason: r.failure_reason.clone(),
-        fetched: r.fetched,
-        updated: r.updated,
-        deleted: r.deleted,
-        events_read: r.events_read,
-        ingested: r.ingested,
-        failed: r.rejected,
-        bytes_in: r.bytes_in,
-        bytes_out: r.bytes_out,
-        files: r.files as u64,
+        counts: r.counts.clone(),
         batch_id: Some(r.batch_id.clone()),
-        errors: r.rejected_by_code.clone(),
         trailing: r.trailing.clone(),
     }
 }

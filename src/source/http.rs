@@ -227,4 +227,3 @@ pub(super) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
     truncate_chars(text.trim(), 200)
 }
-

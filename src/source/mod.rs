@@ -16,6 +16,7 @@ pub mod plan;
 pub mod rate;
 pub mod windows;
 
+pub use crate::net::RetryPolicy;
 pub use client::StripeClient;
 pub use config::{resolve_base_url, ClientConfig, DEFAULT_BASE_URL, DEFAULT_STRIPE_VERSION};
 pub use envelope::{record_id, scan, Envelope, EnvelopeError};
@@ -24,7 +25,6 @@ pub use events::{Change, ChangeKind, ChangeQuery, ChangeSet};
 pub use page::{FetchStats, Page, Window};
 pub use plan::{plan_backfill, BackfillPlanEstimate, EstimateBasis, WindowEstimate};
 pub use rate::{KeyedRateLimiter, RateBudget, RateLimiter};
-pub use crate::net::RetryPolicy;
 pub use windows::{
     fetch_windows, record_created, FetchSummary, WindowEvent, WindowOptions, WindowPlan,
     WindowState, WindowedPage,

@@ -13,6 +13,7 @@ use stripe_xdm::alert::{
     DeliveryOptions,
 };
 use stripe_xdm::catalog::{AlertKind, Alerts, Dataflow, Run, RunStatus};
+use stripe_xdm::metrics::RecordCounts;
 use stripe_xdm::schedule::{Frequency, Schedule, Window};
 
 /// Three tries, millisecond backoffs: tests never wait on real backoff.
@@ -76,19 +77,18 @@ fn ended(status: RunStatus, failed: u64) -> Run {
             gte: Some(1_767_218_400),
             lt: 1_767_222_000,
         }),
-        fetched: 100,
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        events_read: 0,
-        ingested: 100 - failed,
-        failed,
-        bytes_in: 20_480,
-        bytes_out: 8_192,
-        files: 1,
+        counts: RecordCounts {
+            fetched: 100,
+            ingested: 100 - failed,
+            rejected: failed,
+            rejected_by_code: errors,
+            bytes_in: 20_480,
+            bytes_out: 8_192,
+            files: 1,
+            ..Default::default()
+        },
         batch_id: Some("batch-01".into()),
         mapping_version: 3,
-        errors,
         failure_reason: None,
         owner_pid: None,
         upload: None,
@@ -100,15 +100,7 @@ fn running() -> Run {
     Run {
         status: RunStatus::Running,
         ended_at: None,
-        fetched: 0,
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        events_read: 0,
-        ingested: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        files: 0,
+        counts: RecordCounts::default(),
         batch_id: None,
         ..ended(RunStatus::Running, 0)
     }
@@ -530,7 +522,10 @@ fn end_kind_is_success_only_without_errors() {
         AlertKind::RunFailure
     );
     let mut counted = ended(RunStatus::Success, 0);
-    counted.errors.insert("XDM-1001-400".into(), 1);
+    counted
+        .counts
+        .rejected_by_code
+        .insert("XDM-1001-400".into(), 1);
     assert_eq!(end_kind(&counted), AlertKind::RunFailure);
     assert_eq!(
         end_kind(&ended(RunStatus::Failed, 0)),

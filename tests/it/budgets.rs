@@ -136,7 +136,7 @@ async fn an_accounts_budgets_are_remembered() {
     .unwrap();
     let cfg = RunnerConfig::new(home.path());
     let done = run_dataflow(&cfg, "flow", t, None).await.unwrap();
-    assert_eq!(done.run.fetched, 1200);
+    assert_eq!(done.run.counts.fetched, 1200);
     let peak = sim.stats().peak_rps;
     assert!(
         peak <= 5 + 3,

@@ -341,18 +341,28 @@ fn watermark_advances_only_on_success() {
     let errors = BTreeMap::from([("INGEST-1401-400".to_string(), 1u64)]);
     let ok = RunOutcome {
         success: true,
-        fetched: 10,
-        ingested: 9,
-        failed: 1,
-        bytes_in: 1000,
-        bytes_out: 500,
-        files: 1,
+        counts: stripe_xdm::metrics::RecordCounts {
+            fetched: 10,
+            staged: 10,
+            ingested: 9,
+            rejected: 1,
+            rejected_by_code: errors,
+            pages: 1,
+            bytes_in: 1000,
+            bytes_out: 500,
+            files: 1,
+            ..Default::default()
+        },
         batch_id: Some("b1".into()),
-        errors,
         ..Default::default()
     };
     let r1 = c.finish_run(r1.id, &ok, t + 5).unwrap();
     assert_eq!(r1.status, RunStatus::Success);
+    assert_eq!(
+        r1.counts, ok.counts,
+        "the catalog keeps every count of the run"
+    );
+    assert!(r1.counts.balanced());
     assert_eq!(
         r1.end_alert(),
         Some(AlertKind::RunFailure),
@@ -397,7 +407,11 @@ fn watermark_advances_only_on_success() {
     assert_eq!(runs.len(), 3);
     assert_eq!(c.list_runs(None, Some(1)).unwrap()[0].id, r3.id);
     assert_eq!(
-        c.run(r1.id).unwrap().errors.get("INGEST-1401-400"),
+        c.run(r1.id)
+            .unwrap()
+            .counts
+            .rejected_by_code
+            .get("INGEST-1401-400"),
         Some(&1)
     );
     // A run uses the newest mapping version when it starts.

@@ -167,7 +167,11 @@ fn deletes(dir: &Path) -> Vec<(String, Option<String>, String)> {
 fn check_accounting(r: &RunResult) {
     let run = &r.run;
     assert_eq!(run.status, RunStatus::Success, "{run:?} {:?}", r.error);
-    assert_eq!(run.fetched, run.ingested + run.failed, "{run:?}");
+    assert_eq!(
+        run.counts.fetched,
+        run.counts.ingested + run.counts.rejected,
+        "{run:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,8 +185,8 @@ async fn updates_and_deletions_reach_the_mirror_and_the_next_batch() {
         .await
         .unwrap();
     check_accounting(&first);
-    assert_eq!(first.run.fetched, CUSTOMERS);
-    assert_eq!((first.run.updated, first.run.deleted), (0, 0));
+    assert_eq!(first.run.counts.fetched, CUSTOMERS);
+    assert_eq!((first.run.counts.updated, first.run.counts.deleted), (0, 0));
 
     // After the first run: customer 5 changes twice, customer 7 is deleted, customer 9 changes.
     let s = sim.simulator();
@@ -203,10 +207,13 @@ async fn updates_and_deletions_reach_the_mirror_and_the_next_batch() {
     let second = run_dataflow(&cfg, "people", t, None).await.unwrap();
     check_accounting(&second);
     let report = second.report.as_ref().unwrap();
-    assert_eq!(second.run.updated, 2, "customers 5 and 9, once each");
-    assert_eq!(second.run.deleted, 1);
-    assert_eq!(second.run.events_read, 4);
-    assert_eq!(second.run.fetched, 2, "no new customers, two changed ones");
+    assert_eq!(second.run.counts.updated, 2, "customers 5 and 9, once each");
+    assert_eq!(second.run.counts.deleted, 1);
+    assert_eq!(second.run.counts.events_read, 4);
+    assert_eq!(
+        second.run.counts.fetched, 2,
+        "no new customers, two changed ones"
+    );
     // Event payloads are rendered at another API version: each changed object was fetched
     // again by id (one events page + two retrieves + the window's list page).
     assert_eq!(report.requests, 4, "{report:?}");
@@ -238,7 +245,7 @@ async fn updates_and_deletions_reach_the_mirror_and_the_next_batch() {
     let remapped = stripe_xdm::runner::remap_dataflow(&cfg, "people")
         .await
         .unwrap();
-    assert_eq!(remapped.fetched, CUSTOMERS - 1);
+    assert_eq!(remapped.counts.fetched, CUSTOMERS - 1);
     assert!(!by_id(&rows(&remapped.batch_dir)).contains_key(&c7));
 
     // `sql`: `customers` is the current state, `customers_all` keeps the tombstone.
@@ -351,9 +358,13 @@ async fn a_cursor_past_the_event_horizon_rereads_everything_and_marks_the_absent
     let gone = s.id(Resource::Customers, 11);
     let second = run_dataflow(&cfg, "people", t, None).await.unwrap();
     check_accounting(&second);
-    assert_eq!(second.run.fetched, CUSTOMERS - 1, "the whole list again");
-    assert_eq!(second.run.deleted, 1);
-    assert_eq!(second.run.events_read, 0);
+    assert_eq!(
+        second.run.counts.fetched,
+        CUSTOMERS - 1,
+        "the whole list again"
+    );
+    assert_eq!(second.run.counts.deleted, 1);
+    assert_eq!(second.run.counts.events_read, 0);
     let dir = &second.report.as_ref().unwrap().batch_dir;
     assert_eq!(
         deletes(dir),
@@ -402,7 +413,10 @@ async fn a_resumed_run_does_not_read_its_events_twice() {
     let resumed = run_dataflow(&cfg, "people", t, None).await.unwrap();
     assert!(resumed.resumed);
     check_accounting(&resumed);
-    assert_eq!((resumed.run.updated, resumed.run.deleted), (1, 1));
+    assert_eq!(
+        (resumed.run.counts.updated, resumed.run.counts.deleted),
+        (1, 1)
+    );
     // The resume read the window's list at most: no events, no retrieves.
     assert!(sim.stats().requests - before <= 1);
     let dir = &resumed.report.as_ref().unwrap().batch_dir;

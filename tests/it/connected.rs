@@ -262,7 +262,7 @@ async fn a_dataflow_fans_out_over_connected_accounts_each_with_its_own_watermark
             "{name}: its own watermark"
         );
         let runs = cat.list_runs(Some(&name), None).unwrap();
-        assert_eq!(runs[0].fetched, 120, "{name}");
+        assert_eq!(runs[0].counts.fetched, 120, "{name}");
         assert!(stats.by_stripe_account[a] >= 1, "{stats:?}");
     }
     assert_eq!(

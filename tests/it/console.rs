@@ -306,7 +306,7 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
     let (received, ingested, failed) = (
         run["received"].as_u64().unwrap(),
         run["ingested"].as_u64().unwrap(),
-        run["failed"].as_u64().unwrap(),
+        run["rejected"].as_u64().unwrap(),
     );
     assert_eq!(received, 300);
     assert!(failed > 0, "10 % of the records are corrupt: {run}");
@@ -449,7 +449,7 @@ async fn a_run_of_another_process_shows_on_the_live_list_until_it_ends() {
     assert_eq!(seen["done"], false, "{seen}");
     assert!(seen["as_of"].is_i64() && seen["run_id"].is_i64(), "{seen}");
     let result = run.await.unwrap().unwrap();
-    assert_eq!(result.run.fetched, 300);
+    assert_eq!(result.run.counts.fetched, 300);
     let live = api.ok("GET", "/api/live", None).await;
     assert!(
         live.as_array()

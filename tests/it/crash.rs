@@ -171,8 +171,11 @@ async fn a_killed_dataflow_run_resumes_to_the_same_batch() {
         assert!(out.contains("resumed run"), "trial {trial}: {out}");
         let done = Catalog::open(h).unwrap().run(run.id).unwrap();
         assert_eq!(done.status, RunStatus::Success, "{done:?}");
-        assert_eq!(done.fetched, COUNT);
-        assert_eq!(done.fetched, done.ingested + done.failed);
+        assert_eq!(done.counts.fetched, COUNT);
+        assert_eq!(
+            done.counts.fetched,
+            done.counts.ingested + done.counts.rejected
+        );
         let dir = h
             .join("data/charges/batches")
             .join(done.batch_id.as_deref().unwrap());
@@ -297,8 +300,15 @@ async fn a_run_killed_while_reading_events_commits_each_change_once() {
         .unwrap();
     let done = runs.iter().find(|r| r.id != first[0].id).unwrap();
     assert_eq!(done.status, RunStatus::Success, "{done:?}");
-    assert_eq!((done.updated, done.fetched), (CHANGED, CHANGED), "{done:?}");
-    assert_eq!(done.fetched, done.ingested + done.failed);
+    assert_eq!(
+        (done.counts.updated, done.counts.fetched),
+        (CHANGED, CHANGED),
+        "{done:?}"
+    );
+    assert_eq!(
+        done.counts.fetched,
+        done.counts.ingested + done.counts.rejected
+    );
     let dir = h
         .join("data/customers/batches")
         .join(done.batch_id.as_deref().unwrap());

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use stripe_xdm::inspect::{query, summarize};
 use stripe_xdm::map::Mapping;
 use stripe_xdm::pipeline::{self, RunConfig, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig, SimHandle};
-use stripe_xdm::inspect::{query, summarize};
 use stripe_xdm::sink::read_batch_dir;
 
 use stripe_xdm::Resource;
@@ -59,21 +59,24 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
     let (handle, report, custom) = run_with_rejects(dir.path()).await;
     assert_eq!(
         custom,
-        report.rejected_by_code.contains_key("XDM-ENUM"),
+        report.counts.rejected_by_code.contains_key("XDM-ENUM"),
         "{report:?}"
     );
-    assert!(report.rejected > 0, "{report:?}");
+    assert!(report.counts.rejected > 0, "{report:?}");
     assert_eq!(
         report.status,
         stripe_xdm::sink::BatchStatus::Success,
         "{report:?}"
     );
-    assert!(report.rejected_by_code.contains_key("INGEST-1401-400"));
+    assert!(report
+        .counts
+        .rejected_by_code
+        .contains_key("INGEST-1401-400"));
 
     // summarize: the same counts as the run report.
     let summary = summarize(&report.batch_dir, 3).unwrap();
-    assert_eq!(summary.total, report.rejected);
-    assert_eq!(summary.counts_by_code(), report.rejected_by_code);
+    assert_eq!(summary.total, report.counts.rejected);
+    assert_eq!(summary.counts_by_code(), report.counts.rejected_by_code);
     for c in &summary.by_code {
         assert!(!c.samples.is_empty() && c.samples.len() <= 3, "{c:?}");
         assert_eq!(c.samples.len() as u64, c.count.min(3));
@@ -94,7 +97,7 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
     );
     assert_eq!(
         summary.by_stage.iter().map(|s| s.count).sum::<u64>(),
-        report.rejected
+        report.counts.rejected
     );
     if let Some(enum_rows) = summary.by_code.iter().find(|c| c.code == "XDM-ENUM") {
         assert_eq!(enum_rows.column.as_deref(), Some("_acme.charges.status"));
@@ -115,7 +118,7 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
             by_code.insert(code.unwrap(), n as u64);
         }
     }
-    assert_eq!(by_code, report.rejected_by_code);
+    assert_eq!(by_code, report.counts.rejected_by_code);
 
     // query: accepted rows by currency (inside the tenant struct), against the Parquet files.
     let out = query(
@@ -149,7 +152,7 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
         }
     }
     assert_eq!(got, want);
-    assert_eq!(got.values().sum::<u64>(), report.ingested);
+    assert_eq!(got.values().sum::<u64>(), report.counts.ingested);
 
     // query: joining both tables; a rejected record is never also accepted.
     let out = query(
@@ -169,7 +172,7 @@ async fn summary_and_queries_over_a_run_with_rejected_rows() {
     )
     .await
     .unwrap();
-    assert_eq!(ints(&out[0], 0), vec![report.rejected as i64]);
+    assert_eq!(ints(&out[0], 0), vec![report.counts.rejected as i64]);
     handle.shutdown().await;
 }
 
@@ -179,7 +182,7 @@ async fn a_clean_batch_has_an_empty_summary() {
     let (handle, client) = sim(SimConfig::default().with_count(Resource::Prices, 40)).await;
     let cfg = RunConfig::builtin(Resource::Prices, "acme", dir.path().to_path_buf()).unwrap();
     let report = pipeline::run(&client, cfg).await.unwrap();
-    assert_eq!(report.rejected, 0);
+    assert_eq!(report.counts.rejected, 0);
     let summary = summarize(&report.batch_dir, 5).unwrap();
     assert_eq!(summary.total, 0);
     assert!(summary.by_code.is_empty());
@@ -187,7 +190,7 @@ async fn a_clean_batch_has_an_empty_summary() {
     let out = query(&dirs, "SELECT count(*) FROM rejected").await.unwrap();
     assert_eq!(ints(&out[0], 0), vec![0]);
     let out = query(&dirs, "SELECT count(*) FROM accepted").await.unwrap();
-    assert_eq!(ints(&out[0], 0), vec![report.ingested as i64]);
+    assert_eq!(ints(&out[0], 0), vec![report.counts.ingested as i64]);
     assert!(summarize(&dir.path().join("nope"), 1).is_err());
     handle.shutdown().await;
 }

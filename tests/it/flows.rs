@@ -350,7 +350,7 @@ async fn a_second_run_starts_where_the_first_ended() {
         assert_eq!(r["status"], "success", "{r}");
         assert_eq!(
             r["fetched"].as_u64().unwrap(),
-            r["ingested"].as_u64().unwrap() + r["failed"].as_u64().unwrap(),
+            r["ingested"].as_u64().unwrap() + r["rejected"].as_u64().unwrap(),
             "{r}"
         );
     }

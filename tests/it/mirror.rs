@@ -36,18 +36,19 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
 
 fn assert_accounting(r: &RunReport) {
     assert_eq!(
-        r.fetched,
-        r.ingested + r.rejected,
+        r.counts.fetched,
+        r.counts.ingested + r.counts.rejected,
         "fetched = ingested + rejected"
     );
     let decode_rejects = r
+        .counts
         .rejected_by_code
         .get("INGEST-1401-400")
         .copied()
         .unwrap_or(0);
     assert_eq!(
-        r.fetched,
-        r.staged + decode_rejects,
+        r.counts.fetched,
+        r.counts.staged + decode_rejects,
         "fetched = staged + undecodable"
     );
 }
@@ -78,7 +79,7 @@ async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_p
             .unwrap_or_else(|e| panic!("{resource}: {e}"));
         assert_accounting(&report);
         assert_eq!(
-            report.fetched,
+            report.counts.fetched,
             handle.simulator().count(resource, None, None),
             "{resource}"
         );
@@ -86,7 +87,11 @@ async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_p
         // Delta's own reader: one row per staged record, each `_raw` the record's JSON.
         let rows = mirror_rows(&path, resource).await;
         let ids = strings(&rows, "id");
-        assert_eq!(ids.len() as u64, report.staged, "{resource}: staged rows");
+        assert_eq!(
+            ids.len() as u64,
+            report.counts.staged,
+            "{resource}: staged rows"
+        );
         let raws = strings(&rows, stage::BATCH_COLUMN);
         assert!(
             raws.iter().all(|b| *b == report.batch_id),
@@ -118,7 +123,7 @@ async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_p
         );
         // The batch holds exactly the staged objects that mapped and validated.
         let accepted = strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
-        assert_eq!(accepted.len() as u64, report.ingested);
+        assert_eq!(accepted.len() as u64, report.counts.ingested);
     }
 }
 
@@ -134,8 +139,8 @@ async fn a_record_fetched_again_replaces_its_older_version() {
         .unwrap();
     assert_accounting(&second);
     let n = handle.simulator().count(Resource::Customers, None, None);
-    assert_eq!(first.staged, n);
-    assert_eq!(second.staged, n);
+    assert_eq!(first.counts.staged, n);
+    assert_eq!(second.counts.staged, n);
     let rows = mirror_rows(&dir.path().join("mirror/customers"), Resource::Customers).await;
     let ids = strings(&rows, "id");
     let unique: BTreeSet<_> = ids.iter().cloned().collect();
@@ -210,8 +215,11 @@ async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
     let remap = pipeline::remap(cfg).await.unwrap();
     assert_eq!(client.stats().requests, before, "no request reached Stripe");
     assert_eq!(remap.requests, 0);
-    assert_eq!(remap.fetched, run.staged);
-    assert_eq!(remap.fetched, remap.ingested + remap.rejected);
+    assert_eq!(remap.counts.fetched, run.counts.staged);
+    assert_eq!(
+        remap.counts.fetched,
+        remap.counts.ingested + remap.counts.rejected
+    );
     let a: BTreeSet<_> = strings(&read_batch_dir(&run.batch_dir).unwrap(), "_id")
         .into_iter()
         .collect();
@@ -238,12 +246,18 @@ async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
         .unwrap();
     assert!(!mapper.reads_raw());
     let remap = pipeline::remap(cfg).await.unwrap();
-    assert_eq!(remap.fetched, run.staged);
-    assert_eq!(remap.fetched, remap.ingested + remap.rejected);
-    assert!(remap.rejected > 0 && remap.ingested > 0, "{remap:?}");
+    assert_eq!(remap.counts.fetched, run.counts.staged);
     assert_eq!(
-        remap.rejected_by_code.get("INGEST-1555-400"),
-        Some(&remap.rejected)
+        remap.counts.fetched,
+        remap.counts.ingested + remap.counts.rejected
+    );
+    assert!(
+        remap.counts.rejected > 0 && remap.counts.ingested > 0,
+        "{remap:?}"
+    );
+    assert_eq!(
+        remap.counts.rejected_by_code.get("INGEST-1555-400"),
+        Some(&remap.counts.rejected)
     );
     let rejected = read_parquet(&remap.batch_dir.join(stripe_xdm::sink::REJECTED_FILE)).unwrap();
     let mut n = 0;
@@ -257,7 +271,7 @@ async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
             n += 1;
         }
     }
-    assert_eq!(n, remap.rejected);
+    assert_eq!(n, remap.counts.rejected);
     // Without a mirror there is nothing to remap, and the error says where it looked.
     let mut cfg = builtin(Resource::Prices, dir.path());
     cfg.mirror = Some(dir.path().join("nowhere"));
@@ -272,7 +286,7 @@ async fn fields_outside_the_decoded_schema_survive_in_raw_and_a_mapping_reads_th
     let run = pipeline::run(&client, builtin(Resource::Charges, dir.path()))
         .await
         .unwrap();
-    assert!(run.staged > 0);
+    assert!(run.counts.staged > 0);
     // `extended_authorization` is not in the decoded card schema.
     let card = stripe_xdm::decode::arrow_schema(Resource::Charges);
     let pmd = card.field_with_name("payment_method_details").unwrap();
@@ -323,7 +337,7 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     let run = pipeline::run(&client, builtin(Resource::Refunds, dir.path()))
         .await
         .unwrap();
-    assert!(run.rejected > 0);
+    assert!(run.counts.rejected > 0);
     let dirs = stripe_xdm::inspect::batch_dirs_under(dir.path());
     let out = stripe_xdm::inspect::sql(
         &dir.path().join("mirror"),
@@ -339,8 +353,8 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
             .as_primitive::<arrow::datatypes::Int64Type>()
             .value(0) as u64
     };
-    assert_eq!(get("mirrored"), run.staged);
-    assert_eq!(get("rejected"), run.rejected);
+    assert_eq!(get("mirrored"), run.counts.staged);
+    assert_eq!(get("rejected"), run.counts.rejected);
     let err = stripe_xdm::inspect::sql(&dir.path().join("mirror"), &dirs, "SELECT * FROM nope")
         .await
         .unwrap_err()
@@ -404,7 +418,7 @@ struct CancelAfter(u64, tokio::sync::watch::Sender<bool>);
 
 impl stripe_xdm::pipeline::ProgressSink for CancelAfter {
     fn update(&self, p: &stripe_xdm::pipeline::Progress) {
-        if p.records >= self.0 {
+        if p.counts.fetched >= self.0 {
             let _ = self.1.send(true);
         }
     }
@@ -452,7 +466,7 @@ async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
         .ids(Resource::Charges, None, None)
         .into_iter()
         .collect();
-    assert_eq!(report.fetched, want.len() as u64);
+    assert_eq!(report.counts.fetched, want.len() as u64);
     let ids = strings(&mirror_rows(&mirror_path, Resource::Charges).await, "id");
     assert_eq!(ids.len(), want.len(), "each object staged once");
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), want);
@@ -492,7 +506,7 @@ async fn compaction_merges_small_files_and_vacuum_deletes_the_replaced_ones() {
     assert!(report.files_vacuumed >= before, "{report:?}");
     // Same rows, readable by Delta and as plain Parquet, and nothing else on disk.
     let ids = strings(&mirror_rows(&path, Resource::Prices).await, "id");
-    assert_eq!(ids.len() as u64, run.staged);
+    assert_eq!(ids.len() as u64, run.counts.staged);
     let parquet_on_disk = std::fs::read_dir(&path)
         .unwrap()
         .flatten()

@@ -67,7 +67,7 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
         .unwrap();
     let report = done.report.expect("committed");
     assert!(home.path().join("mirror/main/charges/_delta_log").is_dir());
-    assert!(report.rejected > 0);
+    assert!(report.counts.rejected > 0);
 
     // `sql`: the only account's mirror and its batches' rejected rows.
     let o = output(command(
@@ -82,8 +82,8 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
     .await;
     assert!(o.status.success(), "{}", text(&o));
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    assert_eq!(rows[0]["mirrored"], report.staged, "{rows}");
-    assert_eq!(rows[0]["rejected"], report.rejected, "{rows}");
+    assert_eq!(rows[0]["mirrored"], report.counts.staged, "{rows}");
+    assert_eq!(rows[0]["rejected"], report.counts.rejected, "{rows}");
     // --parquet writes the result to a file; a bad query names what is wrong.
     let file = home.path().join("out.parquet");
     let o = output(command(
@@ -103,7 +103,7 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
         .iter()
         .map(|b| b.num_rows())
         .sum();
-    assert_eq!(back as u64, report.staged);
+    assert_eq!(back as u64, report.counts.staged);
     let o = output(command(
         Some(home.path()),
         &["sql", "--account", "main", "SELECT nope FROM charges"],
@@ -124,8 +124,8 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
     assert!(o.status.success(), "{}", text(&o));
     let remap: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(remap[0]["requests"], 0, "{remap}");
-    assert_eq!(remap[0]["fetched"], report.staged, "{remap}");
-    assert_eq!(remap[0]["ingested"], report.ingested, "{remap}");
+    assert_eq!(remap[0]["fetched"], report.counts.staged, "{remap}");
+    assert_eq!(remap[0]["ingested"], report.counts.ingested, "{remap}");
     let dir = remap[0]["batch_dir"].as_str().unwrap();
     assert!(Path::new(dir).join("manifest.json").exists());
 }

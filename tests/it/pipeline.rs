@@ -34,12 +34,15 @@ fn ids_of(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
 
 fn assert_accounting(r: &RunReport) {
     assert_eq!(
-        r.fetched,
-        r.ingested + r.rejected,
+        r.counts.fetched,
+        r.counts.ingested + r.counts.rejected,
         "{}: fetched = ingested + rejected",
         r.resource
     );
-    assert_eq!(r.rejected, r.rejected_by_code.values().sum::<u64>());
+    assert_eq!(
+        r.counts.rejected,
+        r.counts.rejected_by_code.values().sum::<u64>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,16 +56,19 @@ async fn every_resource_runs_end_to_end_with_nothing_lost() {
             .unwrap_or_else(|e| panic!("{resource}: {e}"));
         assert_accounting(&report);
         let expected = simulator.count(resource, None, None);
-        assert_eq!(report.fetched, expected, "{resource}: every object fetched");
+        assert_eq!(
+            report.counts.fetched, expected,
+            "{resource}: every object fetched"
+        );
         assert_eq!(
             report.status,
             BatchStatus::Success,
             "{resource}: {report:?}"
         );
         assert_eq!(
-            report.rejected, 0,
+            report.counts.rejected, 0,
             "{resource}: {:?}",
-            report.rejected_by_code
+            report.counts.rejected_by_code
         );
         let batches = read_batch_dir(&report.batch_dir).unwrap();
         let got = ids_of(&batches, "_id");
@@ -72,10 +78,10 @@ async fn every_resource_runs_end_to_end_with_nothing_lost() {
             "{resource}: the batch holds exactly the simulator's ids"
         );
         let manifest = Manifest::read(&report.batch_dir.join("manifest.json")).unwrap();
-        assert_eq!(manifest.metrics.output_record_count, report.ingested);
+        assert_eq!(manifest.metrics.output_record_count, report.counts.ingested);
         assert_eq!(
             manifest.files.iter().map(|f| f.records).sum::<u64>(),
-            report.ingested
+            report.counts.ingested
         );
         assert!(manifest.files.iter().all(|f| f.bytes > 0), "no empty files");
     }
@@ -160,12 +166,12 @@ async fn corrupt_records_become_rejected_rows_with_their_source() {
         let corrupt = simulator.corrupt_count(resource, None, None);
         assert!(corrupt > 0, "the simulator corrupted some {resource}");
         assert_eq!(
-            report.rejected, corrupt,
+            report.counts.rejected, corrupt,
             "{resource}: {:?}",
-            report.rejected_by_code
+            report.counts.rejected_by_code
         );
         assert_eq!(
-            report.rejected_by_code.get("INGEST-1401-400"),
+            report.counts.rejected_by_code.get("INGEST-1401-400"),
             Some(&corrupt)
         );
         let rejected = read_parquet(&report.batch_dir.join(REJECTED_FILE)).unwrap();
@@ -231,7 +237,7 @@ async fn threshold_boundary_end_to_end_and_failed_runs_promote_nothing() {
     cfg.partial_ingestion = Some(exact);
     let ok = pipeline::run(&client, cfg).await.unwrap();
     assert_eq!(ok.status, BatchStatus::Success);
-    assert_eq!(ok.rejected, c);
+    assert_eq!(ok.counts.rejected, c);
 
     // Just above what is allowed: failed, and no batch is promoted.
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +288,7 @@ async fn window_filters_bound_the_run() {
     };
     let report = pipeline::run(&client, cfg).await.unwrap();
     assert_eq!(
-        report.fetched,
+        report.counts.fetched,
         simulator.count(Resource::Refunds, Some(lo), Some(hi))
     );
     let got = ids_of(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
@@ -333,8 +339,8 @@ async fn user_mapping_and_schema_with_validation_and_transform_errors() {
     cfg.partial_ingestion = Some(100.0);
     let report = pipeline::run(&client, cfg).await.unwrap();
     assert_accounting(&report);
-    assert_eq!(report.fetched, 300);
-    let by_code = &report.rejected_by_code;
+    assert_eq!(report.counts.fetched, 300);
+    let by_code = &report.counts.rejected_by_code;
     assert!(
         by_code.get("MAPPER-3700-400").copied().unwrap_or(0) > 0,
         "{by_code:?}"
@@ -407,8 +413,8 @@ async fn many_chunks_and_file_rollover() {
     cfg.sink.row_group_rows = 200;
     let report = pipeline::run(&client, cfg).await.unwrap();
     assert_accounting(&report);
-    assert_eq!(report.ingested, 2500);
-    assert!(report.files > 1, "rolled over into several files");
+    assert_eq!(report.counts.ingested, 2500);
+    assert!(report.counts.files > 1, "rolled over into several files");
     let got = ids_of(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
     assert_eq!(got.len(), 2500, "no duplicates across chunks and files");
     handle.shutdown().await;

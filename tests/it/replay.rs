@@ -51,7 +51,12 @@ async fn replay_moves_fixed_rows_into_a_new_batch_exactly_once() {
     cfg.schema = schema.clone();
     cfg.partial_ingestion = Some(100.0);
     let run = pipeline::run(&client, cfg).await.unwrap();
-    let enum_rejects = run.rejected_by_code.get("XDM-ENUM").copied().unwrap_or(0);
+    let enum_rejects = run
+        .counts
+        .rejected_by_code
+        .get("XDM-ENUM")
+        .copied()
+        .unwrap_or(0);
     assert!(enum_rejects > 0, "non-usd charges were rejected: {run:?}");
     assert_eq!(run.status, BatchStatus::Success);
 
@@ -62,7 +67,7 @@ async fn replay_moves_fixed_rows_into_a_new_batch_exactly_once() {
     let first = replay(&run.batch_dir, fixed.clone(), &schema, Some(&mirror))
         .await
         .unwrap();
-    assert_eq!(first.rejected_rows, run.rejected);
+    assert_eq!(first.rejected_rows, run.counts.rejected);
     assert_eq!(
         first.from_mirror, first.replayed,
         "every object is in the mirror"

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use stripe_xdm::inspect::batch_ids;
 use stripe_xdm::pipeline::{
     self, MemoryCheckpoints, PipelineError, Progress, ProgressSink, RunConfig, RunReport,
 };
 use stripe_xdm::sim::{Faults, SimConfig};
-use stripe_xdm::inspect::batch_ids;
 use stripe_xdm::sink::BatchStatus;
 use stripe_xdm::source::Window;
 use stripe_xdm::Resource;
@@ -65,7 +65,7 @@ struct CancelAfter {
 
 impl ProgressSink for CancelAfter {
     fn update(&self, p: &Progress) {
-        if p.records >= self.after && !self.fired.swap(true, Ordering::SeqCst) {
+        if p.counts.fetched >= self.after && !self.fired.swap(true, Ordering::SeqCst) {
             let _ = self.tx.send(true);
         }
     }
@@ -80,10 +80,10 @@ async fn cancelled_runs_resume_to_the_uninterrupted_batch() {
         .unwrap();
     let (ref_ids, ref_rows) = committed_ids(&reference);
     assert_eq!(ref_rows, ref_ids.len(), "no duplicates in the reference");
-    assert_eq!(reference.fetched, COUNT);
+    assert_eq!(reference.counts.fetched, COUNT);
     assert_eq!(
-        reference.fetched,
-        reference.ingested + reference.rejected,
+        reference.counts.fetched,
+        reference.counts.ingested + reference.counts.rejected,
         "accounting"
     );
     let expected: BTreeSet<String> = handle
@@ -92,7 +92,7 @@ async fn cancelled_runs_resume_to_the_uninterrupted_batch() {
         .into_iter()
         .collect();
     assert_eq!(
-        ref_ids.len() as u64 + reference.rejected,
+        ref_ids.len() as u64 + reference.counts.rejected,
         expected.len() as u64
     );
 
@@ -128,12 +128,21 @@ async fn cancelled_runs_resume_to_the_uninterrupted_batch() {
             ids, ref_ids,
             "trial {trial}: same ids as the uninterrupted run"
         );
-        assert_eq!(resumed.fetched, reference.fetched, "trial {trial}");
-        assert_eq!(resumed.ingested, reference.ingested, "trial {trial}");
-        assert_eq!(resumed.rejected, reference.rejected, "trial {trial}");
+        assert_eq!(
+            resumed.counts.fetched, reference.counts.fetched,
+            "trial {trial}"
+        );
+        assert_eq!(
+            resumed.counts.ingested, reference.counts.ingested,
+            "trial {trial}"
+        );
+        assert_eq!(
+            resumed.counts.rejected, reference.counts.rejected,
+            "trial {trial}"
+        );
         assert_eq!(
             rejected_rows(&resumed) as u64,
-            reference.rejected,
+            reference.counts.rejected,
             "trial {trial}"
         );
         assert_eq!(resumed.status, BatchStatus::Success);
@@ -173,8 +182,8 @@ async fn a_killed_run_resumes_past_files_written_after_its_checkpoint() {
         let (ids, rows) = committed_ids(&resumed);
         assert_eq!(rows, ids.len(), "kill {trial}: no duplicate rows");
         assert_eq!(ids, ref_ids, "kill {trial}: same ids");
-        assert_eq!(resumed.fetched, reference.fetched);
-        assert_eq!(resumed.rejected, reference.rejected);
+        assert_eq!(resumed.counts.fetched, reference.counts.fetched);
+        assert_eq!(resumed.counts.rejected, reference.counts.rejected);
     }
 }
 
@@ -189,8 +198,11 @@ async fn concurrency_levels_commit_the_same_records() {
             .unwrap();
         let (ids, rows) = committed_ids(&report);
         assert_eq!(rows, ids.len(), "concurrency {c}: no duplicates");
-        assert_eq!(report.fetched, COUNT, "concurrency {c}: every object");
-        sets.push((ids, report.ingested, report.rejected));
+        assert_eq!(
+            report.counts.fetched, COUNT,
+            "concurrency {c}: every object"
+        );
+        sets.push((ids, report.counts.ingested, report.counts.rejected));
     }
     assert_eq!(sets[0], sets[1]);
     assert_eq!(sets[0], sets[2]);
@@ -210,9 +222,9 @@ async fn a_batch_committed_before_a_crash_is_not_redone() {
     let again = pipeline::run(&client, cfg).await.unwrap();
     assert_eq!(client.stats().requests, requests, "nothing fetched again");
     assert_eq!(again.batch_dir, first.batch_dir);
-    assert_eq!(again.fetched, first.fetched);
-    assert_eq!(again.ingested, first.ingested);
-    assert_eq!(again.rejected, first.rejected);
+    assert_eq!(again.counts.fetched, first.counts.fetched);
+    assert_eq!(again.counts.ingested, first.counts.ingested);
+    assert_eq!(again.counts.rejected, first.counts.rejected);
 }
 
 /// Blocks the pipeline once, after the first chunk, and records what it had processed then.
@@ -224,7 +236,7 @@ impl ProgressSink for Stall {
     fn update(&self, p: &Progress) {
         let mut first = self.pages_at_stall.lock().unwrap();
         if first.is_none() {
-            *first = Some(p.pages);
+            *first = Some(p.counts.pages);
             drop(first);
             std::thread::sleep(Duration::from_millis(700));
         }
@@ -262,7 +274,7 @@ async fn a_stalled_engine_stops_the_fetch_at_the_channel_bound() {
         "the fetch did not run ahead to the end"
     );
     let report = run.await.unwrap().unwrap();
-    assert_eq!(report.fetched, COUNT);
+    assert_eq!(report.counts.fetched, COUNT);
 }
 
 /// Injects a burst of faults into the simulator once the run is under way.
@@ -275,7 +287,7 @@ struct MidWalkFaults {
 impl ProgressSink for MidWalkFaults {
     fn update(&self, p: &Progress) {
         use stripe_xdm::sim::ScriptedFault;
-        if p.records >= self.after && !self.fired.swap(true, Ordering::SeqCst) {
+        if p.counts.fetched >= self.after && !self.fired.swap(true, Ordering::SeqCst) {
             // A 429 burst without Retry-After, then 5xx and a dropped connection.
             self.sim.inject(ScriptedFault::rate_limit(None).times(6));
             self.sim
@@ -301,8 +313,11 @@ async fn a_429_burst_and_5xx_in_the_middle_of_deep_cursor_walks_lose_nothing() {
     let report = pipeline::run(&client, cfg).await.unwrap();
     let (ids, rows) = committed_ids(&report);
     assert_eq!(rows, ids.len(), "no duplicates");
-    assert_eq!(report.fetched, COUNT, "every object");
-    assert_eq!(report.fetched, report.ingested + report.rejected);
+    assert_eq!(report.counts.fetched, COUNT, "every object");
+    assert_eq!(
+        report.counts.fetched,
+        report.counts.ingested + report.counts.rejected
+    );
     assert!(report.throttled >= 6, "the burst was seen: {report:?}");
     assert!(report.retries >= 10, "every fault was retried: {report:?}");
     let stats = handle.stats();

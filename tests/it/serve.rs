@@ -111,8 +111,11 @@ async fn after_downtime_serve_catches_up_with_one_run() {
         w.lt,
         run.scheduled_time - stripe_xdm::runner::SAFETY_LAG_SECS
     );
-    assert_eq!(run.fetched, 300);
-    assert_eq!(run.fetched, run.ingested + run.failed);
+    assert_eq!(run.counts.fetched, 300);
+    assert_eq!(
+        run.counts.fetched,
+        run.counts.ingested + run.counts.rejected
+    );
     // Nothing more is due until the next hour.
     let again = serve(runner(home.path(), &sim), opts, rx).await.unwrap();
     assert!(again.runs.is_empty(), "{:?}", again.runs);
@@ -205,11 +208,17 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
     // While it waits to be resumed, its counters come from its checkpoint.
     let cp = cat.checkpoint(run_id).unwrap().unwrap();
     let live = stripe_xdm::pipeline::checkpoint_totals(&cp.state).expect("totals");
-    assert!(live.fetched > 0 && live.fetched < 4_000, "{live:?}");
-    // Every record fetched so far is accepted or rejected, and each accepted one is staged.
-    assert_eq!(live.fetched, live.ingested + live.rejected);
     assert!(
-        live.staged >= live.ingested && live.ingested > 0,
+        live.counts.fetched > 0 && live.counts.fetched < 4_000,
+        "{live:?}"
+    );
+    // Every record fetched so far is accepted or rejected, and each accepted one is staged.
+    assert_eq!(
+        live.counts.fetched,
+        live.counts.ingested + live.counts.rejected
+    );
+    assert!(
+        live.counts.staged >= live.counts.ingested && live.counts.ingested > 0,
         "{live:?}"
     );
     let shown = crate::support::bin::output(crate::support::bin::command(
@@ -221,7 +230,7 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
     let text = crate::support::bin::text(&shown);
     assert!(text.contains("as of the checkpoint"), "{text}");
     assert!(
-        text.contains(&format!("Records received: {}", live.fetched)),
+        text.contains(&format!("Records received: {}", live.counts.fetched)),
         "{text}"
     );
     let listed = crate::support::bin::output(crate::support::bin::command(
@@ -231,18 +240,18 @@ async fn shutdown_leaves_a_resumable_run_that_finishes_the_same_batch() {
     ))
     .await;
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
-    assert_eq!(listed[0]["fetched"], live.fetched, "{listed}");
+    assert_eq!(listed[0]["fetched"], live.counts.fetched, "{listed}");
     assert_eq!(listed[0]["progress_as_of"], cp.updated_at, "{listed}");
     // The next run resumes it and commits the whole window once.
     let done = run_dataflow(&cfg, "big", now(), None).await.unwrap();
     assert!(done.resumed);
     assert_eq!(done.run.id, run_id);
     assert_eq!(done.run.status, RunStatus::Success);
-    assert_eq!(done.run.fetched, 4_000);
+    assert_eq!(done.run.counts.fetched, 4_000);
     let batches = read_batch_dir(&done.report.unwrap().batch_dir).unwrap();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    assert_eq!(rows as u64, done.run.ingested);
-    assert_eq!(done.run.ingested + done.run.failed, 4_000);
+    assert_eq!(rows as u64, done.run.counts.ingested);
+    assert_eq!(done.run.counts.ingested + done.run.counts.rejected, 4_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +316,7 @@ async fn a_dataflow_run_uploads_its_batch_and_records_platforms_status() {
     assert_eq!(reread.upload, Some(up));
     assert_eq!(
         r.upload.unwrap().uploaded.len() as u64,
-        reread.files,
+        reread.counts.files,
         "every file sent"
     );
     // Without credentials the run still commits, and the upload's failure is recorded.
@@ -369,7 +378,7 @@ async fn late_visible_objects_are_caught_by_the_next_runs_reread_without_duplica
     let cfg = runner(home.path(), &sim);
     let first = run_dataflow(&cfg, "late", t, None).await.unwrap();
     assert_eq!(
-        first.run.fetched,
+        first.run.counts.fetched,
         400 - 5,
         "the late ones are not visible yet"
     );
@@ -377,7 +386,10 @@ async fn late_visible_objects_are_caught_by_the_next_runs_reread_without_duplica
     sim.simulator().reveal_late();
     let second = run_dataflow(&cfg, "late", t + 1, None).await.unwrap();
     assert_eq!(second.run.status, RunStatus::Success);
-    assert_eq!(second.run.fetched, 5, "only the late objects are new");
+    assert_eq!(
+        second.run.counts.fetched, 5,
+        "only the late objects are new"
+    );
     let report = second.report.unwrap();
     assert!(report.duplicates_skipped > 0, "{report:?}");
     // Together the two batches hold every object exactly once.

@@ -225,7 +225,7 @@ async fn the_tutorial_end_to_end() {
     assert_eq!(run["fetched"], 400);
     assert_eq!(
         run["fetched"].as_u64().unwrap(),
-        run["ingested"].as_u64().unwrap() + run["failed"].as_u64().unwrap()
+        run["ingested"].as_u64().unwrap() + run["rejected"].as_u64().unwrap()
     );
     assert_eq!(run["mapping_version"], 1);
     assert_eq!(run["upload"]["status"], "success", "{run}");
@@ -242,7 +242,7 @@ async fn the_tutorial_end_to_end() {
         .map(|b| b["kind"].as_str().unwrap_or("").to_string())
         .collect();
     // Rejected rows under partial ingestion: the run ended with errors.
-    assert!(run["failed"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["rejected"].as_u64().unwrap() > 0, "{run}");
     assert_eq!(kinds, ["run_start", "run_failure"], "{kinds:?}");
 
     // Monitoring.

@@ -105,12 +105,8 @@ fn render(batch: &arrow::array::RecordBatch) -> Result<Vec<serde_json::Value>, P
     let mut buf = Vec::new();
     {
         let mut writer = arrow::json::ArrayWriter::new(&mut buf);
-        writer
-            .write(batch)
-            .map_err(PreviewError::Render)?;
-        writer
-            .finish()
-            .map_err(PreviewError::Render)?;
+        writer.write(batch).map_err(PreviewError::Render)?;
+        writer.finish().map_err(PreviewError::Render)?;
     }
     if buf.is_empty() {
         return Ok(Vec::new());

@@ -241,11 +241,11 @@ pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiRes
                     "dataflow": r.dataflow,
                     "status": r.status.as_str(),
                     "scheduled_time": r.scheduled_time,
-                    "received": r.fetched,
-                    "ingested": r.ingested,
-                    "failed": r.failed,
+                    "received": r.counts.fetched,
+                    "ingested": r.counts.ingested,
+                    "failed": r.counts.rejected,
                     "rate": crate::console::pages::rate_of(r),
-                    "errors": r.errors,
+                    "errors": r.counts.rejected_by_code,
                     "batch_id": r.batch_id,
                 })
             })

@@ -167,7 +167,7 @@ function monitoringPage() {
       const going = runs.filter((r) => !r.done);
       const last = runs.filter((r) => r.done);
       live.innerHTML = going.length
-        ? going.map((r) => `<div class="item" data-dataflow="${esc(r.dataflow)}"><b>${esc(r.dataflow)}</b>: ${r.records} received, ${r.rejected} rejected, ${Math.round(r.rate)} records/s` +
+        ? going.map((r) => `<div class="item" data-dataflow="${esc(r.dataflow)}"><b>${esc(r.dataflow)}</b>: ${r.fetched} received, ${r.rejected} rejected, ${Math.round(r.rate)} records/s` +
             (r.as_of ? ` <span class="hint">(run ${r.run_id} of another process, as of its checkpoint at ${new Date(r.as_of * 1000).toISOString().slice(11, 19)} UTC)</span>` : `<div class="bar"><div style="width:${Math.round(r.fraction * 100)}%"></div></div>`) + `</div>`).join("")
         : `<p class="empty">No run in progress.</p>` + last.map((r) => `<p class="item done" data-dataflow="${esc(r.dataflow)}">Last run of <b>${esc(r.dataflow)}</b> from this console: ${esc(r.outcome)}</p>`).join("");
       if (ended) location.reload();
