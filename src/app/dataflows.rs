@@ -234,17 +234,30 @@ pub struct DataflowChanges {
     pub alert_command: Option<Option<String>>,
     /// New upload target (`Some(None)` turns uploads off).
     pub upload: Option<Option<UploadTarget>>,
+    /// The dataset's partial ingestion threshold in percent (`Some(None)` turns it off).
+    pub partial_ingestion: Option<Option<f64>>,
+    /// The dataset's error diagnostics on or off.
+    pub error_diagnostics: Option<bool>,
+}
+
+/// What [`update_dataflow`] changed.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    /// The dataflow as updated.
+    pub dataflow: Dataflow,
+    /// Its dataset, when its options changed.
+    pub dataset: Option<crate::catalog::Dataset>,
 }
 
 /// Updates dataflow `name` if its etag is still `etag` (`None`: the current one); the catalog
-/// refuses a stale etag.
+/// refuses a stale etag. Dataset options change after the dataflow did (options not given stay).
 pub async fn update_dataflow(
     cat: &mut Catalog,
     name: &str,
     etag: Option<i64>,
     changes: DataflowChanges,
     now: i64,
-) -> Result<Dataflow> {
+) -> Result<Updated> {
     let current = cat.dataflow(name)?;
     let etag = etag.unwrap_or(current.etag);
     let mut update = DataflowUpdate {
@@ -292,5 +305,16 @@ pub async fn update_dataflow(
         upload: None,
     }
     .validate(name)?;
-    Ok(cat.update_dataflow(name, etag, &update, now)?)
+    let dataflow = cat.update_dataflow(name, etag, &update, now)?;
+    let dataset = if changes.partial_ingestion.is_some() || changes.error_diagnostics.is_some() {
+        let ds = cat.dataset(&dataflow.dataset)?;
+        let partial = changes
+            .partial_ingestion
+            .unwrap_or(ds.partial_ingestion_percent);
+        let diagnostics = changes.error_diagnostics.unwrap_or(ds.error_diagnostics);
+        Some(cat.update_dataset_options(&ds.name, diagnostics, partial)?)
+    } else {
+        None
+    };
+    Ok(Updated { dataflow, dataset })
 }

@@ -10,13 +10,17 @@
 
 pub mod accounts;
 pub mod dataflows;
+pub mod oneoff;
+pub mod platform;
 pub mod preview;
 pub mod rejected;
 pub mod runs;
+pub mod sql;
+pub mod upload;
 
 pub use accounts::{add_account, client_for, test_account, ApiOverrides, NewAccount};
 pub use dataflows::{
-    create_dataflows, update_dataflow, DataflowChanges, NewDataflowRequest, Targets,
+    create_dataflows, update_dataflow, DataflowChanges, NewDataflowRequest, Targets, Updated,
 };
 pub use preview::{first_page, mapping_rows, page_rows, PagePreview};
 
@@ -59,6 +63,39 @@ pub enum AppError {
         #[source]
         source: Box<crate::source::SourceError>,
     },
+    /// A run of a dataflow could not start or was interrupted.
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+    /// A mapping file could not be read or compiled.
+    #[error(transparent)]
+    Mapping(#[from] crate::map::MapError),
+    /// A replay of rejected rows failed.
+    #[error("{what}")]
+    Replay {
+        /// The batch or dataflow replayed.
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::pipeline::PipelineError,
+    },
+    /// A one-off run or a remap failed.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// Platform refused or could not be reached.
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
+    /// A query over the mirror or the batches failed.
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
+    /// A local file could not be read or written.
+    #[error("{what}")]
+    Io {
+        /// What was being done, naming the file.
+        what: String,
+        /// The operating system's answer.
+        #[source]
+        source: std::io::Error,
+    },
     /// Bad input, with a message naming it.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +108,10 @@ impl AppError {
             AppError::Stripe { source, .. } => {
                 source.is_auth() || matches!(**source, crate::source::SourceError::Config(_))
             }
+            AppError::Runner(e) => !matches!(e, crate::runner::RunnerError::Interrupted { .. }),
+            AppError::Pipeline(e) | AppError::Replay { source: e, .. } => e.is_usage(),
+            AppError::Upload(e) => e.is_usage(),
+            AppError::Io { .. } => false,
             _ => true,
         }
     }

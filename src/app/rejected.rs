@@ -11,6 +11,7 @@ use crate::catalog::{Catalog, Dataflow};
 use crate::inspect::{summarize, CodeCount, ErrorSummary};
 use crate::map::Mapping;
 use crate::replay::ReplayReport;
+use crate::Resource;
 
 /// The batch folders of `flow`'s runs under `out` (committed or failed), oldest first.
 pub fn batch_dirs(cat: &Catalog, out: &Path, flow: &Dataflow) -> Result<Vec<PathBuf>> {
@@ -82,9 +83,7 @@ pub async fn query(cat: &Catalog, out: &Path, name: &str, sql: &str) -> Result<V
         flow.resource,
     );
     let mirror_root = resource_mirror.parent().unwrap_or(cat.home());
-    crate::inspect::sql(mirror_root, &dirs, sql)
-        .await
-        .map_err(|e| AppError::Invalid(e.to_string()))
+    Ok(crate::inspect::sql(mirror_root, &dirs, sql).await?)
 }
 
 /// Replays the rejected rows of `flow`'s latest batch that has any with `mapping`, against the
@@ -118,5 +117,39 @@ pub async fn replay_latest(
     let mirror = mirror.join("_delta_log").is_dir().then_some(mirror);
     crate::replay::replay(&batch, mapping, &schema, mirror.as_deref())
         .await
-        .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: replay: {e}")))
+        .map_err(|source| AppError::Replay {
+            what: format!("dataflow {name:?}: replaying {}", batch.display()),
+            source,
+        })
+}
+
+/// Replays the rejected rows of the batch at `batch` (`<out>/<dataset>/{batches,failed}/<id>`)
+/// with `mapping` against `schema` (default: the resource's built-in schema), from `mirror`, or
+/// else the mirror beside the batch (`<out>/mirror/<resource>`) when there is one.
+pub async fn replay_batch(
+    batch: &Path,
+    mapping: Mapping,
+    schema: Option<&Path>,
+    tenant: &str,
+    mirror: Option<PathBuf>,
+) -> Result<ReplayReport> {
+    let manifest = crate::sink::Manifest::read(&batch.join(crate::sink::MANIFEST_FILE))
+        .map_err(|e| AppError::Invalid(format!("{}: not a batch: {e}", batch.display())))?;
+    let resource: Resource = manifest
+        .resource
+        .parse()
+        .map_err(|e| AppError::Invalid(format!("{}: {e}", batch.display())))?;
+    let schema = super::oneoff::load_schema(schema, resource, tenant)?;
+    let beside = batch
+        .ancestors()
+        .nth(3)
+        .map(|out| out.join("mirror").join(resource.path()))
+        .filter(|p| p.join("_delta_log").is_dir());
+    let mirror = mirror.or(beside);
+    crate::replay::replay(batch, mapping, &schema, mirror.as_deref())
+        .await
+        .map_err(|source| AppError::Replay {
+            what: format!("replaying {}", batch.display()),
+            source,
+        })
 }

@@ -131,7 +131,11 @@ impl Run {
     /// Which end-of-run alert applies: success only when it ended without errors.
     pub fn end_alert(&self) -> Option<AlertKind> {
         match self.status {
-            RunStatus::Success if self.counts.rejected == 0 => Some(AlertKind::RunSuccess),
+            RunStatus::Success
+                if self.counts.rejected == 0 && self.counts.rejected_by_code.is_empty() =>
+            {
+                Some(AlertKind::RunSuccess)
+            }
             RunStatus::Success | RunStatus::Failed => Some(AlertKind::RunFailure),
             _ => None,
         }

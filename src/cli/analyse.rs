@@ -1,10 +1,10 @@
 //! `mapping check|import` and `errors summary|query`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use stripe_xdm::import::import_mapping_set;
-use stripe_xdm::inspect::{query, summarize};
+use stripe_xdm::inspect::{batch_dirs_of, output, query, summarize};
 use stripe_xdm::map::check::check_mapping;
 use stripe_xdm::map::Mapping;
 use stripe_xdm::Resource;
@@ -155,54 +155,16 @@ pub fn errors_summary(a: SummaryArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// The batch directories a target names: one batch, or every batch of a dataset.
-fn batch_dirs(target: &Path) -> Result<Vec<PathBuf>> {
-    if target.join(stripe_xdm::sink::MANIFEST_FILE).exists() {
-        return Ok(vec![target.to_path_buf()]);
-    }
-    let mut dirs = Vec::new();
-    for sub in ["batches", "failed"] {
-        if let Ok(entries) = std::fs::read_dir(target.join(sub)) {
-            for e in entries.flatten() {
-                if e.path().join(stripe_xdm::sink::MANIFEST_FILE).exists() {
-                    dirs.push(e.path());
-                }
-            }
-        }
-    }
-    dirs.sort();
-    if dirs.is_empty() {
-        return Err(CliError::usage(format!(
-            "{} is neither a batch directory (with manifest.json) nor a dataset directory with batches",
-            target.display()
-        )));
-    }
-    Ok(dirs)
-}
-
 /// `stripe-xdm errors query`.
 pub async fn errors_query(a: QueryArgs) -> Result<u8> {
-    let dirs = batch_dirs(&a.target)?;
+    let dirs = batch_dirs_of(&a.target).map_err(CliError::usage)?;
     let batches = query(&dirs, &a.sql).await.map_err(CliError::usage)?;
-    if a.json || a.csv {
-        let mut buf = Vec::new();
-        if a.json {
-            let mut w = arrow::json::ArrayWriter::new(&mut buf);
-            for b in &batches {
-                w.write(b).map_err(CliError::failed)?;
-            }
-            w.finish().map_err(CliError::failed)?;
-        } else {
-            let mut w = arrow::csv::Writer::new(&mut buf);
-            for b in &batches {
-                w.write(b).map_err(CliError::failed)?;
-            }
-        }
-        println!("{}", String::from_utf8_lossy(&buf));
-    } else {
-        let text =
-            arrow::util::pretty::pretty_format_batches(&batches).map_err(CliError::failed)?;
-        println!("{text}");
-    }
+    let format = match (a.json, a.csv) {
+        (true, _) => output::Format::Json,
+        (_, true) => output::Format::Csv,
+        _ => output::Format::Table,
+    };
+    output::write(format, &batches, &mut std::io::stdout().lock())
+        .map_err(|e| CliError::chain(&e, super::EXIT_DATA))?;
     Ok(0)
 }

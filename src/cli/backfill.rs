@@ -3,15 +3,11 @@
 //! and duration under the current budget, from one sampled page per window, before it starts.
 
 use clap::Args;
+use stripe_xdm::app;
 use stripe_xdm::catalog::Catalog;
-use stripe_xdm::pipeline::EARLIEST_CREATED;
-use stripe_xdm::runner::{self, SAFETY_LAG_SECS};
-use stripe_xdm::schedule::window_for_run;
-use stripe_xdm::source::plan::plan_backfill;
-use stripe_xdm::Resource;
 
-use super::dataflows::{run_dataflow, DataflowRunArgs};
-use super::flows::{cat_err, HomeArgs};
+use super::dataflows::{app_err, run_dataflow, DataflowRunArgs};
+use super::flows::HomeArgs;
 use super::CliError;
 
 /// Options of `backfill`.
@@ -40,29 +36,10 @@ pub async fn backfill(a: BackfillArgs) -> Result<u8, CliError> {
 }
 
 async fn plan(cat: &Catalog, a: &BackfillArgs) -> Result<u8, CliError> {
-    let flow = cat.dataflow(&a.run.name).map_err(cat_err)?;
-    let resource: Resource = flow.resource;
-    let key = cat.account_key(&flow.account).map_err(cat_err)?;
-    let account = cat.account(&flow.account).map_err(cat_err)?;
-    let client = a.run.api.client(key, Some(&account))?;
-    // The window the next run would take (an interrupted run keeps its own).
-    let window = match cat
-        .active_run(&flow.name)
-        .map_err(cat_err)?
-        .and_then(|r| r.window)
-    {
-        Some(w) => w,
-        None => window_for_run(
-            &flow.schedule,
-            cat.watermark(&flow.name).map_err(cat_err)?,
-            runner::now(),
-            SAFETY_LAG_SECS,
-        ),
-    };
-    let gte = window.gte.unwrap_or(EARLIEST_CREATED);
-    let estimate = plan_backfill(&client, resource, gte, window.lt, a.sample_windows.max(1))
-        .await
-        .map_err(CliError::usage)?;
+    let (flow, estimate) =
+        app::runs::backfill_plan(cat, &a.run.name, &a.run.api.overrides(), a.sample_windows)
+            .await
+            .map_err(app_err)?;
     if a.run.json {
         println!(
             "{}",

@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-use stripe_xdm::map::{substitute_tenant, Mapping};
-use stripe_xdm::pipeline::{self, PipelineError, RunConfig, RunReport};
+use stripe_xdm::app;
+use stripe_xdm::pipeline::{self, PipelineError, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::sink::BatchStatus;
 use stripe_xdm::source::{ClientConfig, StripeClient, Window};
+
+use super::dataflows::app_err;
 use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::{Resource, Secret};
 
@@ -51,81 +53,29 @@ pub(super) fn load_schema(
     resource: Resource,
     tenant: &str,
 ) -> Result<XdmSchema> {
-    let text = match path {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| {
-            CliError::usage(format!("cannot read XDM schema file {}: {e}", p.display()))
-        })?,
-        None => stripe_xdm::defaults::xdm_schema_json(resource).to_string(),
-    };
-    XdmSchema::from_json_str(&substitute_tenant(&text, tenant)).map_err(|e| {
-        CliError::usage(format!(
-            "XDM schema {}: {e}",
-            path.map(|p| p.display().to_string())
-                .unwrap_or_else(|| format!("built-in sql/{resource}.xdm.json"))
-        ))
-    })
+    app::oneoff::load_schema(path, resource, tenant).map_err(app_err)
 }
 
 /// `stripe-xdm run`.
 pub async fn run(a: RunArgs) -> Result<u8> {
     let key = key_from(&a.source)?;
     let client = client_from(&a.source, key)?;
-    let mapping = match &a.mapping {
-        Some(p) => Mapping::from_file(p, &a.tenant).map_err(CliError::usage)?,
-        None => Mapping::builtin(a.resource, &a.tenant),
-    };
-    let window = Window {
-        gte: a
-            .created_gte
-            .as_deref()
-            .map(|v| parse_time("--created-gte", v))
-            .transpose()?,
-        lt: a
-            .created_lt
-            .as_deref()
-            .map(|v| parse_time("--created-lt", v))
-            .transpose()?,
-    };
-    if let (Some(g), Some(l)) = (window.gte, window.lt) {
-        if g >= l {
-            return Err(CliError::usage(format!(
-                "--created-gte ({g}) must be before --created-lt ({l})"
-            )));
-        }
-    }
-    if let Some(p) = a.partial_ingestion {
-        if !(p > 0.0 && p <= 100.0) {
-            return Err(CliError::usage(format!(
-                "--partial-ingestion {p}: the threshold is a percentage above 0 and at most 100"
-            )));
-        }
-    }
-    let progress = super::progress::Display::new(a.quiet || a.json);
-    let cfg = RunConfig {
-        resource: a.resource,
-        mapping,
-        schema: load_schema(a.schema.as_deref(), a.resource, &a.tenant)?,
-        out_dir: a.out.clone(),
-        dataset: a
-            .dataset
-            .clone()
-            .unwrap_or_else(|| a.resource.path().to_string()),
-        window,
+    let req = app::oneoff::OneOffRequest {
+        resource: Some(a.resource),
+        mapping: a.mapping.clone(),
+        schema: a.schema.clone(),
+        tenant: a.tenant.clone(),
+        out: a.out.clone(),
+        dataset: a.dataset.clone(),
+        created_gte: a.created_gte.clone(),
+        created_lt: a.created_lt.clone(),
         error_diagnostics: a.error_diagnostics,
         partial_ingestion: a.partial_ingestion,
-        chunk_records: pipeline::DEFAULT_CHUNK_RECORDS,
-        sink: Default::default(),
-        batch_id: None,
-        control: pipeline::RunControl {
-            concurrency: a.concurrency.max(1),
-            progress: Some(progress.clone()),
-            ..Default::default()
-        },
-        mirror: None,
-        compaction: Default::default(),
-        changes: None,
+        concurrency: a.concurrency,
         stripe_account: a.source.stripe_account.clone(),
     };
+    let progress = super::progress::Display::new(a.quiet || a.json);
+    let cfg = app::oneoff::one_off_config(&req, Some(progress.clone())).map_err(app_err)?;
     let report = pipeline::run(&client, cfg).await;
     progress.finish();
     let report = report.map_err(pipeline_error)?;
@@ -202,35 +152,21 @@ pub(super) fn print_reports(reports: &[RunReport], json: bool) {
 
 /// `stripe-xdm demo`.
 pub async fn demo(a: DemoArgs) -> Result<u8> {
-    let config = SimConfig::default()
-        .with_seed(a.seed)
-        .with_counts(a.count)
-        .with_faults(Faults {
-            corrupt_rate: a.corrupt_rate,
-            ..Faults::default()
-        });
-    let handle = Simulator::new(config)
-        .start()
-        .await
-        .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
-    let base = handle.base_url();
-    eprintln!(
-        "simulator listening on {base} (key {})",
-        Secret::new(SIM_KEY)
-    );
-    let mut cfg = ClientConfig::new(base, Secret::new(SIM_KEY));
-    // The simulator has no rate limit: let the engine run at its own speed.
-    cfg.requests_per_sec = Some(100_000.0);
-    cfg.endpoint_requests_per_sec = Some(100_000.0);
-    let client = StripeClient::new(cfg).map_err(CliError::usage)?;
-    let mut reports = Vec::new();
-    for resource in Resource::ALL {
-        let cfg = RunConfig::builtin(resource, &a.tenant, a.out.clone())
-            .map_err(|e| CliError::usage(format!("built-in schema of {resource}: {e}")))?;
-        let report = pipeline::run(&client, cfg).await.map_err(pipeline_error)?;
-        reports.push(report);
-    }
-    handle.shutdown().await;
+    let req = app::oneoff::DemoRequest {
+        seed: a.seed,
+        count: a.count,
+        corrupt_rate: a.corrupt_rate,
+        tenant: a.tenant.clone(),
+        out: a.out.clone(),
+    };
+    let reports = app::oneoff::demo(&req, |base| {
+        eprintln!(
+            "simulator listening on {base} (key {})",
+            Secret::new(SIM_KEY)
+        )
+    })
+    .await
+    .map_err(app_err)?;
     print_reports(&reports, a.json);
     if !a.json {
         println!(
@@ -248,24 +184,10 @@ pub(super) async fn first_page(
     resource: Resource,
     use_sim: bool,
 ) -> Result<stripe_xdm::source::Page> {
-    let mut handle = None;
-    let client = if use_sim {
-        let h = Simulator::new(SimConfig::default())
-            .start()
-            .await
-            .map_err(|e| CliError::failed(format!("cannot start the simulator: {e}")))?;
-        let mut args = source.clone();
-        args.base_url = Some(h.base_url());
-        handle = Some(h);
-        client_from(&args, Secret::new(SIM_KEY))?
-    } else {
-        client_from(source, key_from(source)?)?
-    };
-    let page = list_first(&client, resource).await;
-    if let Some(h) = handle {
-        h.shutdown().await;
+    if use_sim {
+        return app::oneoff::sim_first_page(resource).await.map_err(app_err);
     }
-    page
+    list_first(&client_from(source, key_from(source)?)?, resource).await
 }
 
 async fn list_first(client: &StripeClient, resource: Resource) -> Result<stripe_xdm::source::Page> {
@@ -295,17 +217,15 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
     let page = match &a.account {
         Some(name) => {
             // The account's key, from the catalog: never from the environment or the command line.
-            let cat = a.home.open()?;
-            let key = cat.account_key(name).map_err(super::flows::cat_err)?;
-            let mut source = a.source.clone();
-            let account = cat.account(name).map_err(super::flows::cat_err)?;
-            if source.base_url.is_none() {
-                source.base_url = account.base_url;
-            }
-            if source.stripe_account.is_none() {
-                source.stripe_account = account.stripe_account;
-            }
-            list_first(&client_from(&source, key)?, a.resource).await?
+            let api = app::ApiOverrides {
+                base_url: a.source.base_url.clone(),
+                rate: a.source.rate,
+                endpoint_rate: a.source.endpoint_rate,
+                stripe_account: a.source.stripe_account.clone(),
+            };
+            app::first_page(&a.home.open()?, name, a.resource, &api)
+                .await
+                .map_err(app_err)?
         }
         None => {
             let use_sim = a.sim

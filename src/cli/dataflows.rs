@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use stripe_xdm::app;
 use stripe_xdm::catalog::{Alerts, Catalog, RunStatus, UploadTarget};
 use stripe_xdm::map::Mapping;
-use stripe_xdm::runner::{self, RunnerConfig, RunnerError};
+use stripe_xdm::runner::{self, RunnerConfig};
 use stripe_xdm::schedule::{Frequency, Schedule};
 use stripe_xdm::Resource;
 
@@ -368,27 +368,22 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
     } else if x.targets.upload_dataset_id.is_some() {
         changes.upload = Some(x.targets.targets().upload);
     }
-    let new_mapping = changes.mapping.is_some();
-    let dataset_change =
-        x.partial_ingestion.is_some() || x.no_partial_ingestion || x.error_diagnostics.is_some();
-    let updated = app::update_dataflow(cat, &x.name, x.if_match, changes, runner::now())
-        .await
-        .map_err(app_err)?;
-    let mut changed = vec![format!("etag {}", updated.etag)];
-    if new_mapping {
-        changed.push(format!("mapping v{}", updated.mapping_version));
+    if x.no_partial_ingestion {
+        changes.partial_ingestion = Some(None);
+    } else if let Some(p) = x.partial_ingestion {
+        changes.partial_ingestion = Some(Some(p));
     }
-    if dataset_change {
-        let current_ds = cat.dataset(&updated.dataset).map_err(cat_err)?;
-        let partial = if x.no_partial_ingestion {
-            None
-        } else {
-            x.partial_ingestion.or(current_ds.partial_ingestion_percent)
-        };
-        let diagnostics = x.error_diagnostics.unwrap_or(current_ds.error_diagnostics);
-        let ds = cat
-            .update_dataset_options(&updated.dataset, diagnostics, partial)
-            .map_err(cat_err)?;
+    changes.error_diagnostics = x.error_diagnostics;
+    let new_mapping = changes.mapping.is_some();
+    let app::Updated { dataflow, dataset } =
+        app::update_dataflow(cat, &x.name, x.if_match, changes, runner::now())
+            .await
+            .map_err(app_err)?;
+    let mut changed = vec![format!("etag {}", dataflow.etag)];
+    if new_mapping {
+        changed.push(format!("mapping v{}", dataflow.mapping_version));
+    }
+    if let Some(ds) = dataset {
         changed.push(format!(
             "dataset {:?}: partial ingestion {}, error diagnostics {}",
             ds.name,
@@ -399,57 +394,33 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
     }
     println!(
         "dataflow {:?} updated ({})",
-        updated.name,
+        dataflow.name,
         changed.join(", ")
     );
     Ok(())
 }
 
+/// `dataflows run` (and `backfill`): the dataflow, or a fan-out's dataflows in turn.
 pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
-    if cat.dataflow(&x.name).is_err() {
-        // A fan-out over connected accounts: its dataflows `<name>.acct_…` run in turn.
-        let children: Vec<String> = cat
-            .fan_out(&x.name)
-            .map_err(cat_err)?
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
-        if !children.is_empty() {
-            let mut code = 0;
-            for child in children {
-                let args = DataflowRunArgs {
-                    name: child.clone(),
-                    ..x.clone()
-                };
-                match Box::pin(run_one(cat, args)).await {
-                    Ok(c) => code = code.max(c),
-                    Err(e) => {
-                        eprintln!("dataflow {child:?}: {}", e.message);
-                        code = code.max(e.code);
-                    }
-                }
+    let names = app::runs::dataflows_to_run(cat, &x.name).map_err(app_err)?;
+    if names.len() == 1 {
+        return run_one(cat, &names[0], &x).await;
+    }
+    let mut code = 0;
+    for name in names {
+        match run_one(cat, &name, &x).await {
+            Ok(c) => code = code.max(c),
+            Err(e) => {
+                eprintln!("dataflow {name:?}: {}", e.message);
+                code = code.max(e.code);
             }
-            return Ok(code);
         }
     }
-    run_one(cat, x).await
+    Ok(code)
 }
 
 /// `dataflows run` of one dataflow.
-async fn run_one(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
-    let flow = cat.dataflow(&x.name).map_err(cat_err)?;
-    if let Some(acct) = &x.api.stripe_account {
-        let account = cat.account(&flow.account).map_err(cat_err)?;
-        let recorded = runner::connected_account(&flow, &account);
-        if recorded.as_deref() != Some(acct.as_str()) {
-            // Its windows, watermark and mirror belong to the account it was created with.
-            return Err(CliError::usage(format!(
-                "dataflow {:?} reads through {}; --stripe-account {acct} would mix another account's objects into its windows and mirror: create a dataflow with --stripe-account {acct} instead",
-                flow.name,
-                recorded.as_deref().unwrap_or("the key's own account")
-            )));
-        }
-    }
+async fn run_one(cat: &Catalog, name: &str, x: &DataflowRunArgs) -> Result<u8> {
     let mut cfg = RunnerConfig::new(cat.home());
     cfg.api_base_url = x.api.base_url.clone();
     cfg.requests_per_sec = x.api.rate;
@@ -468,15 +439,10 @@ async fn run_one(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
         super::signals::wait_for_shutdown().await;
         let _ = cancel_tx.send(true);
     });
-    let result = runner::run_dataflow(&cfg, &flow.name, runner::now(), Some(cancel_rx)).await;
+    let stripe_account = x.api.stripe_account.as_deref();
+    let result = app::runs::run_now(cat, &cfg, name, stripe_account, Some(cancel_rx)).await;
     progress.finish();
-    let result = match result {
-        Ok(r) => r,
-        Err(e @ RunnerError::Interrupted { .. }) => {
-            return Err(CliError::failed(e));
-        }
-        Err(e) => return Err(CliError::usage(e)),
-    };
+    let result = result.map_err(app_err)?;
     out::run(&result.run, x.json);
     if !x.json {
         if result.resumed {

@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 
 use stripe_xdm::catalog::{Catalog, CatalogError, NewDataset};
 use stripe_xdm::map::substitute_tenant;
-use stripe_xdm::source::StripeClient;
 use stripe_xdm::Secret;
 
 pub use super::dataflows::{dataflows, DataflowsArgs};
@@ -75,16 +74,6 @@ impl ApiArgs {
             endpoint_rate: self.endpoint_rate,
             stripe_account: self.stripe_account.clone(),
         }
-    }
-
-    /// A client for `key`, with the flags over the settings `account` was added with.
-    pub(super) fn client(
-        &self,
-        key: Secret,
-        account: Option<&stripe_xdm::catalog::Account>,
-    ) -> Result<StripeClient> {
-        stripe_xdm::app::client_for(key, account, &self.overrides())
-            .map_err(super::dataflows::app_err)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use stripe_xdm::app::{self, runs::DataflowStatus};
 use stripe_xdm::catalog::{Account, Dataflow, Dataset, Run, RunStatus};
 
 use clap::{Args, Subcommand};
@@ -348,11 +349,7 @@ pub fn print_runs(list: &[Run], json: bool) {
     );
 }
 
-/// A running run's counts as of its last checkpoint ([`stripe_xdm::app::runs::with_checkpoint`]).
-pub fn with_checkpoint(cat: &stripe_xdm::catalog::Catalog, r: &mut Run) {
-    stripe_xdm::app::runs::with_checkpoint(cat, r)
-}
-
+/// One run: its counts, window, batch and upload.
 pub fn run(r: &Run, json: bool) {
     if json {
         return print_json(r);
@@ -415,54 +412,7 @@ pub fn run(r: &Run, json: bool) {
     }
 }
 
-/// One dataflow's line in `monitor`.
-#[derive(Debug, Serialize)]
-pub struct MonitorRow {
-    dataflow: String,
-    enabled: bool,
-    last_run_id: Option<i64>,
-    last_run_status: Option<RunStatus>,
-    last_run_time: Option<i64>,
-    next_run_time: Option<i64>,
-    runs: usize,
-    failed_runs: usize,
-    received: u64,
-    ingested: u64,
-    failed: u64,
-    ingested_rate: f64,
-}
-
-impl MonitorRow {
-    /// Summarises a dataflow's runs (`runs` newest first).
-    pub fn new(flow: Dataflow, runs: &[Run], next_run_time: Option<i64>) -> MonitorRow {
-        let last = runs.first();
-        let received: u64 = runs.iter().map(|r| r.counts.fetched).sum();
-        let ingested: u64 = runs.iter().map(|r| r.counts.ingested).sum();
-        MonitorRow {
-            dataflow: flow.name,
-            enabled: flow.enabled,
-            last_run_id: last.map(|r| r.id),
-            last_run_status: last.map(|r| r.status),
-            last_run_time: last.map(|r| r.started_at.unwrap_or(r.scheduled_time)),
-            next_run_time,
-            runs: runs.len(),
-            failed_runs: runs
-                .iter()
-                .filter(|r| r.status == RunStatus::Failed)
-                .count(),
-            received,
-            ingested,
-            failed: runs.iter().map(|r| r.counts.rejected).sum(),
-            ingested_rate: if received == 0 {
-                100.0
-            } else {
-                ingested as f64 * 100.0 / received as f64
-            },
-        }
-    }
-}
-
-pub fn print_monitor(rows: &[MonitorRow], json: bool) {
+pub fn print_monitor(rows: &[DataflowStatus], json: bool) {
     if json {
         return print_json(rows);
     }
@@ -554,17 +504,13 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
             if let Some(name) = &x.dataflow {
                 cat.dataflow(name).map_err(cat_err)?;
             }
-            let mut list = cat
-                .list_runs(x.dataflow.as_deref(), None)
-                .map_err(cat_err)?;
-            for r in &mut list {
-                with_checkpoint(&cat, r);
-            }
+            let list = app::runs::list(&cat, x.dataflow.as_deref(), None)
+                .map_err(super::dataflows::app_err)?;
             print_runs(&list, x.json);
         }
         RunsCommand::Show(x) => {
             let mut found = cat.run(x.id).map_err(cat_err)?;
-            with_checkpoint(&cat, &mut found);
+            app::runs::with_checkpoint(&cat, &mut found);
             run(&found, x.json);
         }
     }
@@ -584,26 +530,7 @@ pub struct MonitorArgs {
 /// `stripe-xdm monitor`
 pub async fn monitor(a: MonitorArgs) -> Result<u8> {
     let cat = a.home.open()?;
-    let now = now();
-    let mut rows = Vec::new();
-    for flow in cat.list_dataflows().map_err(cat_err)? {
-        let mut runs = cat.list_runs(Some(&flow.name), None).map_err(cat_err)?;
-        for r in &mut runs {
-            with_checkpoint(&cat, r);
-        }
-        let last_scheduled = runs.iter().map(|r| r.scheduled_time).max();
-        let next_run = if !flow.enabled {
-            None
-        } else {
-            match flow.schedule.due_runs(last_scheduled, now) {
-                Some(_) => Some(now),
-                None => flow
-                    .schedule
-                    .next_run_after(last_scheduled.unwrap_or(now).max(now)),
-            }
-        };
-        rows.push(MonitorRow::new(flow, &runs, next_run));
-    }
+    let rows = app::runs::monitor(&cat, now()).map_err(super::dataflows::app_err)?;
     print_monitor(&rows, a.json);
     Ok(0)
 }

@@ -1,15 +1,17 @@
 //! `stripe-xdm mapping …` and `stripe-xdm errors …`: writing mapping rules and analysing
 //! rejected rows locally.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use stripe_xdm::app;
 use stripe_xdm::decode::decode_records;
 use stripe_xdm::map::{Mapper, Mapping};
 use stripe_xdm::source::envelope;
 use stripe_xdm::Resource;
 
 use super::commands::{first_page, load_schema};
+use super::dataflows::app_err;
 use super::{CliError, SourceArgs};
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -165,37 +167,18 @@ fn schema_label(schema: &stripe_xdm::xdm::XdmSchema) -> String {
         .to_string()
 }
 
-fn resource_of(batch: &Path) -> Result<Resource> {
-    let manifest = stripe_xdm::sink::Manifest::read(&batch.join(stripe_xdm::sink::MANIFEST_FILE))
-        .map_err(CliError::usage)?;
-    manifest
-        .resource
-        .parse()
-        .map_err(|e| CliError::usage(format!("{}: {e}", batch.display())))
-}
-
 /// `stripe-xdm errors replay`.
 pub async fn errors_replay(a: ReplayArgs) -> Result<u8> {
-    let resource = resource_of(&a.batch)?;
     let mapping = Mapping::from_file(&a.mapping, &a.tenant).map_err(CliError::usage)?;
-    let schema = load_schema(a.schema.as_deref(), resource, &a.tenant)?;
-    // <out>/<dataset>/{batches,failed}/<id> → <out>/mirror/<resource>
-    let beside = a
-        .batch
-        .ancestors()
-        .nth(3)
-        .map(|out| out.join("mirror").join(resource.path()))
-        .filter(|p| p.join("_delta_log").is_dir());
-    let mirror = a.mirror.clone().or(beside);
-    let report = stripe_xdm::replay::replay(&a.batch, mapping, &schema, mirror.as_deref())
-        .await
-        .map_err(|e| {
-            if e.is_usage() {
-                CliError::usage(e)
-            } else {
-                CliError::failed(e)
-            }
-        })?;
+    let report = app::rejected::replay_batch(
+        &a.batch,
+        mapping,
+        a.schema.as_deref(),
+        &a.tenant,
+        a.mirror.clone(),
+    )
+    .await
+    .map_err(app_err)?;
     if a.json {
         println!(
             "{}",

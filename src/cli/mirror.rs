@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use stripe_xdm::inspect;
+use stripe_xdm::app;
+use stripe_xdm::inspect::output;
 use stripe_xdm::runner::{self, RunnerConfig};
+
+use super::dataflows::app_err;
 
 use super::flows::HomeArgs;
 use super::CliError;
@@ -54,78 +57,37 @@ pub struct SqlArgs {
 
 /// `stripe-xdm sql`.
 pub async fn sql(a: SqlArgs) -> Result<u8> {
-    let (mirror_root, out) = match &a.out {
-        Some(out) => (out.join("mirror"), out.clone()),
-        None => {
-            let cat = a.home.open()?;
-            let account = match &a.account {
-                Some(name) => cat.account(name).map_err(CliError::usage)?.name,
-                None => {
-                    let accounts = cat.list_accounts().map_err(CliError::usage)?;
-                    match accounts.as_slice() {
-                        [one] => one.name.clone(),
-                        [] => return Err(CliError::usage("no account in the catalog: add one (`accounts add`) and run a dataflow, or pass --out DIR of a one-off run")),
-                        many => return Err(CliError::usage(format!(
-                            "several accounts ({}): choose one with --account",
-                            many.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
-                        ))),
-                    }
-                }
-            };
-            let cfg = RunnerConfig::new(cat.home());
-            (cat.home().join("mirror").join(account), cfg.out_dir)
-        }
+    let cat = match &a.out {
+        Some(_) => None,
+        None => Some(a.home.open()?),
     };
-    let dirs = inspect::batch_dirs_under(&out);
-    let batches = inspect::sql(&mirror_root, &dirs, &a.sql)
+    let batches = app::sql::query(cat.as_ref(), a.account.as_deref(), a.out.as_deref(), &a.sql)
         .await
-        .map_err(CliError::usage)?;
+        .map_err(app_err)?;
+    let out_err = |e: output::OutputError| {
+        let usage = matches!(e, output::OutputError::NoBatch(_));
+        CliError::chain(
+            &e,
+            if usage {
+                super::EXIT_USAGE
+            } else {
+                super::EXIT_DATA
+            },
+        )
+    };
     if let Some(path) = &a.parquet {
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => return Err(CliError::usage("the query returned no batch to write")),
-        };
-        let file = std::fs::File::create(path)
-            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", path.display())))?;
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(CliError::failed)?;
-        let mut rows = 0;
-        for b in &batches {
-            w.write(b).map_err(CliError::failed)?;
-            rows += b.num_rows();
-        }
-        w.close().map_err(CliError::failed)?;
+        let rows = output::write_parquet(path, &batches).map_err(out_err)?;
         println!("{rows} rows written to {}", path.display());
         return Ok(0);
     }
-    let format = match (a.json, a.csv) {
-        (true, _) => Format::Json,
-        (_, true) => Format::Csv,
-        _ => a.format,
+    let format = match (a.json, a.csv, a.format) {
+        (true, _, _) => output::Format::Json,
+        (_, true, _) => output::Format::Csv,
+        (_, _, Format::Json) => output::Format::Json,
+        (_, _, Format::Csv) => output::Format::Csv,
+        (_, _, Format::Table) => output::Format::Table,
     };
-    let mut buf = Vec::new();
-    match format {
-        Format::Json => {
-            let mut w = arrow::json::ArrayWriter::new(&mut buf);
-            for b in &batches {
-                w.write(b).map_err(CliError::failed)?;
-            }
-            w.finish().map_err(CliError::failed)?;
-            buf.push(b'\n');
-        }
-        Format::Csv => {
-            let mut w = arrow::csv::Writer::new(&mut buf);
-            for b in &batches {
-                w.write(b).map_err(CliError::failed)?;
-            }
-        }
-        Format::Table => {
-            let text =
-                arrow::util::pretty::pretty_format_batches(&batches).map_err(CliError::failed)?;
-            buf = format!("{text}\n").into_bytes();
-        }
-    }
-    print!("{}", String::from_utf8_lossy(&buf));
+    output::write(format, &batches, &mut std::io::stdout().lock()).map_err(out_err)?;
     Ok(0)
 }
 

@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use stripe_xdm::app;
 use stripe_xdm::catalog::Catalog;
 use stripe_xdm::upload::registry;
-use stripe_xdm::upload::{PlatformClient, PlatformCredentials, UploadConfig};
+use stripe_xdm::upload::PlatformCredentials;
 use stripe_xdm::Resource;
 
-use super::flows::cat_err;
+use super::dataflows::app_err;
 use super::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -80,36 +81,25 @@ pub struct DatasetPushArgs {
 
 /// `datasets push`: schema (class, field group, schema, descriptors) and dataset, made once.
 pub async fn dataset_push(cat: &mut Catalog, a: DatasetPushArgs) -> Result<u8> {
-    let ds = cat.dataset(&a.name).map_err(cat_err)?;
-    let json: serde_json::Value = serde_json::from_str(&ds.schema_json)
-        .map_err(|e| CliError::usage(format!("dataset {:?}: schema is not JSON: {e}", a.name)))?;
-    let payloads = registry::payloads(&json, ds.profile_enabled).map_err(CliError::usage)?;
     let credentials = match &a.credentials_file {
         Some(path) => PlatformCredentials::from_file(path),
         None => PlatformCredentials::from_env(),
     }
     .map_err(CliError::usage)?;
-    let credentials = credentials.fresh().await.map_err(CliError::usage)?;
-    let mut cfg = UploadConfig::new(String::new(), credentials);
-    cfg.base_url = a.base_url.trim_end_matches('/').to_string();
-    let client = PlatformClient::new(&cfg).map_err(CliError::usage)?;
-    let name = a.platform_name.clone().unwrap_or_else(|| ds.name.clone());
-    let pushed = registry::push(
-        &client,
-        &payloads,
-        &name,
-        ds.profile_enabled,
-        ds.platform_dataset_id.as_deref(),
+    let (name, pushed) = app::platform::push_dataset(
+        cat,
+        &a.name,
+        a.platform_name.as_deref(),
+        credentials,
+        &a.base_url,
     )
     .await
-    .map_err(CliError::failed)?;
-    cat.set_dataset_platform(&ds.name, &pushed.schema_id, &pushed.dataset_id)
-        .map_err(cat_err)?;
+    .map_err(app_err)?;
     if a.json {
         println!(
             "{}",
             serde_json::json!({
-                "dataset": ds.name,
+                "dataset": a.name,
                 "class_id": pushed.class_id,
                 "field_group_id": pushed.field_group_id,
                 "schema_id": pushed.schema_id,

@@ -2,14 +2,13 @@
 //! API — one batch, or every batch of a dataset not yet ingested — and record Platform's status
 //! on the catalog run that made each batch.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use stripe_xdm::catalog::{Catalog, RunUpload, CATALOG_FILE};
-use stripe_xdm::sink::{Manifest, MANIFEST_FILE};
+use stripe_xdm::app;
+use stripe_xdm::catalog::{Catalog, CATALOG_FILE};
 use stripe_xdm::upload::{
-    upload_batch, PlatformCredentials, UploadConfig, UploadError, UploadOptions, UploadReport,
-    UploadState,
+    PlatformCredentials, UploadConfig, UploadError, UploadOptions, UploadReport,
 };
 
 use super::flows::HomeArgs;
@@ -52,85 +51,10 @@ pub struct UploadArgs {
 }
 
 fn upload_error(e: UploadError) -> CliError {
-    match e {
-        UploadError::Http { .. }
-        | UploadError::RetriesExhausted { .. }
-        | UploadError::PollTimeout { .. }
-        | UploadError::InvalidResponse { .. }
-        | UploadError::Io { .. } => CliError::failed(e),
-        other => CliError::usage(other),
-    }
-}
-
-/// Committed batches of a dataset directory with rows and not yet ingested, oldest first (by
-/// manifest time).
-fn pending_batches(dataset_dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let batches = dataset_dir.join("batches");
-    let entries = std::fs::read_dir(&batches).map_err(|e| {
-        CliError::usage(format!(
-            "{} is not a dataset directory (no batches/ folder: {e})",
-            dataset_dir.display()
-        ))
-    })?;
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        // Only committed batches with rows: Platform refuses a batch without files.
-        match Manifest::read(&dir.join(MANIFEST_FILE)) {
-            // A further batch of a split run counts only once the run's first batch is
-            // committed (a crash in between leaves it to be replaced by the resumed run).
-            Ok(m)
-                if m.part_of
-                    .as_ref()
-                    .is_some_and(|p| !batches.join(p).join(MANIFEST_FILE).exists()) =>
-            {
-                continue
-            }
-            Ok(m) if !m.files.is_empty() => {}
-            _ => continue,
-        }
-        let done = UploadState::load(&dir)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.succeeded());
-        if !done {
-            let modified = std::fs::metadata(dir.join(MANIFEST_FILE))
-                .and_then(|m| m.modified())
-                .ok();
-            found.push((modified, dir));
-        }
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, d)| d).collect())
-}
-
-/// Records Platform's answer on the catalog run that made the batch, when there is one.
-fn record(home: &HomeArgs, report: &UploadReport) {
-    let Ok(cat) = home.open_existing() else {
-        return;
-    };
-    let Some(mut cat) = cat else { return };
-    let Ok(Some(run)) = cat.run_by_batch(&report.batch_id) else {
-        return;
-    };
-    let upload = RunUpload {
-        platform_batch_id: report.platform_batch_id.clone(),
-        status: report.status.clone().unwrap_or_else(|| "unknown".into()),
-        errors: report
-            .errors
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.code.as_deref().unwrap_or("?"),
-                    e.description.as_deref().unwrap_or("")
-                )
-            })
-            .collect(),
-        uploaded_at: stripe_xdm::runner::now(),
-    };
-    if let Err(e) = cat.record_upload(run.id, &upload) {
-        tracing::warn!(run = run.id, error = %e, "cannot record the upload in the catalog");
+    if e.is_usage() {
+        CliError::usage(e)
+    } else {
+        CliError::failed(e)
     }
 }
 
@@ -182,7 +106,7 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         replay: a.replay,
     };
     let batches = if a.all {
-        let list = pending_batches(&a.batch)?;
+        let list = app::upload::pending_batches(&a.batch).map_err(super::dataflows::app_err)?;
         if list.is_empty() && !a.json {
             println!(
                 "every committed batch of {} is already ingested",
@@ -193,18 +117,14 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
     } else {
         vec![a.batch.clone()]
     };
-    let mut all_ok = true;
-    let mut reports = Vec::new();
-    for dir in &batches {
-        let report = upload_batch(&cfg, dir, opts).await.map_err(upload_error)?;
-        if !report.dry_run {
-            record(&a.home, &report);
-        }
-        all_ok &= report.dry_run || report.succeeded();
-        if a.all && a.json {
-            reports.push(report);
-        } else {
-            print(&report, a.json);
+    let mut cat = a.home.open_existing()?;
+    let reports = app::upload::upload_batches(&cfg, &batches, opts, cat.as_mut())
+        .await
+        .map_err(super::dataflows::app_err)?;
+    let all_ok = reports.iter().all(|r| r.dry_run || r.succeeded());
+    if !(a.all && a.json) {
+        for report in &reports {
+            print(report, a.json);
         }
     }
     if a.all && a.json {

@@ -14,6 +14,7 @@ use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 mod errors;
+pub mod output;
 use crate::stage::{Mirror, StageError};
 use crate::Resource;
 pub use errors::{
@@ -30,6 +31,9 @@ pub enum InspectError {
     /// The batches could not be read, or the SQL failed.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// A path is neither a batch folder nor a dataset folder with batches.
+    #[error("{} is neither a batch directory (with manifest.json) nor a dataset directory with batches", .0.display())]
+    NotBatches(PathBuf),
     /// There is nothing to query.
     #[error("nothing to query under {0}: no mirror and no batches (run a dataflow or `stripe-xdm run` first)")]
     Empty(PathBuf),
@@ -64,6 +68,29 @@ pub fn batch_dirs_under(out: &Path) -> Vec<PathBuf> {
     }
     dirs.sort();
     dirs
+}
+
+/// The batch folders `target` names: itself when it is a batch (it has a manifest), else every
+/// batch of the dataset folder it is (`target/{batches,failed}/<batch>`), sorted.
+pub fn batch_dirs_of(target: &Path) -> Result<Vec<PathBuf>, InspectError> {
+    if target.join(crate::sink::MANIFEST_FILE).exists() {
+        return Ok(vec![target.to_path_buf()]);
+    }
+    let mut dirs = Vec::new();
+    for sub in ["batches", "failed"] {
+        if let Ok(entries) = std::fs::read_dir(target.join(sub)) {
+            for e in entries.flatten() {
+                if e.path().join(crate::sink::MANIFEST_FILE).exists() {
+                    dirs.push(e.path());
+                }
+            }
+        }
+    }
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(InspectError::NotBatches(target.to_path_buf()));
+    }
+    Ok(dirs)
 }
 
 /// A session with the mirrors under `mirror_root` registered by resource name and the rejected

@@ -121,3 +121,19 @@ pub(crate) fn io_err(
         reason: e.to_string(),
     }
 }
+
+impl UploadError {
+    /// Whether the caller should fix its input or configuration (credentials, a batch that is
+    /// not there, a refused request) rather than retry later (transport failures, Platform
+    /// not answering, a local file that cannot be read).
+    pub fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            UploadError::Http { .. }
+                | UploadError::RetriesExhausted { .. }
+                | UploadError::PollTimeout { .. }
+                | UploadError::InvalidResponse { .. }
+                | UploadError::Io { .. }
+        )
+    }
+}

@@ -306,7 +306,7 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
     let (received, ingested, failed) = (
         run["received"].as_u64().unwrap(),
         run["ingested"].as_u64().unwrap(),
-        run["rejected"].as_u64().unwrap(),
+        run["failed"].as_u64().unwrap(),
     );
     assert_eq!(received, 300);
     assert!(failed > 0, "10 % of the records are corrupt: {run}");

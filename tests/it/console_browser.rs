@@ -107,7 +107,7 @@ async fn a_user_walks_the_wizard_runs_the_dataflow_and_sees_its_counts() {
     let (received, ingested, failed) = (
         run["received"].as_u64().unwrap(),
         run["ingested"].as_u64().unwrap(),
-        run["rejected"].as_u64().unwrap(),
+        run["failed"].as_u64().unwrap(),
     );
     assert_eq!(received, 400);
     assert_eq!(received, ingested + failed);

@@ -154,7 +154,7 @@ pub(crate) async fn update_dataflow(
         let updated =
             app::update_dataflow(&mut cat, &name, Some(u.etag), changes, crate::runner::now())
                 .await?;
-        to_json(updated)
+        to_json(updated.dataflow)
     })
     .await
 }
