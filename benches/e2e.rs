@@ -4,6 +4,11 @@
 //!
 //! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
 //! `E2E_RECORDS=1000000 E2E_CONCURRENCY=4 cargo bench --bench e2e`.
+//!
+//! The simulator runs in a child process (this binary again, with `E2E_SIM_SERVE` set), so the
+//! peak RSS printed is the engine's alone, as it would be against Stripe; the child's own peak
+//! is printed beside it. `E2E_SIM=inprocess` runs the simulator in this process instead (as
+//! before BENCHMARKS.md §2c). The child shares the two cores, as the in-process simulator did.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -44,18 +49,95 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Peak RSS of process `pid` in MiB.
+fn peak_rss_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The simulator, in this process or in a child; its base URL.
+enum Sim {
+    InProcess(stripe_xdm::sim::SimHandle),
+    Child(std::process::Child, String),
+}
+
+impl Sim {
+    async fn start(config: SimConfig) -> Sim {
+        if std::env::var("E2E_SIM").as_deref() == Ok("inprocess") {
+            return Sim::InProcess(Simulator::new(config).start().await.expect("simulator"));
+        }
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
+            .env("E2E_SIM_SERVE", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the simulator's process");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the simulator says it is ready");
+        Sim::Child(child, line.trim().to_string())
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            Sim::InProcess(h) => h.base_url(),
+            Sim::Child(_, url) => url.clone(),
+        }
+    }
+
+    async fn stop(self) -> Option<f64> {
+        match self {
+            Sim::InProcess(h) => {
+                h.shutdown().await;
+                None
+            }
+            Sim::Child(mut c, _) => {
+                let peak = peak_rss_of(c.id());
+                let _ = c.kill();
+                let _ = c.wait();
+                Some(peak)
+            }
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore harness flags.
     let records: u64 = env("E2E_RECORDS", 200_000);
     let resource: Resource = env("E2E_RESOURCE", Resource::Charges);
     let concurrency: usize = env("E2E_CONCURRENCY", 4);
+    // Objects spread over ~5 years so windows stay realistic at millions of records.
+    let config = SimConfig::default()
+        .with_count(resource, records)
+        .with_window(1_600_000_000, 1_760_000_000);
     let rt = support::runtime();
+    if let Ok(addr) = std::env::var("E2E_SIM_SERVE") {
+        // The child: serve until killed.
+        rt.block_on(async {
+            let addr: std::net::SocketAddr = addr.parse().expect("E2E_SIM_SERVE address");
+            let handle = Simulator::new(config)
+                .start_on(addr)
+                .await
+                .expect("simulator");
+            println!("{}", handle.base_url());
+            std::future::pending::<()>().await;
+        });
+        return;
+    }
     rt.block_on(async {
-        // Objects spread over ~5 years so windows stay realistic at millions of records.
-        let config = SimConfig::default()
-            .with_count(resource, records)
-            .with_window(1_600_000_000, 1_760_000_000);
-        let handle = Simulator::new(config).start().await.expect("simulator");
+        let handle = Sim::start(config).await;
         let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
         cfg.requests_per_sec = Some(1e9);
         cfg.endpoint_requests_per_sec = Some(1e9);
@@ -64,6 +146,7 @@ fn main() {
         let mut run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
         run.control.concurrency = concurrency;
         run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
+        run.sink.row_group_rows = env("E2E_ROW_GROUP", run.sink.row_group_rows);
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
@@ -86,7 +169,9 @@ fn main() {
             report.counts.bytes_in as f64 / mirror_bytes.max(1) as f64,
             mirror_bytes as f64 / (1024.0 * 1024.0) * 1e6 / report.counts.fetched.max(1) as f64
         );
-        handle.shutdown().await;
+        if let Some(peak) = handle.stop().await {
+            println!("simulator (child process): peak RSS {peak:.1} MiB");
+        }
         let remap_cfg = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
         let started = Instant::now();
         let remapped = pipeline::remap(remap_cfg).await.expect("remap");

@@ -24,6 +24,23 @@
 //! scheduler), [`alert`] (run notifications) and [`upload`] (Platform's Batch Ingestion API).
 
 /// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
+/// The process allocator: jemalloc, which hands freed memory back to the system as a long run
+/// goes (glibc's per-thread arenas kept a run's resident set at 3–4× its live heap, BENCHMARKS.md
+/// §2b–2c). On by default (feature `jemalloc`); an application embedding the library with its
+/// own allocator turns the feature off.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read before `main`: a background thread purges dirty pages one second
+/// after they are freed (instead of on later allocations only), and purged pages go straight back
+/// to the system. `_RJEM_MALLOC_CONF` in the environment overrides them.
+#[cfg(feature = "jemalloc")]
+#[allow(non_upper_case_globals)]
+#[used]
+#[export_name = "_rjem_malloc_conf"]
+static malloc_conf: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 pub mod alert;
 pub mod app;
 pub mod catalog;

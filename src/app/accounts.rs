@@ -3,31 +3,10 @@
 
 use super::{AppError, Result};
 use crate::catalog::{Account, Catalog};
-use crate::source::{resolve_base_url, ClientConfig, StripeClient};
+use crate::source::StripeClient;
 use crate::Secret;
 
-/// Per-command overrides of an account's stored API settings.
-#[derive(Debug, Clone, Default)]
-pub struct ApiOverrides {
-    /// API base URL (Stripe, the simulator, or a stub); default: the account's, else Stripe's.
-    pub base_url: Option<String>,
-    /// Request budget per second; default: the account's, else Stripe's for the key's mode.
-    pub rate: Option<f64>,
-    /// Request budget per second and endpoint; default: the account's, else Stripe's 25.
-    pub endpoint_rate: Option<f64>,
-    /// Connected account (`Stripe-Account`); default: the account's, else the key's own.
-    pub stripe_account: Option<String>,
-}
-
-impl ApiOverrides {
-    /// The base URL: the override, else the account's, else Stripe's.
-    pub fn base_url_for(&self, account: Option<&Account>) -> String {
-        resolve_base_url(
-            self.base_url.as_deref(),
-            account.and_then(|a| a.base_url.as_deref()),
-        )
-    }
-}
+pub use crate::runner::ApiOverrides;
 
 /// A Stripe client for `key`, with `api`'s overrides over the settings `account` was added with.
 pub fn client_for(
@@ -35,14 +14,8 @@ pub fn client_for(
     account: Option<&Account>,
     api: &ApiOverrides,
 ) -> Result<StripeClient> {
-    let mut cfg = ClientConfig::new(api.base_url_for(account), key);
-    cfg.requests_per_sec = api.rate.or(account.and_then(|a| a.rate));
-    cfg.stripe_account = api
-        .stripe_account
-        .clone()
-        .or(account.and_then(|a| a.stripe_account.clone()));
-    cfg.endpoint_requests_per_sec = api.endpoint_rate.or(account.and_then(|a| a.endpoint_rate));
-    StripeClient::new(cfg).map_err(|source| AppError::stripe("the Stripe client", source))
+    StripeClient::new(api.client_config(key, account))
+        .map_err(|source| AppError::stripe("the Stripe client", source))
 }
 
 /// The stored account `name` and a client for it.

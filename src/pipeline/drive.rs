@@ -42,8 +42,10 @@ use crate::stage::{self, Mirror, StageWriter};
 
 /// Pages buffered between the fetcher and the chunker.
 pub const PAGE_CHANNEL: usize = 16;
-/// Processed chunks buffered before the writer thread.
-pub const CHUNK_CHANNEL: usize = 2;
+/// Processed chunks buffered before the writer thread: one, so at most three chunks are in
+/// memory (one being processed, one queued, one being written); a second queued chunk bought no
+/// speed on two cores and ~40 MiB of resident memory (BENCHMARKS.md §2c).
+pub const CHUNK_CHANNEL: usize = 1;
 /// The lower bound used for an open `created[gte]`: 2010-01-01, before Stripe's first charge.
 /// Anything older (there is nothing) is still covered by one window `[0, EARLIEST_CREATED)`.
 pub const EARLIEST_CREATED: i64 = 1_262_304_000;

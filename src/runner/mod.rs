@@ -4,7 +4,10 @@
 //! Platform when the dataflow asks for it, and send the end alert. `dataflows run` and the
 //! scheduler ([`serve`]) both go through [`run_dataflow`].
 
+mod client;
 pub mod serve;
+
+pub use client::ApiOverrides;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,7 @@ use crate::map::Mapping;
 use crate::pipeline::{
     self, Changes, CheckpointStore, PipelineError, ProgressSink, RunConfig, RunReport,
 };
-use crate::source::{ClientConfig, StripeClient, Window};
+use crate::source::{StripeClient, Window};
 use crate::upload::{self, PlatformCredentials, UploadConfig, UploadOptions, UploadReport};
 use crate::Resource;
 
@@ -281,18 +284,17 @@ pub async fn run_dataflow(
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
     let key = cat.account_key(&flow.account)?;
     let account = cat.account(&flow.account)?;
-    let stored = match &cfg.api_base_url {
-        Some(_) => None,
-        None => account.base_url.clone(),
-    };
-    let base_url = crate::source::resolve_base_url(cfg.api_base_url.as_deref(), stored.as_deref());
-    let mut client_cfg = ClientConfig::new(base_url, key);
-    // The process's budgets, else the ones the account was added with.
-    client_cfg.requests_per_sec = cfg.requests_per_sec.or(account.rate);
-    client_cfg.endpoint_requests_per_sec = cfg.endpoint_requests_per_sec.or(account.endpoint_rate);
+    // The process's settings, else the ones the account was added with; the connected account
+    // the dataflow was created for.
     let connected = connected_account(&flow, &account);
-    client_cfg.stripe_account = connected.clone();
-    let client = StripeClient::new(client_cfg).map_err(|e| config_err(name, e))?;
+    let overrides = ApiOverrides {
+        base_url: cfg.api_base_url.clone(),
+        rate: cfg.requests_per_sec,
+        endpoint_rate: cfg.endpoint_requests_per_sec,
+        stripe_account: connected.clone(),
+    };
+    let client = StripeClient::new(overrides.client_config(key, Some(&account)))
+        .map_err(|e| config_err(name, e))?;
 
     let (run, resumed) =
         cat.begin_or_resume_run(name, scheduled_time, cfg.safety_lag_secs, now())?;

@@ -41,8 +41,10 @@ pub const MAX_FILES_PER_BATCH: usize = 1500;
 pub const MAX_BATCH_BYTES: u64 = 100 * 1000 * 1000 * 1000;
 /// Files roll over at this size, which keeps each one within the single-request upload (256 MB).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1000 * 1000;
-/// Rows per Parquet row group.
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per Parquet row group: one processing chunk ([`crate::pipeline::DEFAULT_CHUNK_RECORDS`]),
+/// so a chunk's encoded columns are written out with it instead of waiting in memory for the
+/// next ones (128 Ki rows held ~40–60 MiB more at the peak, BENCHMARKS.md §2c).
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 8 * 1024;
 
 /// Why the sink could not write.
 #[derive(Debug, thiserror::Error)]
