@@ -8,7 +8,7 @@
 //! The simulator runs in a child process (this binary again, with `E2E_SIM_SERVE` set), so the
 //! peak RSS printed is the engine's alone, as it would be against Stripe; the child's own peak
 //! is printed beside it. `E2E_SIM=inprocess` runs the simulator in this process instead (as
-//! before BENCHMARKS.md §2c). The child shares the two cores, as the in-process simulator did.
+//! before BENCHMARKS.md §2d). The child shares the two cores, as the in-process simulator did.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -74,12 +74,9 @@ impl Sim {
             return Sim::InProcess(Simulator::new(config).start().await.expect("simulator"));
         }
         use std::io::BufRead;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        // The child picks its own port and prints its base URL once it listens.
         let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
-            .env("E2E_SIM_SERVE", format!("127.0.0.1:{port}"))
+            .env("E2E_SIM_SERVE", "127.0.0.1:0")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the simulator's process");
@@ -87,7 +84,12 @@ impl Sim {
         std::io::BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("the simulator says it is ready");
-        Sim::Child(child, line.trim().to_string())
+        let url = line.trim().to_string();
+        if url.is_empty() {
+            let _ = child.kill();
+            panic!("the simulator's process ended before it listened");
+        }
+        Sim::Child(child, url)
     }
 
     fn base_url(&self) -> String {
@@ -108,6 +110,20 @@ impl Sim {
                 let _ = c.kill();
                 let _ = c.wait();
                 Some(peak)
+            }
+        }
+    }
+}
+
+/// Stops the child when the bench panics before [`Sim::stop`].
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) on a pid this process spawned; no memory is touched.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
             }
         }
     }
@@ -138,6 +154,10 @@ fn main() {
     }
     rt.block_on(async {
         let handle = Sim::start(config).await;
+        let mut guard = KillOnDrop(match &handle {
+            Sim::Child(c, _) => Some(c.id()),
+            Sim::InProcess(_) => None,
+        });
         let mut cfg = ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY));
         cfg.requests_per_sec = Some(1e9);
         cfg.endpoint_requests_per_sec = Some(1e9);
@@ -169,6 +189,7 @@ fn main() {
             report.counts.bytes_in as f64 / mirror_bytes.max(1) as f64,
             mirror_bytes as f64 / (1024.0 * 1024.0) * 1e6 / report.counts.fetched.max(1) as f64
         );
+        guard.0 = None;
         if let Some(peak) = handle.stop().await {
             println!("simulator (child process): peak RSS {peak:.1} MiB");
         }

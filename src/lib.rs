@@ -23,10 +23,9 @@
 //! datasets, dataflows, runs, checkpoints), [`runner`] (one dataflow run end to end, and the
 //! scheduler), [`alert`] (run notifications) and [`upload`] (Platform's Batch Ingestion API).
 
-/// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 /// The process allocator: jemalloc, which hands freed memory back to the system as a long run
 /// goes (glibc's per-thread arenas kept a run's resident set at 3–4× its live heap, BENCHMARKS.md
-/// §2b–2c). On by default (feature `jemalloc`); an application embedding the library with its
+/// §2b and §2d). On by default (feature `jemalloc`); an application embedding the library with its
 /// own allocator turns the feature off.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -41,6 +40,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 static malloc_conf: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
+/// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 pub mod alert;
 pub mod app;
 pub mod catalog;

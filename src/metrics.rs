@@ -11,7 +11,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// How many records went where. Every field defaults to zero when absent from stored JSON, so
-/// older checkpoints and run records read as they were. Serialized with one derived field
+/// older checkpoints read as they were. Serialized with one derived field
 /// besides: `created` ([`RecordCounts::created`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -58,8 +58,9 @@ impl RecordCounts {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.files += other.files;
+        self.rejected += other.rejected;
         for (code, n) in &other.rejected_by_code {
-            self.reject(code, *n);
+            *self.rejected_by_code.entry(code.clone()).or_default() += n;
         }
     }
 

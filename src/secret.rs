@@ -133,7 +133,8 @@ pub fn mask_url(url: &str) -> String {
     cut(&format!("{scheme}{host}{path}"), MASKED_URL_CHARS)
 }
 
-fn cut(text: &str, max: usize) -> String {
+/// At most `max` characters of `text`, trimmed, with `…` when cut.
+pub(crate) fn cut(text: &str, max: usize) -> String {
     let t = text.trim();
     if t.chars().count() <= max {
         t.to_string()

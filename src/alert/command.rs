@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{excerpt, retrying, Attempt, DeliveryOptions, SECRET_ENV_VARS};
+use super::{retrying, Attempt, DeliveryOptions, SECRET_ENV_VARS};
 use crate::catalog::AlertKind;
+use crate::secret::cut as excerpt;
 
 /// The most of stderr kept (its end).
 const STDERR_TAIL_BYTES: usize = 2048;

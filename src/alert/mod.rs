@@ -394,18 +394,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// At most `max` characters of `text`, trimmed, with `…` when cut.
-fn excerpt(text: &str, max: usize) -> String {
-    let t = text.trim();
-    if t.chars().count() <= max {
-        t.to_string()
-    } else {
-        let mut s: String = t.chars().take(max).collect();
-        s.push('…');
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde_json::Value;
 
-use super::{excerpt, retrying, Attempt, DeliveryOptions};
+use super::{retrying, Attempt, DeliveryOptions};
 use crate::catalog::AlertKind;
 use crate::net::retry::parse_retry_after;
+use crate::secret::cut as excerpt;
 
 /// The most of a refusing response's body kept in the error.
 const BODY_EXCERPT_CHARS: usize = 200;

@@ -70,7 +70,7 @@ pub enum AppError {
     #[error(transparent)]
     Mapping(#[from] crate::map::MapError),
     /// A replay of rejected rows failed.
-    #[error("{what}")]
+    #[error("{what}: {source}")]
     Replay {
         /// The batch or dataflow replayed.
         what: String,
@@ -88,7 +88,7 @@ pub enum AppError {
     #[error(transparent)]
     Inspect(#[from] crate::inspect::InspectError),
     /// A local file could not be read or written.
-    #[error("{what}")]
+    #[error("{what}: {source}")]
     Io {
         /// What was being done, naming the file.
         what: String,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{parse_time, AppError, Result};
+use super::{parse_time, ApiOverrides, AppError, Result};
 use crate::map::{substitute_tenant, Mapping};
 use crate::pipeline::{self, ProgressSink, RunConfig, RunControl, RunReport};
 use crate::sim::{Faults, SimConfig, Simulator, SIM_KEY};
@@ -180,8 +180,9 @@ async fn demo_runs(base: &str, req: &DemoRequest) -> Result<Vec<RunReport>> {
     Ok(reports)
 }
 
-/// The first page of `resource` from a built-in simulator started for it (default objects).
-pub async fn sim_first_page(resource: Resource) -> Result<Page> {
+/// The first page of `resource` from a built-in simulator started for it (default objects),
+/// read with `api`'s settings but the simulator's address and key.
+pub async fn sim_first_page(resource: Resource, api: &ApiOverrides) -> Result<Page> {
     let handle = Simulator::new(SimConfig::default())
         .start()
         .await
@@ -190,7 +191,11 @@ pub async fn sim_first_page(resource: Resource) -> Result<Page> {
             source,
         })?;
     let page = async {
-        let client = StripeClient::new(ClientConfig::new(handle.base_url(), Secret::new(SIM_KEY)))
+        let api = ApiOverrides {
+            base_url: Some(handle.base_url()),
+            ..api.clone()
+        };
+        let client = StripeClient::new(api.client_config(Secret::new(SIM_KEY), None))
             .map_err(|e| AppError::stripe("the simulator's client", e))?;
         client
             .list_page(resource, Window::default(), None)

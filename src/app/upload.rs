@@ -49,13 +49,15 @@ pub fn pending_batches(dataset_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, d)| d).collect())
 }
 
-/// Sends each batch directory in turn (stopping at the first that cannot be sent) and records
-/// Platform's answer on the catalog run that made it, when `cat` is given and knows the batch.
+/// Sends each batch directory in turn (stopping at the first that cannot be sent), records
+/// Platform's answer on the catalog run that made it when `cat` is given and knows the batch,
+/// and hands each report to `sent` as soon as it is there.
 pub async fn upload_batches(
     cfg: &UploadConfig,
     dirs: &[PathBuf],
     opts: UploadOptions,
     mut cat: Option<&mut Catalog>,
+    mut sent: impl FnMut(&UploadReport),
 ) -> Result<Vec<UploadReport>> {
     let mut reports = Vec::with_capacity(dirs.len());
     for dir in dirs {
@@ -63,6 +65,7 @@ pub async fn upload_batches(
         if let (false, Some(cat)) = (report.dry_run, cat.as_deref_mut()) {
             record(cat, &report);
         }
+        sent(&report);
         reports.push(report);
     }
     Ok(reports)

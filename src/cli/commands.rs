@@ -6,7 +6,7 @@ use stripe_xdm::app;
 use stripe_xdm::pipeline::{self, PipelineError, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::sink::BatchStatus;
-use stripe_xdm::source::{ClientConfig, StripeClient, Window};
+use stripe_xdm::source::{StripeClient, Window};
 
 use super::dataflows::app_err;
 use stripe_xdm::xdm::XdmSchema;
@@ -26,14 +26,19 @@ fn pipeline_error(e: PipelineError) -> CliError {
 }
 
 pub(super) fn client_from(args: &SourceArgs, key: Secret) -> Result<StripeClient> {
-    let base = stripe_xdm::source::resolve_base_url(args.base_url.as_deref(), None);
-    let mut cfg = ClientConfig::new(base, key);
-    cfg.stripe_version = args.stripe_version.clone();
-    cfg.stripe_account = args.stripe_account.clone();
-    cfg.requests_per_sec = args.rate;
-    cfg.endpoint_requests_per_sec = args.endpoint_rate;
-    cfg.max_retries = args.max_retries;
-    StripeClient::new(cfg).map_err(CliError::usage)
+    StripeClient::new(overrides(args).client_config(key, None)).map_err(CliError::usage)
+}
+
+/// The source flags as overrides of an account's settings (or of the simulator's client).
+fn overrides(args: &SourceArgs) -> app::ApiOverrides {
+    app::ApiOverrides {
+        base_url: args.base_url.clone(),
+        rate: args.rate,
+        endpoint_rate: args.endpoint_rate,
+        stripe_account: args.stripe_account.clone(),
+        stripe_version: Some(args.stripe_version.clone()),
+        max_retries: Some(args.max_retries),
+    }
 }
 
 pub(super) fn key_from(args: &SourceArgs) -> Result<Secret> {
@@ -185,7 +190,9 @@ pub(super) async fn first_page(
     use_sim: bool,
 ) -> Result<stripe_xdm::source::Page> {
     if use_sim {
-        return app::oneoff::sim_first_page(resource).await.map_err(app_err);
+        return app::oneoff::sim_first_page(resource, &overrides(source))
+            .await
+            .map_err(app_err);
     }
     list_first(&client_from(source, key_from(source)?)?, resource).await
 }
@@ -217,13 +224,7 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
     let page = match &a.account {
         Some(name) => {
             // The account's key, from the catalog: never from the environment or the command line.
-            let api = app::ApiOverrides {
-                base_url: a.source.base_url.clone(),
-                rate: a.source.rate,
-                endpoint_rate: a.source.endpoint_rate,
-                stripe_account: a.source.stripe_account.clone(),
-            };
-            app::first_page(&a.home.open()?, name, a.resource, &api)
+            app::first_page(&a.home.open()?, name, a.resource, &overrides(&a.source))
                 .await
                 .map_err(app_err)?
         }

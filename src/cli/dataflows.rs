@@ -403,8 +403,8 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
 /// `dataflows run` (and `backfill`): the dataflow, or a fan-out's dataflows in turn.
 pub(super) async fn run_dataflow(cat: &Catalog, x: DataflowRunArgs) -> Result<u8> {
     let names = app::runs::dataflows_to_run(cat, &x.name).map_err(app_err)?;
-    if names.len() == 1 {
-        return run_one(cat, &names[0], &x).await;
+    if names == [x.name.as_str()] {
+        return run_one(cat, &x.name, &x).await;
     }
     let mut code = 0;
     for name in names {

@@ -73,6 +73,7 @@ impl ApiArgs {
             rate: self.rate,
             endpoint_rate: self.endpoint_rate,
             stripe_account: self.stripe_account.clone(),
+            ..Default::default()
         }
     }
 }

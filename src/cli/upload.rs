@@ -117,16 +117,17 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
     } else {
         vec![a.batch.clone()]
     };
-    let mut cat = a.home.open_existing()?;
-    let reports = app::upload::upload_batches(&cfg, &batches, opts, cat.as_mut())
-        .await
-        .map_err(super::dataflows::app_err)?;
-    let all_ok = reports.iter().all(|r| r.dry_run || r.succeeded());
-    if !(a.all && a.json) {
-        for report in &reports {
-            print(report, a.json);
+    // Recording uploads in the catalog is best effort: the batch's own upload state is the record.
+    let mut cat = a.home.open_existing().ok().flatten();
+    let one_json = a.all && a.json;
+    let reports = app::upload::upload_batches(&cfg, &batches, opts, cat.as_mut(), |r| {
+        if !one_json {
+            print(r, a.json);
         }
-    }
+    })
+    .await
+    .map_err(super::dataflows::app_err)?;
+    let all_ok = reports.iter().all(|r| r.dry_run || r.succeeded());
     if a.all && a.json {
         println!(
             "{}",

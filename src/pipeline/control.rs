@@ -27,8 +27,8 @@ pub trait ProgressSink: Send + Sync {
 /// A run's progress so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
-    /// The run's counts so far (`fetched`, `pages`, `rejected`, …; the batch's files and bytes
-    /// only once it is committed).
+    /// The run's counts so far (`fetched`, `pages`, `rejected`, …; `files` and `bytes_out` stay
+    /// 0 while it runs: the report has them).
     pub counts: crate::metrics::RecordCounts,
     /// Windows fully walked.
     pub windows_done: usize,

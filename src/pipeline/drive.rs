@@ -44,7 +44,7 @@ use crate::stage::{self, Mirror, StageWriter};
 pub const PAGE_CHANNEL: usize = 16;
 /// Processed chunks buffered before the writer thread: one, so at most three chunks are in
 /// memory (one being processed, one queued, one being written); a second queued chunk bought no
-/// speed on two cores and ~40 MiB of resident memory (BENCHMARKS.md §2c).
+/// speed on two cores and ~13 MiB of resident memory (BENCHMARKS.md §2d).
 pub const CHUNK_CHANNEL: usize = 1;
 /// The lower bound used for an open `created[gte]`: 2010-01-01, before Stripe's first charge.
 /// Anything older (there is nothing) is still covered by one window `[0, EARLIEST_CREATED)`.
@@ -570,7 +570,7 @@ pub(super) async fn process_pages(
 pub struct CheckpointTotals {
     /// The batch being staged.
     pub batch_id: String,
-    /// The counts up to the checkpoint (`files` and `bytes_out`: the sealed rejected files).
+    /// The counts up to the checkpoint (`files` and `bytes_out`: the Parquet files sealed so far).
     #[serde(flatten)]
     pub counts: RecordCounts,
 }

@@ -16,6 +16,10 @@ pub struct ApiOverrides {
     pub endpoint_rate: Option<f64>,
     /// Connected account (`Stripe-Account`); default: the account's, else the key's own.
     pub stripe_account: Option<String>,
+    /// `Stripe-Version` to pin; default: the engine's.
+    pub stripe_version: Option<String>,
+    /// Retries of a failed request; default: the client's.
+    pub max_retries: Option<u32>,
 }
 
 impl ApiOverrides {
@@ -37,6 +41,12 @@ impl ApiOverrides {
             .stripe_account
             .clone()
             .or(account.and_then(|a| a.stripe_account.clone()));
+        if let Some(v) = &self.stripe_version {
+            cfg.stripe_version = v.clone();
+        }
+        if let Some(n) = self.max_retries {
+            cfg.max_retries = n;
+        }
         cfg
     }
 }

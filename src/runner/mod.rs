@@ -292,6 +292,7 @@ pub async fn run_dataflow(
         rate: cfg.requests_per_sec,
         endpoint_rate: cfg.endpoint_requests_per_sec,
         stripe_account: connected.clone(),
+        ..ApiOverrides::default()
     };
     let client = StripeClient::new(overrides.client_config(key, Some(&account)))
         .map_err(|e| config_err(name, e))?;

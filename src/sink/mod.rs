@@ -43,7 +43,7 @@ pub const MAX_BATCH_BYTES: u64 = 100 * 1000 * 1000 * 1000;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1000 * 1000;
 /// Rows per Parquet row group: one processing chunk ([`crate::pipeline::DEFAULT_CHUNK_RECORDS`]),
 /// so a chunk's encoded columns are written out with it instead of waiting in memory for the
-/// next ones (128 Ki rows held ~40–60 MiB more at the peak, BENCHMARKS.md §2c).
+/// next ones (128 Ki rows held ~60 MiB more at the peak, BENCHMARKS.md §2d).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 8 * 1024;
 
 /// Why the sink could not write.
