@@ -22,15 +22,7 @@ use stripe_xdm::source::{ClientConfig, StripeClient};
 use stripe_xdm::{Resource, Secret};
 
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    peak_rss_of(std::process::id())
 }
 
 /// Bytes of the files under `dir`, recursively.

@@ -150,13 +150,7 @@ pub async fn demo(req: &DemoRequest, started: impl FnOnce(&str)) -> Result<Vec<R
             corrupt_rate: req.corrupt_rate,
             ..Faults::default()
         });
-    let handle = Simulator::new(config)
-        .start()
-        .await
-        .map_err(|source| AppError::Io {
-            what: "cannot start the simulator".into(),
-            source,
-        })?;
+    let handle = start_simulator(config).await?;
     let base = handle.base_url();
     started(&base);
     let result = demo_runs(&base, req).await;
@@ -183,13 +177,7 @@ async fn demo_runs(base: &str, req: &DemoRequest) -> Result<Vec<RunReport>> {
 /// The first page of `resource` from a built-in simulator started for it (default objects),
 /// read with `api`'s settings but the simulator's address and key.
 pub async fn sim_first_page(resource: Resource, api: &ApiOverrides) -> Result<Page> {
-    let handle = Simulator::new(SimConfig::default())
-        .start()
-        .await
-        .map_err(|source| AppError::Io {
-            what: "cannot start the simulator".into(),
-            source,
-        })?;
+    let handle = start_simulator(SimConfig::default()).await?;
     let page = async {
         let api = ApiOverrides {
             base_url: Some(handle.base_url()),
@@ -205,4 +193,15 @@ pub async fn sim_first_page(resource: Resource, api: &ApiOverrides) -> Result<Pa
     .await;
     handle.shutdown().await;
     page
+}
+
+/// The built-in simulator with `config`, listening on a loopback port.
+async fn start_simulator(config: SimConfig) -> Result<crate::sim::SimHandle> {
+    Simulator::new(config)
+        .start()
+        .await
+        .map_err(|source| AppError::Io {
+            what: "cannot start the simulator".into(),
+            source,
+        })
 }
