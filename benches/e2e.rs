@@ -41,6 +41,53 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Samples the allocator's statistics every 20 ms and keeps the highest of each: how much of the
+/// peak resident set is live data and how much the allocator holds besides.
+struct AllocatorPeaks {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<stripe_xdm::memory::AllocatorStats>,
+}
+
+impl AllocatorPeaks {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut peak = stripe_xdm::memory::AllocatorStats::default();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Some(now) = stripe_xdm::memory::allocator_stats() else {
+                        break;
+                    };
+                    peak.allocated = peak.allocated.max(now.allocated);
+                    peak.active = peak.active.max(now.active);
+                    peak.resident = peak.resident.max(now.resident);
+                    peak.mapped = peak.mapped.max(now.mapped);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                peak
+            })
+        };
+        AllocatorPeaks { stop, handle }
+    }
+
+    /// The peaks so far, as text ("" without jemalloc).
+    fn finish(self) -> String {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = self.handle.join().unwrap_or_default();
+        if peak.allocated == 0 {
+            return String::new();
+        }
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        format!(
+            " (allocator peaks: live {:.1} MiB, active {:.1} MiB, resident {:.1} MiB)",
+            mib(peak.allocated),
+            mib(peak.active),
+            mib(peak.resident)
+        )
+    }
+}
+
 /// Peak RSS of process `pid` in MiB.
 fn peak_rss_of(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -159,12 +206,14 @@ fn main() {
         run.control.concurrency = concurrency;
         run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
         run.sink.row_group_rows = env("E2E_ROW_GROUP", run.sink.row_group_rows);
+        let peaks = AllocatorPeaks::start();
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
+        let peaks = peaks.finish();
         assert_eq!(report.counts.fetched, report.counts.ingested + report.counts.rejected);
         println!(
-            "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB",
+            "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB{peaks}",
             report.counts.fetched,
             report.counts.fetched as f64 / secs,
             report.counts.bytes_in as f64 / secs / 1e6,

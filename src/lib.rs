@@ -52,6 +52,7 @@ pub mod import;
 pub mod inspect;
 mod loopback;
 pub mod map;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

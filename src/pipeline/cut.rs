@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! mirror scan (DataFusion over Delta) ──▶ chunks of source rows ──Outcome──▶ writer thread
-//!                                          map in DataFusion,      bounded (2 chunks)
+//!                                          map in DataFusion,      bounded (1 chunk)
 //!                                          validate on a blocking   Parquet + rejects
 //!                                          task
 //! ```
@@ -17,7 +17,7 @@ use std::sync::mpsc as std_mpsc;
 use arrow::array::RecordBatch;
 use futures::StreamExt;
 
-use super::drive::{Totals, CHUNK_CHANNEL};
+use super::drive::Totals;
 use super::{map_and_validate_rows, Outcome, PipelineError, RunConfig};
 use crate::map::Mapper;
 use crate::sink::{BatchWriter, Rejection};
@@ -28,6 +28,10 @@ use crate::Resource;
 /// Rejected rows held for one lookup of their `_raw` in the mirror (when the scan left `_raw`
 /// out): bounds both the memory they take and the number of lookups.
 const SOURCE_LOOKUP_ROWS: usize = 10_000;
+
+/// Mapped chunks queued for the writer thread: one. A cut's chunks carry mapped rows only (no
+/// `_raw` unless the mapping reads it), so the queue is small and keeps the writer busy.
+const OUTCOME_CHANNEL: usize = 1;
 
 /// Maps, validates and writes the mirror's rows (those of batch `batch` when given, else all)
 /// into `writer`, in chunks of `chunk_records`; rejected rows are written too when `rejects` is
@@ -46,7 +50,7 @@ pub(crate) async fn cut(
     let (resource, schema, chunk_records) = (cfg.resource, &cfg.schema, cfg.chunk_records.max(1));
     let raw = mapper.reads_raw();
     let mut rows = mirror.scan(batch, raw).await?;
-    let (tx, rx) = std_mpsc::sync_channel::<Outcome>(CHUNK_CHANNEL);
+    let (tx, rx) = std_mpsc::sync_channel::<Outcome>(OUTCOME_CHANNEL);
     let handle = std::thread::spawn(move || -> Result<BatchWriter, PipelineError> {
         let mut writer = writer;
         for outcome in rx {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ stage thread
-//!        bounded channel (16 pages)          decode on rayon,       bounded (2 chunks)
+//!        bounded channel (16 pages)          decode on rayon,       rendezvous (no queue)
 //!                                            map in DataFusion,     mirror files, batch files,
 //!                                            validate               rejects; commit + checkpoint
 //! ```
@@ -42,10 +42,11 @@ use crate::stage::{self, Mirror, StageWriter};
 
 /// Pages buffered between the fetcher and the chunker.
 pub const PAGE_CHANNEL: usize = 16;
-/// Processed chunks buffered before the writer thread: one, so at most three chunks are in
-/// memory (one being processed, one queued, one being written); a second queued chunk bought no
-/// speed on two cores and ~13 MiB of resident memory (BENCHMARKS.md §2d).
-pub const CHUNK_CHANNEL: usize = 1;
+/// Processed chunks buffered before the writer thread: none. A processed chunk is handed over
+/// when the writer has written the one before, so at most two chunks are in memory (one being
+/// processed, one being written): a queued chunk (~36 MiB with `_raw`) bought no speed on two
+/// cores (BENCHMARKS.md §2d, §2e).
+pub const CHUNK_CHANNEL: usize = 0;
 /// The lower bound used for an open `created[gte]`: 2010-01-01, before Stripe's first charge.
 /// Anything older (there is nothing) is still covered by one window `[0, EARLIEST_CREATED)`.
 pub const EARLIEST_CREATED: i64 = 1_262_304_000;
@@ -528,28 +529,35 @@ pub(super) async fn process_pages(
     }
     let batch_id = cfg.batch_id.clone().unwrap_or_default();
     let api_version = client.config().stripe_version.clone();
-    let (decoded, source, staged): (Decoded, RecordBatch, RecordBatch) =
+    let (undecodable, source, staged): (Vec<decode::RejectedRecord>, RecordBatch, RecordBatch) =
         tokio::task::spawn_blocking(move || {
-            let decoded = decode::decode_pages(
+            let Decoded {
+                batch,
+                sources,
+                rejected,
+            } = decode::decode_pages(
                 resource,
                 pages
                     .iter()
                     .map(|p| (&p.body, p.records.as_slice()))
                     .collect::<Vec<_>>(),
             );
-            let source = decoded.source_batch();
+            let source = decode::with_raw(&batch, &sources);
+            // `_raw` holds a copy of each record: the page bodies go now, not after mapping.
+            drop((sources, pages));
             let staged =
                 stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id, None);
-            (decoded, source, staged)
+            (rejected, source, staged)
         })
         .await
         .map_err(|source| PipelineError::Task {
             what: "decode",
             source,
         })?;
-    totals.counts.fetched = decoded.records() as u64;
+    totals.counts.fetched = (source.num_rows() + undecodable.len()) as u64;
     totals.counts.staged = staged.num_rows() as u64;
-    let rejected = decode_rejections(&decoded.rejected);
+    let rejected = decode_rejections(&undecodable);
+    drop(undecodable);
     totals.undecodable = rejected.len() as u64;
     totals.count_rejected(&rejected);
     let outcome = map_and_validate_rows(&cfg.schema, mapper, source).await?;

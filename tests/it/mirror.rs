@@ -514,3 +514,59 @@ async fn compaction_merges_small_files_and_vacuum_deletes_the_replaced_ones() {
         .count();
     assert_eq!(parquet_on_disk, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_larger_than_a_row_group_are_encoded_as_several_with_every_record_intact() {
+    // Chunks are encoded for the mirror where they are processed (columns but `_seq`), and
+    // the stage thread adds `_seq` per row group: a 20,000-record chunk spans three of the
+    // mirror's 8,192-row groups.
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, client) = sim(SimConfig::default().with_count(Resource::Charges, 17_500)).await;
+    let mut cfg = builtin(Resource::Charges, dir.path());
+    cfg.chunk_records = 20_000;
+    let report = pipeline::run(&client, cfg).await.unwrap();
+    assert_accounting(&report);
+    assert_eq!(report.counts.staged, 17_500);
+    let path = dir.path().join("mirror/charges");
+    let mirror = Mirror::open_existing(&path, Resource::Charges)
+        .await
+        .unwrap();
+    let mut groups = Vec::new();
+    for f in mirror.data_files().unwrap() {
+        let file = std::fs::File::open(&f).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        use parquet::file::reader::FileReader;
+        groups.extend(reader.metadata().row_groups().iter().map(|g| g.num_rows()));
+    }
+    groups.sort_unstable();
+    assert_eq!(
+        groups,
+        [1_116, 8_192, 8_192],
+        "row groups of the mirror's size"
+    );
+    let rows = mirror_rows(&path, Resource::Charges).await;
+    let ids = strings(&rows, "id");
+    let want: BTreeSet<String> = handle
+        .simulator()
+        .ids(Resource::Charges, None, None)
+        .into_iter()
+        .collect();
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(ids.len(), want.len());
+    let commit = mirror
+        .committed_seq(&report.batch_id)
+        .await
+        .unwrap()
+        .expect("the run's commit");
+    for b in &rows {
+        let seq = b
+            .column_by_name(stage::SEQ_COLUMN)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert!(seq.iter().all(|s| s.is_some_and(|s| s >= 1 && s <= commit)));
+    }
+    for (id, raw) in ids.iter().zip(strings(&rows, "_raw")) {
+        let v: serde_json::Value = serde_json::from_str(&raw).expect("_raw is JSON");
+        assert_eq!(v["id"].as_str(), Some(id.as_str()));
+    }
+}
