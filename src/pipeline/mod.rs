@@ -2,9 +2,10 @@
 //!
 //! The fetcher runs as its own task and hands pages over a bounded channel (backpressure: the
 //! API is never read faster than the engine writes). Pages are grouped into chunks; a chunk is
-//! decoded on the rayon pool, mapped with DataFusion and validated; accepted rows go to a writer
-//! thread over another bounded channel, so Parquet encoding overlaps the next chunk's decoding.
-//! Memory is bounded by the channel capacities and the chunk size, not by the run's size.
+//! decoded on the rayon pool, mapped with DataFusion and validated, then handed to a writer
+//! thread (a rendezvous: when it has written the chunk before), so Parquet encoding overlaps the
+//! next chunk's decoding. Memory is bounded by the channel capacities and the chunk size, not by
+//! the run's size.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
