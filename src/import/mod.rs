@@ -154,60 +154,32 @@ pub fn import_mapping_set(json: &str, resource: Resource) -> Result<Imported, Im
             dest_text,
             if identity { " (identity)" } else { "" }
         ));
-        let leaf = match st {
-            SourceType::Attribute => {
-                let Some(path) = source.as_str() else {
-                    fail("an ATTRIBUTE source must be a path string".into());
-                    continue;
-                };
-                match resolve_source(path, resource) {
-                    Ok((sql, kind)) => Leaf {
-                        sql,
-                        kind: Some(kind),
-                        comment: Some(comment),
-                        implicit: false,
-                    },
-                    Err(reason) => {
-                        fail(reason);
-                        continue;
-                    }
-                }
-            }
-            SourceType::Static => match static_literal(source) {
-                Ok(sql) => Leaf {
-                    sql,
-                    kind: None,
-                    comment: Some(comment),
-                    implicit: false,
-                },
-                Err(reason) => {
-                    fail(reason);
-                    continue;
-                }
+        let translated_source = match st {
+            SourceType::Attribute => match source.as_str() {
+                Some(path) => resolve_source(path, resource).map(|(sql, kind)| (sql, Some(kind))),
+                None => Err("an ATTRIBUTE source must be a path string".into()),
             },
-            SourceType::Expression => {
-                let Some(text) = source.as_str() else {
-                    fail("an EXPRESSION source must be a string".into());
-                    continue;
-                };
-                if text.chars().count() > MAX_EXPRESSION_CHARS {
-                    fail(format!(
-                        "calculated field longer than Data Prep's limit of {MAX_EXPRESSION_CHARS} characters"
-                    ));
-                    continue;
-                }
-                match translate_expression(text, resource) {
-                    Ok(sql) => Leaf {
-                        sql,
-                        kind: None,
-                        comment: Some(comment),
-                        implicit: false,
-                    },
-                    Err(reason) => {
-                        fail(format!("expression not translated: {reason}"));
-                        continue;
-                    }
-                }
+            SourceType::Static => static_literal(source).map(|sql| (sql, None)),
+            SourceType::Expression => match source.as_str() {
+                None => Err("an EXPRESSION source must be a string".into()),
+                Some(text) if text.chars().count() > MAX_EXPRESSION_CHARS => Err(format!(
+                    "calculated field longer than Data Prep's limit of {MAX_EXPRESSION_CHARS} characters"
+                )),
+                Some(text) => translate_expression(text, resource)
+                    .map(|sql| (sql, None))
+                    .map_err(|reason| format!("expression not translated: {reason}")),
+            },
+        };
+        let leaf = match translated_source {
+            Ok((sql, kind)) => Leaf {
+                sql,
+                kind,
+                comment: Some(comment),
+                implicit: false,
+            },
+            Err(reason) => {
+                fail(reason);
+                continue;
             }
         };
         match insert(&mut root_fields, &dest, 0, leaf, index) {

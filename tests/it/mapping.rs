@@ -697,3 +697,38 @@ async fn json_functions_over_raw_are_typed_by_mapping_check() {
     assert_eq!(ty("_id"), arrow::datatypes::DataType::Int64);
     assert_eq!(ty("eventType"), arrow::datatypes::DataType::Utf8);
 }
+
+#[test]
+fn mappings_whose_source_has_the_wrong_shape_are_listed_with_the_reason_and_the_rest_import() {
+    let long = format!("concat({})", vec!["data.currency"; 400].join(", "));
+    let doc = json!({"mappings": [
+        {"sourceType": "ATTRIBUTE", "source": 7, "destination": "_{TENANT}.a"},
+        {"sourceType": "EXPRESSION", "source": ["upper(data.status)"], "destination": "_{TENANT}.b"},
+        {"sourceType": "EXPRESSION", "source": long, "destination": "_{TENANT}.c"},
+        {"sourceType": "ATTRIBUTE", "source": "data.currency", "destination": "_{TENANT}.d"},
+        {"sourceType": "EXPRESSION", "source": "upper(data.status)", "destination": "_{TENANT}.e"}
+    ]});
+    let imported = import_mapping_set(&doc.to_string(), Resource::Charges).unwrap();
+    let reasons: Vec<(usize, &str)> = imported
+        .untranslated
+        .iter()
+        .map(|u| (u.index, u.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (0, "an ATTRIBUTE source must be a path string"),
+            (1, "an EXPRESSION source must be a string"),
+            (
+                2,
+                "calculated field longer than Data Prep's limit of 4096 characters"
+            ),
+        ]
+    );
+    assert!(imported.sql.contains("'d', currency"), "{}", imported.sql);
+    assert!(
+        imported.sql.contains("'e', dp_upper(status)"),
+        "{}",
+        imported.sql
+    );
+}
