@@ -78,7 +78,8 @@ async fn a_user_walks_the_wizard_runs_the_dataflow_and_sees_its_counts() {
     b.click("#w-map-preview").await;
     b.find("#mapping-preview").await;
     b.screenshot(&dir.join("5-wizard-mapping.png")).await;
-    b.click("#w-next").await; // → scheduling: Platform's rule shown, the user stays
+    b.click("#w-next").await; // → scheduling (after the mapping's check): Platform's rule shown
+    b.wait_shown(r#"section[data-step="6"]"#).await;
     b.select("#w-frequency", "minute").await;
     b.fill("#w-interval", "5").await;
     b.click("#w-next").await;

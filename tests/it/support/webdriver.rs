@@ -167,6 +167,25 @@ impl Browser {
         }
     }
 
+    /// Waits up to 20 s until the element `css` selects is shown (neither it nor a parent
+    /// `hidden`): a step the page shows after a round trip to the server.
+    pub async fn wait_shown(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = self
+                .script(
+                    "const e = document.querySelector(arguments[0]); return !!e && !e.closest('[hidden]');",
+                    json!([css]),
+                )
+                .await;
+            if shown == Value::Bool(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css:?} never shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs `script` in the page with `args`; its result.
     pub async fn script(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": args}))
