@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Fields, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
 };
@@ -71,7 +71,7 @@ impl<W: Write + Send> ParallelWriter<W> {
 
     /// Encodes `batch`, starting new row groups at the row limit.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.schema().fields() != self.schema.fields() {
+        if !encodes_as(batch.schema().fields(), self.schema.fields()) {
             return Err(ParquetError::General(format!(
                 "record batch schema does not match the writer's: {:?}",
                 batch.schema()
@@ -150,6 +150,23 @@ impl<W: Write + Send> ParallelWriter<W> {
         self.flush()?;
         self.writer.into_inner()
     }
+}
+
+/// True when columns of `fields` are written as the writer's `schema` says: the same fields,
+/// where a top-level string or binary column may come as its view type (Parquet encodes both
+/// the same; the file's schema says text).
+fn encodes_as(fields: &Fields, schema: &Fields) -> bool {
+    fields.len() == schema.len()
+        && fields.iter().zip(schema.iter()).all(|(a, b)| {
+            a == b
+                || (a.name() == b.name()
+                    && a.is_nullable() == b.is_nullable()
+                    && matches!(
+                        (a.data_type(), b.data_type()),
+                        (DataType::Utf8View, DataType::Utf8)
+                            | (DataType::BinaryView, DataType::Binary)
+                    ))
+        })
 }
 
 /// Computes the leaf columns of `batch` (per top-level field, in parallel) and writes each to

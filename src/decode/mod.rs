@@ -11,7 +11,8 @@ mod visit;
 
 use std::ops::Range;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, StringViewArray, StringViewBuilder};
+use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -123,6 +124,9 @@ pub struct Decoded {
     pub batch: RecordBatch,
     /// The raw JSON of each row of `batch` (cheap slices of the page bodies).
     pub sources: Vec<Bytes>,
+    /// The same raw JSON as an Arrow column whose data buffers are the page bodies themselves
+    /// (views into them, no copy): the mirror's `_raw`.
+    pub raw: StringViewArray,
     /// Records that could not be decoded.
     pub rejected: Vec<RejectedRecord>,
 }
@@ -137,6 +141,13 @@ impl Decoded {
     /// table ([`source_schema`]).
     pub fn source_batch(&self) -> RecordBatch {
         with_raw(&self.batch, &self.sources)
+    }
+
+    /// The decoded rows with [`Decoded::raw`] appended as `_raw` (a `Utf8View` column, not
+    /// copied): the rows the mirror stages, and the mapping's source rows
+    /// ([`crate::map::Mapper::map`] adapts the column to the mapping).
+    pub fn staged_batch(&self) -> RecordBatch {
+        with_raw_view(&self.batch, self.raw.clone())
     }
 }
 
@@ -188,6 +199,24 @@ pub fn with_raw(batch: &RecordBatch, sources: &[Bytes]) -> RecordBatch {
     .expect("one raw value per row")
 }
 
+/// `batch` (decoded columns) with `raw` appended as a `Utf8View` `_raw` (one value per row).
+pub fn with_raw_view(batch: &RecordBatch, raw: StringViewArray) -> RecordBatch {
+    let mut fields: Vec<arrow::datatypes::FieldRef> =
+        batch.schema().fields().iter().cloned().collect();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        RAW_COLUMN,
+        arrow::datatypes::DataType::Utf8View,
+        true,
+    )));
+    let mut columns = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(raw));
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .expect("one raw value per row")
+}
+
 /// Decodes the records of one page body (`records` are byte ranges of `body`).
 pub fn decode_records(resource: Resource, body: &Bytes, records: &[Range<usize>]) -> Decoded {
     let mut part = Part::new(resource);
@@ -222,6 +251,8 @@ where
 struct Part {
     decoder: RecordDecoder,
     sources: Vec<Bytes>,
+    /// Views of the decoded records; the page bodies are its blocks.
+    raw: StringViewBuilder,
     rejected: Vec<RejectedRecord>,
 }
 
@@ -230,6 +261,7 @@ impl Part {
         Part {
             decoder: RecordDecoder::new(resource),
             sources: Vec::new(),
+            raw: StringViewBuilder::new(),
             rejected: Vec::new(),
         }
     }
@@ -240,15 +272,38 @@ impl Part {
     fn push_page(&mut self, body: &Bytes, records: &[Range<usize>]) {
         let text = std::str::from_utf8(body).ok();
         self.sources.reserve(records.len());
+        // The body becomes a block of `_raw` (shared, not copied) at its first decoded record.
+        let mut block = None;
         for range in records {
             let raw = &body[range.clone()];
             // Records start with `{` and end with `}`: their ranges are on char boundaries.
-            let result = match text.and_then(|t| t.get(range.clone())) {
+            let record = text.and_then(|t| t.get(range.clone()));
+            let result = match record {
                 Some(record) => self.decoder.push_str(record),
                 None => self.decoder.push(raw),
             };
             match result {
-                Ok(()) => self.sources.push(body.slice(range.clone())),
+                Ok(()) => {
+                    self.sources.push(body.slice(range.clone()));
+                    // Valid UTF-8 (the norm) is viewed as is; anything else as decoded lossily.
+                    if record.is_some() || std::str::from_utf8(raw).is_ok() {
+                        let block = *block.get_or_insert_with(|| {
+                            self.raw.append_block(Buffer::from(body.clone()))
+                        });
+                        // SAFETY: the block is the body appended above, the range is within
+                        // it, and the text in the range is valid UTF-8 (checked just above,
+                        // or as part of the whole body).
+                        unsafe {
+                            self.raw.append_view_unchecked(
+                                block,
+                                range.start as u32,
+                                range.len() as u32,
+                            )
+                        };
+                    } else {
+                        self.raw.append_value(String::from_utf8_lossy(raw));
+                    }
+                }
                 Err(reason) => self.rejected.push(RejectedRecord {
                     id: crate::source::envelope::record_id(raw),
                     raw: String::from_utf8_lossy(raw).into_owned(),
@@ -262,6 +317,7 @@ impl Part {
         Decoded {
             batch: self.decoder.finish(),
             sources: self.sources,
+            raw: self.raw.finish(),
             rejected: self.rejected,
         }
     }
@@ -277,14 +333,18 @@ pub fn concat(resource: Resource, parts: Vec<Decoded>) -> Decoded {
     let batch = arrow::compute::concat_batches(&schema, batches)
         .expect("all parts share the resource schema");
     let mut sources = Vec::with_capacity(batch.num_rows());
+    let mut raw = StringViewBuilder::with_capacity(batch.num_rows());
     let mut rejected = Vec::new();
     for p in parts {
         sources.extend(p.sources);
+        // The parts' blocks (page bodies) are shared, their views rebased.
+        raw.append_array(&p.raw);
         rejected.extend(p.rejected);
     }
     Decoded {
         batch,
         sources,
+        raw: raw.finish(),
         rejected,
     }
 }

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use datafusion::catalog::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
@@ -235,10 +236,16 @@ impl Mapper {
     /// `batch` is in the source schema (decoded columns and `_raw`); a batch of decoded
     /// columns only gets a NULL `_raw`.
     pub async fn map(&self, batch: RecordBatch) -> Result<Mapped, MapError> {
-        let batch = if batch.schema().column_with_name(RAW_COLUMN).is_none() {
-            with_raw(&batch, &[])
-        } else {
-            batch
+        let batch = match batch.schema().column_with_name(RAW_COLUMN) {
+            None => with_raw(&batch, &[]),
+            Some((i, f)) if f.data_type() == &DataType::Utf8View => {
+                self.raw_as_text(&batch, i).map_err(|e| MapError::Compile {
+                    origin: self.mapping.origin.clone(),
+                    table: self.table.clone(),
+                    source: Box::new(e.into()),
+                })?
+            }
+            Some(_) => batch,
         };
         let n = batch.num_rows();
         match self.run(batch.clone()).await {
@@ -271,6 +278,21 @@ impl Mapper {
                 })
             }
         }
+    }
+
+    /// `batch` with its `Utf8View` `_raw` (column `i`, as the run stages it: views of the page
+    /// bodies) as the source table's `Utf8`: copied when the mapping reads it, NULL when not.
+    fn raw_as_text(&self, batch: &RecordBatch, i: usize) -> Result<RecordBatch, ArrowError> {
+        let raw = if self.reads_raw {
+            arrow::compute::cast(batch.column(i), &DataType::Utf8)?
+        } else {
+            arrow::array::new_null_array(&DataType::Utf8, batch.num_rows())
+        };
+        let mut columns = batch.columns().to_vec();
+        columns[i] = raw;
+        let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+        fields[i] = Arc::new(Field::new(RAW_COLUMN, DataType::Utf8, true));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -31,7 +31,7 @@ use super::{
     decode_rejections, map_and_validate_rows, primary_code, Outcome, PipelineError, Progress,
     RunConfig,
 };
-use crate::decode::{self, Decoded};
+use crate::decode;
 use crate::map::Mapper;
 use crate::metrics::RecordCounts;
 use crate::sink::{BatchWriter, Rejection, StagedState};
@@ -531,23 +531,18 @@ pub(super) async fn process_pages(
     let api_version = client.config().stripe_version.clone();
     let (undecodable, source, staged): (Vec<decode::RejectedRecord>, RecordBatch, RecordBatch) =
         tokio::task::spawn_blocking(move || {
-            let Decoded {
-                batch,
-                sources,
-                rejected,
-            } = decode::decode_pages(
+            let decoded = decode::decode_pages(
                 resource,
                 pages
                     .iter()
                     .map(|p| (&p.body, p.records.as_slice()))
                     .collect::<Vec<_>>(),
             );
-            let source = decode::with_raw(&batch, &sources);
-            // `_raw` holds a copy of each record: the page bodies go now, not after mapping.
-            drop((sources, pages));
+            // `_raw` views the page bodies: they live as long as the chunk's rows, no copy.
+            let source = decoded.staged_batch();
             let staged =
                 stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id, None);
-            (rejected, source, staged)
+            (decoded.rejected, source, staged)
         })
         .await
         .map_err(|source| PipelineError::Task {

@@ -131,11 +131,10 @@ pub(crate) async fn map_and_validate_rows(
 ) -> Result<Outcome, PipelineError> {
     let mut rejected = Vec::new();
     let ids = source.column(0).as_string::<i32>().clone();
-    let raw = crate::stage::raw_column(&source).cloned();
+    let raw = crate::stage::raw_column(&source);
     let source_of = |row: usize| {
-        raw.as_ref()
-            .filter(|r| !r.is_null(row))
-            .map(|r| r.value(row).to_string())
+        raw.and_then(|r| r.value(row))
+            .map(str::to_string)
             .unwrap_or_default()
     };
     let id_of = |row: usize| (!ids.is_null(row)).then(|| ids.value(row).to_string());

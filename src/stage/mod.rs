@@ -39,9 +39,9 @@ use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 pub use compact::{CompactPolicy, CompactReport};
 pub use conform::conform;
 pub use lock::{lock, MirrorLock};
-pub use read::{raw_column, read_session, to_source};
+pub use read::{raw_column, read_session, to_source, RawColumn};
 
-use crate::decode::source_schema;
+use crate::decode::{source_schema, RAW_COLUMN};
 use crate::Resource;
 
 /// When the record was fetched (microseconds, UTC).
@@ -534,8 +534,18 @@ impl StageWriter {
             action: "conforming staged rows",
             source: Box::new(e),
         };
+        // Appended files take `_raw` as staged (views of the page bodies, encoded like text);
+        // a MERGE's source rows are text.
+        let raw_view = fields
+            .iter()
+            .any(|f| f.name() == RAW_COLUMN && f.data_type() == &DataType::Utf8View);
+        let target = if raw_view && self.writer.is_some() {
+            Arc::new(with_raw_type(&self.schema, DataType::Utf8View))
+        } else {
+            self.schema.clone()
+        };
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .and_then(|b| conform(&b, &self.schema))
+            .and_then(|b| conform(&b, &target))
             .map_err(arrow_err)?;
         self.pending += batch.num_rows();
         match &mut self.writer {
@@ -565,6 +575,19 @@ impl StageWriter {
             WriteMode::Merge
         }
     }
+}
+
+/// `schema` with `_raw` of type `data_type`.
+fn with_raw_type(schema: &Schema, data_type: DataType) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name() == RAW_COLUMN {
+            true => f.as_ref().clone().with_data_type(data_type.clone()),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// Metadata for a run's commit (shown by `DESCRIBE HISTORY` in Spark/DuckDB).

@@ -252,9 +252,32 @@ pub fn to_source(
     conform(batch, &Arc::new(Schema::new(fields)))
 }
 
+/// The `_raw` column of a source or mirror batch: `Utf8` as read from the mirror, or
+/// `Utf8View` as a run stages it (views of the page bodies).
+#[derive(Debug, Clone, Copy)]
+pub enum RawColumn<'a> {
+    /// Text with offsets.
+    Text(&'a StringArray),
+    /// Views into shared buffers.
+    View(&'a arrow::array::StringViewArray),
+}
+
+impl<'a> RawColumn<'a> {
+    /// The JSON text of `row` (`None` when it is NULL).
+    pub fn value(self, row: usize) -> Option<&'a str> {
+        use arrow::array::Array;
+        match self {
+            RawColumn::Text(a) => (!a.is_null(row)).then(|| a.value(row)),
+            RawColumn::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
+    }
+}
+
 /// The `_raw` column of a source or mirror batch.
-pub fn raw_column(batch: &RecordBatch) -> Option<&StringArray> {
-    batch
-        .column_by_name(RAW_COLUMN)
-        .and_then(|c| c.as_string_opt::<i32>())
+pub fn raw_column(batch: &RecordBatch) -> Option<RawColumn<'_>> {
+    let column = batch.column_by_name(RAW_COLUMN)?;
+    column
+        .as_string_opt::<i32>()
+        .map(RawColumn::Text)
+        .or_else(|| column.as_string_view_opt().map(RawColumn::View))
 }

@@ -258,3 +258,66 @@ fn escaped_keys_and_metadata_values_decode_like_plain_ones() {
     assert_eq!((keys.value(0), values.value(0)), ("order", "a\"b"));
     assert_eq!((keys.value(1), values.value(1)), ("order", "xé"));
 }
+
+#[test]
+fn raw_json_is_a_view_of_the_page_bodies_and_only_text_that_is_not_utf8_is_copied() {
+    use stripe_xdm::decode::decode_pages;
+    // Pages decoded on the rayon pool: `_raw` holds each record's text exactly, and its data
+    // buffers are the page bodies themselves (shared, not copied).
+    let pages: Vec<(Bytes, Vec<std::ops::Range<usize>>)> = (0..12)
+        .map(|p| {
+            let records: Vec<String> = (0..30)
+                .map(|i| format!(r#"{{"id":"ch_{p:02}_{i:02}","amount":{i},"x_new":"v{i}"}}"#))
+                .collect();
+            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+            page(&refs)
+        })
+        .collect();
+    let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
+        pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
+    let d = decode_pages(Resource::Charges, input);
+    assert_eq!(d.raw.len(), 360);
+    for (i, source) in d.sources.iter().enumerate() {
+        assert_eq!(d.raw.value(i).as_bytes(), &source[..], "row {i}");
+    }
+    let bodies: Vec<(usize, usize)> = pages
+        .iter()
+        .map(|(b, _)| (b.as_ptr() as usize, b.len()))
+        .collect();
+    assert_eq!(d.raw.data_buffers().len(), pages.len());
+    for buffer in d.raw.data_buffers() {
+        let at = buffer.as_ptr() as usize;
+        assert!(
+            bodies
+                .iter()
+                .any(|&(start, len)| at == start && buffer.len() == len),
+            "a data buffer of `_raw` is not a page body"
+        );
+    }
+    let batch = d.staged_batch();
+    assert_eq!(
+        batch.schema().field_with_name("_raw").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8View
+    );
+
+    // A record that decodes although the body is not UTF-8 (the bad bytes are in a field the
+    // decoder skips) keeps its text, decoded lossily, next to a viewed one.
+    let good = r#"{"id":"ch_ok","amount":2}"#;
+    let mut odd = br#"{"id":"ch_odd","amount":3,"x_unknown":"a"#.to_vec();
+    odd.extend_from_slice(b"\xff\"}");
+    let mut body = b"{\"object\":\"list\",\"data\":[".to_vec();
+    let a = body.len()..body.len() + good.len();
+    body.extend_from_slice(good.as_bytes());
+    body.push(b',');
+    let b = body.len()..body.len() + odd.len();
+    body.extend_from_slice(&odd);
+    body.extend_from_slice(b"],\"has_more\":false}");
+    let body = Bytes::from(body);
+    let d = decode_records(Resource::Charges, &body, &[a, b]);
+    assert_eq!(d.batch.num_rows(), 2, "{:?}", d.rejected);
+    assert_eq!(d.raw.value(0), good);
+    assert_eq!(
+        d.raw.value(1),
+        "{\"id\":\"ch_odd\",\"amount\":3,\"x_unknown\":\"a\u{fffd}\"}"
+    );
+}
