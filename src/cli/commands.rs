@@ -254,16 +254,13 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
         page.len(),
         page.has_more
     );
-    let extra = stripe_xdm::decode::schema::undecoded_fields(
-        a.resource,
-        decoded.sources.iter().map(|b| b.as_ref()),
-    );
+    let extra = stripe_xdm::decode::schema::undecoded_fields(a.resource, decoded.sources());
     if !extra.is_empty() {
         println!(
             "fields in the records beyond the decoded schema (kept in `_raw`; map them with json_as_text(_raw, 'a', 'b', …)):"
         );
         for (path, n) in &extra {
-            println!("  {path}  ({n} of {} records)", decoded.sources.len());
+            println!("  {path}  ({n} of {} records)", decoded.batch.num_rows());
         }
     }
     for r in &decoded.rejected {

@@ -11,9 +11,11 @@ mod visit;
 
 use std::ops::Range;
 
-use arrow::array::{RecordBatch, StringViewArray, StringViewBuilder};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringViewArray, StringViewBuilder};
 use arrow::buffer::Buffer;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use bytes::Bytes;
 use rayon::prelude::*;
 
@@ -122,10 +124,8 @@ impl RecordDecoder {
 pub struct Decoded {
     /// The decoded rows, in the resource's source schema.
     pub batch: RecordBatch,
-    /// The raw JSON of each row of `batch` (cheap slices of the page bodies).
-    pub sources: Vec<Bytes>,
-    /// The same raw JSON as an Arrow column whose data buffers are the page bodies themselves
-    /// (views into them, no copy): the mirror's `_raw`.
+    /// The JSON text of each row of `batch`, exactly as received: an Arrow column whose data
+    /// buffers are the page bodies themselves (views into them, no copy); the mirror's `_raw`.
     pub raw: StringViewArray,
     /// Records that could not be decoded.
     pub rejected: Vec<RejectedRecord>,
@@ -140,7 +140,17 @@ impl Decoded {
     /// The decoded rows with each record's JSON text as `_raw`: a row of the mapping's source
     /// table ([`source_schema`]).
     pub fn source_batch(&self) -> RecordBatch {
-        with_raw(&self.batch, &self.sources)
+        let mut text = arrow::array::StringBuilder::with_capacity(
+            self.raw.len(),
+            self.raw.total_buffer_bytes_used(),
+        );
+        text.extend(self.raw.iter());
+        with_raw_column(&self.batch, Arc::new(text.finish()))
+    }
+
+    /// Each row's JSON text as bytes.
+    pub fn sources(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.raw.iter().map(|r| r.unwrap_or_default().as_bytes())
     }
 
     /// The decoded rows with [`Decoded::raw`] appended as `_raw` (a `Utf8View` column, not
@@ -166,55 +176,28 @@ pub fn source_schema(resource: Resource) -> arrow::datatypes::SchemaRef {
     std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
 }
 
-/// `batch` (decoded columns) with `_raw` appended from `sources` (one per row; a batch without
-/// sources gets NULLs).
-pub fn with_raw(batch: &RecordBatch, sources: &[Bytes]) -> RecordBatch {
-    let raw: arrow::array::StringArray = if sources.len() == batch.num_rows() {
-        let bytes = sources.iter().map(|b| b.len()).sum();
-        let mut builder = arrow::array::StringBuilder::with_capacity(sources.len(), bytes);
-        for b in sources {
-            // Valid UTF-8 (the norm) is copied as is; anything else as decoded lossily.
-            match std::str::from_utf8(b) {
-                Ok(text) => builder.append_value(text),
-                Err(_) => builder.append_value(String::from_utf8_lossy(b)),
-            }
-        }
-        builder.finish()
-    } else {
-        std::iter::repeat_n(None::<&str>, batch.num_rows()).collect()
-    };
-    let mut fields: Vec<arrow::datatypes::FieldRef> =
-        batch.schema().fields().iter().cloned().collect();
-    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
-        RAW_COLUMN,
-        arrow::datatypes::DataType::Utf8,
-        true,
-    )));
-    let mut columns = batch.columns().to_vec();
-    columns.push(std::sync::Arc::new(raw));
-    RecordBatch::try_new(
-        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
-        columns,
-    )
-    .expect("one raw value per row")
+/// `batch` (decoded columns) with a NULL `_raw` (rows read without their JSON text).
+pub fn with_null_raw(batch: &RecordBatch) -> RecordBatch {
+    let n = batch.num_rows();
+    with_raw_column(batch, arrow::array::new_null_array(&DataType::Utf8, n))
 }
 
 /// `batch` (decoded columns) with `raw` appended as a `Utf8View` `_raw` (one value per row).
 pub fn with_raw_view(batch: &RecordBatch, raw: StringViewArray) -> RecordBatch {
-    let mut fields: Vec<arrow::datatypes::FieldRef> =
-        batch.schema().fields().iter().cloned().collect();
-    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+    with_raw_column(batch, Arc::new(raw))
+}
+
+/// `batch` with `raw` (text or views, one value per row) appended as `_raw`.
+fn with_raw_column(batch: &RecordBatch, raw: ArrayRef) -> RecordBatch {
+    let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(
         RAW_COLUMN,
-        arrow::datatypes::DataType::Utf8View,
+        raw.data_type().clone(),
         true,
     )));
     let mut columns = batch.columns().to_vec();
-    columns.push(std::sync::Arc::new(raw));
-    RecordBatch::try_new(
-        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
-        columns,
-    )
-    .expect("one raw value per row")
+    columns.push(raw);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("one raw value per row")
 }
 
 /// Decodes the records of one page body (`records` are byte ranges of `body`).
@@ -250,7 +233,6 @@ where
 /// The records of consecutive pages being decoded by one task.
 struct Part {
     decoder: RecordDecoder,
-    sources: Vec<Bytes>,
     /// Views of the decoded records; the page bodies are its blocks.
     raw: StringViewBuilder,
     rejected: Vec<RejectedRecord>,
@@ -260,7 +242,6 @@ impl Part {
     fn new(resource: Resource) -> Self {
         Part {
             decoder: RecordDecoder::new(resource),
-            sources: Vec::new(),
             raw: StringViewBuilder::new(),
             rejected: Vec::new(),
         }
@@ -271,7 +252,6 @@ impl Part {
     /// decoded record by record with the check, so only the broken record is rejected.
     fn push_page(&mut self, body: &Bytes, records: &[Range<usize>]) {
         let text = std::str::from_utf8(body).ok();
-        self.sources.reserve(records.len());
         // The body becomes a block of `_raw` (shared, not copied) at its first decoded record.
         let mut block = None;
         for range in records {
@@ -284,7 +264,6 @@ impl Part {
             };
             match result {
                 Ok(()) => {
-                    self.sources.push(body.slice(range.clone()));
                     // Valid UTF-8 (the norm) is viewed as is; anything else as decoded lossily.
                     if record.is_some() || std::str::from_utf8(raw).is_ok() {
                         let block = *block.get_or_insert_with(|| {
@@ -316,7 +295,6 @@ impl Part {
     fn finish(mut self) -> Decoded {
         Decoded {
             batch: self.decoder.finish(),
-            sources: self.sources,
             raw: self.raw.finish(),
             rejected: self.rejected,
         }
@@ -332,18 +310,15 @@ pub fn concat(resource: Resource, parts: Vec<Decoded>) -> Decoded {
     let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
     let batch = arrow::compute::concat_batches(&schema, batches)
         .expect("all parts share the resource schema");
-    let mut sources = Vec::with_capacity(batch.num_rows());
     let mut raw = StringViewBuilder::with_capacity(batch.num_rows());
     let mut rejected = Vec::new();
     for p in parts {
-        sources.extend(p.sources);
         // The parts' blocks (page bodies) are shared, their views rebased.
         raw.append_array(&p.raw);
         rejected.extend(p.rejected);
     }
     Decoded {
         batch,
-        sources,
         raw: raw.finish(),
         rejected,
     }

@@ -29,7 +29,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::decode::{source_schema, with_raw, RAW_COLUMN};
+use crate::decode::{source_schema, with_null_raw, RAW_COLUMN};
 use crate::Resource;
 
 pub mod check;
@@ -237,7 +237,7 @@ impl Mapper {
     /// columns only gets a NULL `_raw`.
     pub async fn map(&self, batch: RecordBatch) -> Result<Mapped, MapError> {
         let batch = match batch.schema().column_with_name(RAW_COLUMN) {
-            None => with_raw(&batch, &[]),
+            None => with_null_raw(&batch),
             Some((i, f)) if f.data_type() == &DataType::Utf8View => {
                 self.raw_as_text(&batch, i).map_err(|e| MapError::Compile {
                     origin: self.mapping.origin.clone(),

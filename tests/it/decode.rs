@@ -15,18 +15,46 @@ fn fixtures() -> serde_json::Value {
 
 /// One page body holding `records`, and the ranges of each record.
 fn page(records: &[&str]) -> (Bytes, Vec<std::ops::Range<usize>>) {
-    let mut body = String::from("{\"object\":\"list\",\"data\":[");
+    let records: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+    byte_page(&records)
+}
+
+/// A list page of `records` (any bytes) and their ranges in it.
+fn byte_page(records: &[&[u8]]) -> (Bytes, Vec<std::ops::Range<usize>>) {
+    let mut body = b"{\"object\":\"list\",\"data\":[".to_vec();
     let mut ranges = Vec::new();
     for (i, r) in records.iter().enumerate() {
         if i > 0 {
-            body.push(',');
+            body.push(b',');
         }
         let start = body.len();
-        body.push_str(r);
+        body.extend_from_slice(r);
         ranges.push(start..body.len());
     }
-    body.push_str("],\"has_more\":false}");
+    body.extend_from_slice(b"],\"has_more\":false}");
     (Bytes::from(body), ranges)
+}
+
+type Pages = Vec<(Bytes, Vec<std::ops::Range<usize>>)>;
+
+/// `n` pages of `per_page` charges (`record(page, i)` is each record's JSON), and the charges
+/// decoded on the rayon pool.
+fn decoded_pages(
+    n: usize,
+    per_page: usize,
+    record: impl Fn(usize, usize) -> String,
+) -> (Pages, stripe_xdm::decode::Decoded) {
+    let pages: Pages = (0..n)
+        .map(|p| {
+            let records: Vec<String> = (0..per_page).map(|i| record(p, i)).collect();
+            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+            page(&refs)
+        })
+        .collect();
+    let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
+        pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
+    let d = stripe_xdm::decode::decode_pages(Resource::Charges, input);
+    (pages, d)
 }
 
 #[test]
@@ -128,8 +156,8 @@ fn bad_records_are_isolated_and_rolled_back() {
     let meta = meta.as_any().downcast_ref::<MapArray>().unwrap();
     assert_eq!(meta.value_length(0), 1);
     assert_eq!(meta.value_length(1), 0);
-    assert_eq!(d.sources.len(), 2);
-    assert_eq!(&d.sources[1][..], good2.as_bytes());
+    assert_eq!(d.raw.len(), 2);
+    assert_eq!(d.raw.value(1), good2);
 }
 
 #[test]
@@ -196,21 +224,13 @@ fn subscription_items_decode_as_a_list_of_structs() {
 
 #[test]
 fn invalid_utf8_rejects_only_its_record_and_pages_decoded_in_parallel_keep_their_order() {
-    use stripe_xdm::decode::decode_pages;
     // A page with one record holding bytes that are not UTF-8: the page as a whole is not
     // UTF-8, so records are checked one by one and only that one is rejected.
     let mut bad = br#"{"id":"ch_bad","amount":1,"description":"caf"#.to_vec();
     bad.extend_from_slice(b"\xe9\"}");
     let good = r#"{"id":"ch_ok","amount":2,"description":"café ✓","metadata":{"k":"v\u00e9"}}"#;
-    let mut body = b"{\"object\":\"list\",\"data\":[".to_vec();
-    let a = body.len()..body.len() + good.len();
-    body.extend_from_slice(good.as_bytes());
-    body.push(b',');
-    let b = body.len()..body.len() + bad.len();
-    body.extend_from_slice(&bad);
-    body.extend_from_slice(b"],\"has_more\":false}");
-    let body = Bytes::from(body);
-    let d = decode_records(Resource::Charges, &body, &[a, b]);
+    let (body, ranges) = byte_page(&[good.as_bytes(), &bad]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
     assert_eq!(d.batch.num_rows(), 1);
     assert_eq!(d.rejected.len(), 1);
     assert_eq!(d.rejected[0].id.as_deref(), Some("ch_bad"));
@@ -220,24 +240,15 @@ fn invalid_utf8_rejects_only_its_record_and_pages_decoded_in_parallel_keep_their
     assert_eq!(desc.as_string::<i32>().value(0), "café ✓");
 
     // Many pages on the rayon pool come back in page order, as one batch.
-    let pages: Vec<(Bytes, Vec<std::ops::Range<usize>>)> = (0..40)
-        .map(|p| {
-            let records: Vec<String> = (0..25)
-                .map(|i| format!(r#"{{"id":"ch_{:04}","amount":{}}}"#, p * 25 + i, p * 25 + i))
-                .collect();
-            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
-            page(&refs)
-        })
-        .collect();
-    let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
-        pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
-    let d = decode_pages(Resource::Charges, input);
+    let (_, d) = decoded_pages(40, 25, |p, i| {
+        format!(r#"{{"id":"ch_{:04}","amount":{}}}"#, p * 25 + i, p * 25 + i)
+    });
     assert_eq!(d.batch.num_rows(), 1000);
-    assert_eq!(d.sources.len(), 1000);
+    assert_eq!(d.raw.len(), 1000);
     let amount = d.batch.column(d.batch.schema().index_of("amount").unwrap());
     let want: Vec<i64> = (0..1000).collect();
     assert_eq!(amount.as_primitive::<Int64Type>().values(), want.as_slice());
-    assert_eq!(&d.sources[999][..], br#"{"id":"ch_0999","amount":999}"#);
+    assert_eq!(d.raw.value(999), r#"{"id":"ch_0999","amount":999}"#);
 }
 
 #[test]
@@ -261,24 +272,17 @@ fn escaped_keys_and_metadata_values_decode_like_plain_ones() {
 
 #[test]
 fn raw_json_is_a_view_of_the_page_bodies_and_only_text_that_is_not_utf8_is_copied() {
-    use stripe_xdm::decode::decode_pages;
     // Pages decoded on the rayon pool: `_raw` holds each record's text exactly, and its data
     // buffers are the page bodies themselves (shared, not copied).
-    let pages: Vec<(Bytes, Vec<std::ops::Range<usize>>)> = (0..12)
-        .map(|p| {
-            let records: Vec<String> = (0..30)
-                .map(|i| format!(r#"{{"id":"ch_{p:02}_{i:02}","amount":{i},"x_new":"v{i}"}}"#))
-                .collect();
-            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
-            page(&refs)
-        })
-        .collect();
-    let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
-        pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
-    let d = decode_pages(Resource::Charges, input);
+    let (pages, d) = decoded_pages(12, 30, |p, i| {
+        format!(r#"{{"id":"ch_{p:02}_{i:02}","amount":{i},"x_new":"v{i}"}}"#)
+    });
     assert_eq!(d.raw.len(), 360);
-    for (i, source) in d.sources.iter().enumerate() {
-        assert_eq!(d.raw.value(i).as_bytes(), &source[..], "row {i}");
+    let sent = pages
+        .iter()
+        .flat_map(|(body, ranges)| ranges.iter().map(move |r| &body[r.clone()]));
+    for (i, (raw, sent)) in d.sources().zip(sent).enumerate() {
+        assert_eq!(raw, sent, "row {i}");
     }
     let bodies: Vec<(usize, usize)> = pages
         .iter()
@@ -305,15 +309,8 @@ fn raw_json_is_a_view_of_the_page_bodies_and_only_text_that_is_not_utf8_is_copie
     let good = r#"{"id":"ch_ok","amount":2}"#;
     let mut odd = br#"{"id":"ch_odd","amount":3,"x_unknown":"a"#.to_vec();
     odd.extend_from_slice(b"\xff\"}");
-    let mut body = b"{\"object\":\"list\",\"data\":[".to_vec();
-    let a = body.len()..body.len() + good.len();
-    body.extend_from_slice(good.as_bytes());
-    body.push(b',');
-    let b = body.len()..body.len() + odd.len();
-    body.extend_from_slice(&odd);
-    body.extend_from_slice(b"],\"has_more\":false}");
-    let body = Bytes::from(body);
-    let d = decode_records(Resource::Charges, &body, &[a, b]);
+    let (body, ranges) = byte_page(&[good.as_bytes(), &odd]);
+    let d = decode_records(Resource::Charges, &body, &ranges);
     assert_eq!(d.batch.num_rows(), 2, "{:?}", d.rejected);
     assert_eq!(d.raw.value(0), good);
     assert_eq!(

@@ -33,8 +33,7 @@ fn page(resource: Resource, limit: u32) -> (RecordBatch, Vec<Value>) {
     let decoded = decode_records(resource, &body, &env.records);
     assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
     let objects = decoded
-        .sources
-        .iter()
+        .sources()
         .map(|s| serde_json::from_slice(s).expect("record JSON"))
         .collect();
     (decoded.source_batch(), objects)

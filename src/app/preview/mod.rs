@@ -72,10 +72,7 @@ pub fn page_rows(resource: Resource, page: &Page, limit: usize) -> Result<PagePr
     let decoded = crate::decode::decode_records(resource, &page.body, &page.records);
     let n = limit.min(decoded.batch.num_rows());
     let shown = decoded.batch.slice(0, n);
-    let extra_fields = crate::decode::schema::undecoded_fields(
-        resource,
-        decoded.sources.iter().map(|b| b.as_ref()),
-    );
+    let extra_fields = crate::decode::schema::undecoded_fields(resource, decoded.sources());
     Ok(PagePreview {
         records: page.len(),
         has_more: page.has_more,
