@@ -75,6 +75,15 @@ pub enum MapError {
         #[source]
         source: Box<DataFusionError>,
     },
+    /// The source rows' `_raw` could not be turned into the text the mapping reads.
+    #[error("mapping {origin}: cannot read the source rows' `_raw` as text: {source}")]
+    RawText {
+        /// The mapping's origin.
+        origin: String,
+        /// Arrow's error.
+        #[source]
+        source: ArrowError,
+    },
     /// The SQL changes the number of rows.
     #[error("mapping {origin} returned {got} rows for {expected} source rows: a mapping must be a projection (one row per record); use CASE/TRY_CAST/NULL instead of WHERE, joins or aggregates")]
     RowCount {
@@ -238,13 +247,12 @@ impl Mapper {
     pub async fn map(&self, batch: RecordBatch) -> Result<Mapped, MapError> {
         let batch = match batch.schema().column_with_name(RAW_COLUMN) {
             None => with_null_raw(&batch),
-            Some((i, f)) if f.data_type() == &DataType::Utf8View => {
-                self.raw_as_text(&batch, i).map_err(|e| MapError::Compile {
+            Some((i, f)) if f.data_type() == &DataType::Utf8View => self
+                .raw_as_text(&batch, i)
+                .map_err(|source| MapError::RawText {
                     origin: self.mapping.origin.clone(),
-                    table: self.table.clone(),
-                    source: Box::new(e.into()),
-                })?
-            }
+                    source,
+                })?,
             Some(_) => batch,
         };
         let n = batch.num_rows();

@@ -349,6 +349,21 @@ async fn user_mapping_and_schema_with_validation_and_transform_errors() {
         by_code.get("XDM-ENUM").copied().unwrap_or(0) > 0,
         "{by_code:?}"
     );
+    // The mapping does not read `_raw`, yet every row it or validation rejected keeps its
+    // record's JSON exactly as the simulator served it.
+    let rejected = read_parquet(&report.batch_dir.join(REJECTED_FILE)).unwrap();
+    let mut rows = 0;
+    for b in &rejected {
+        let ids = b.column_by_name("object_id").unwrap().as_string::<i32>();
+        let src = b.column_by_name("source").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let record: serde_json::Value = serde_json::from_str(src.value(i)).unwrap();
+            assert_eq!(record["id"], ids.value(i), "{}", src.value(i));
+            assert_eq!(record["object"], "charge");
+            rows += 1;
+        }
+    }
+    assert_eq!(rows as u64, report.counts.rejected);
     // Every accepted row satisfies the schema.
     for b in read_batch_dir(&report.batch_dir).unwrap() {
         let t = b
