@@ -383,6 +383,15 @@ async fn array_index_whole_array_and_escaped_dots() {
     let _ = seen_second;
 }
 
+/// The index and reason of each mapping the import could not translate.
+fn untranslated(imported: &Imported) -> Vec<(usize, &str)> {
+    imported
+        .untranslated
+        .iter()
+        .map(|u| (u.index, u.reason.as_str()))
+        .collect()
+}
+
 #[test]
 fn untranslatable_mappings_are_reported_with_reasons() {
     let doc = json!({"mappings": [
@@ -401,11 +410,7 @@ fn untranslatable_mappings_are_reported_with_reasons() {
         {"sourceType": "ATTRIBUTE", "source": "data.amount", "destination": "_{TENANT}.i.j"}
     ]});
     let imported = import_mapping_set(&doc.to_string(), Resource::Charges).unwrap();
-    let reasons: Vec<(usize, &str)> = imported
-        .untranslated
-        .iter()
-        .map(|u| (u.index, u.reason.as_str()))
-        .collect();
+    let reasons = untranslated(&imported);
     let expect = [
         (
             1,
@@ -708,11 +713,7 @@ fn mappings_whose_source_has_the_wrong_shape_are_listed_with_the_reason_and_the_
         {"sourceType": "EXPRESSION", "source": "upper(data.status)", "destination": "_{TENANT}.e"}
     ]});
     let imported = import_mapping_set(&doc.to_string(), Resource::Charges).unwrap();
-    let reasons: Vec<(usize, &str)> = imported
-        .untranslated
-        .iter()
-        .map(|u| (u.index, u.reason.as_str()))
-        .collect();
+    let reasons = untranslated(&imported);
     assert_eq!(
         reasons,
         [

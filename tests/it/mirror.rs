@@ -517,9 +517,8 @@ async fn compaction_merges_small_files_and_vacuum_deletes_the_replaced_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_larger_than_a_row_group_are_encoded_as_several_with_every_record_intact() {
-    // Chunks are encoded for the mirror where they are processed (columns but `_seq`), and
-    // the stage thread adds `_seq` per row group: a 20,000-record chunk spans three of the
-    // mirror's 8,192-row groups.
+    // A 20,000-record chunk (with `_raw` viewing its page bodies) spans three of the mirror's
+    // 8,192-row groups.
     let dir = tempfile::tempdir().unwrap();
     let (handle, client) = sim(SimConfig::default().with_count(Resource::Charges, 17_500)).await;
     let mut cfg = builtin(Resource::Charges, dir.path());
