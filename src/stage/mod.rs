@@ -380,6 +380,7 @@ impl Mirror {
         };
         Ok(StageWriter {
             path: self.path.clone(),
+            view_schema: Arc::new(with_raw_type(&schema, DataType::Utf8View)),
             schema,
             writer,
             merge: Vec::new(),
@@ -501,6 +502,8 @@ fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
 pub struct StageWriter {
     path: PathBuf,
     schema: SchemaRef,
+    /// `schema` with `_raw` as `Utf8View`: how appended files take a run's staged rows.
+    view_schema: SchemaRef,
     /// Append mode: files written into the table folder, committed by [`Mirror::commit`].
     writer: Option<files::FileSink>,
     /// Merge mode: rows buffered for the next MERGE.
@@ -540,7 +543,7 @@ impl StageWriter {
             .iter()
             .any(|f| f.name() == RAW_COLUMN && f.data_type() == &DataType::Utf8View);
         let target = if raw_view && self.writer.is_some() {
-            Arc::new(with_raw_type(&self.schema, DataType::Utf8View))
+            self.view_schema.clone()
         } else {
             self.schema.clone()
         };
