@@ -141,6 +141,14 @@ fn bench(c: &mut Criterion) {
             &pages,
             |b, p| b.iter(|| raw_arrow_json(resource, p)),
         );
+        group.bench_with_input(BenchmarkId::new("envelope", resource), &pages, |b, p| {
+            b.iter(|| {
+                p.bodies
+                    .iter()
+                    .map(|body| envelope::scan(body).expect("envelope").records.len())
+                    .sum::<usize>()
+            })
+        });
         group.bench_with_input(BenchmarkId::new("decode", resource), &pages, |b, p| {
             b.iter(|| decode_only(resource, p))
         });

@@ -129,6 +129,11 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         match self.peek() {
             Some(b'{' | b'[') => {
+                if let Some(end) = super::blocks::container_end(self.b, start) {
+                    self.pos = end;
+                    return Ok(start..end);
+                }
+                // Broken or unusual bytes: byte by byte, which says what is wrong and where.
                 let mut stack: Vec<u8> = Vec::with_capacity(8);
                 while let Some(c) = self.peek() {
                     match c {

@@ -5,6 +5,7 @@
 //! ([`envelope::scan`]) without parsing the records. This module knows nothing of Arrow or SQL,
 //! and no HTTP-library type leaves it.
 
+mod blocks;
 pub mod client;
 pub mod config;
 pub mod envelope;
