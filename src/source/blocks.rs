@@ -106,7 +106,9 @@ fn prefix_xor(mut x: u64) -> u64 {
 /// closing bracket, or `None` when the byte-wise scanner must decide (see the module docs).
 pub(super) fn container_end(b: &[u8], start: usize) -> Option<usize> {
     debug_assert!(matches!(b.get(start), Some(b'{' | b'[')));
-    let mut closers: Vec<u8> = Vec::with_capacity(8);
+    // The open containers, innermost in the lowest bit (1: an object), and how many: no
+    // allocation per record. Deeper than 64 levels is left to the byte-wise scanner.
+    let (mut objects, mut depth) = (0u64, 0u32);
     // All ones when the previous block ended inside a string.
     let mut in_string = 0u64;
     let mut next_escaped = 0u64;
@@ -133,16 +135,22 @@ pub(super) fn container_end(b: &[u8], start: usize) -> Option<usize> {
         while brackets != 0 {
             let i = brackets.trailing_zeros() as usize;
             brackets &= brackets - 1;
-            match block[i] {
-                b'{' => closers.push(b'}'),
-                b'[' => closers.push(b']'),
-                c => {
-                    if closers.pop() != Some(c) {
-                        return None;
-                    }
-                    if closers.is_empty() {
-                        return Some(pos + i + 1);
-                    }
+            let c = block[i];
+            if c == b'{' || c == b'[' {
+                if depth == 64 {
+                    return None;
+                }
+                objects = (objects << 1) | u64::from(c == b'{');
+                depth += 1;
+            } else {
+                let object = objects & 1 == 1;
+                if depth == 0 || object != (c == b'}') {
+                    return None;
+                }
+                objects >>= 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Some(pos + i + 1);
                 }
             }
         }
@@ -307,6 +315,19 @@ mod tests {
             let end = container_end(text.as_bytes(), pad);
             assert_eq!(end, Some(pad + record.len()), "pad {pad}");
         }
+    }
+
+    #[test]
+    fn nesting_deeper_than_64_levels_is_left_to_the_bytewise_scanner() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(container_end(nested(64).as_bytes(), 0), Some(128));
+        assert_eq!(container_end(nested(65).as_bytes(), 0), None);
+        // Objects and arrays alternating, 100 levels: the byte-wise scanner finds the end.
+        let text = format!("{}1{}", "[{\"a\":".repeat(50), "}]".repeat(50));
+        assert_eq!(container_end(text.as_bytes(), 0), None);
+        assert_eq!(bytewise_end(text.as_bytes(), 0), Some(text.len()));
+        let text = format!("{}1{}", "[{\"a\":".repeat(32), "}]".repeat(32));
+        assert_eq!(container_end(text.as_bytes(), 0), Some(text.len()));
     }
 
     #[test]
