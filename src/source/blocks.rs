@@ -163,38 +163,9 @@ pub(super) fn container_end(b: &[u8], start: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// The byte-wise rule of the envelope scanner: strings (with `\` escaping the next byte
-    /// inside them) are skipped, brackets outside them must match; `None` where it errs.
+    /// The envelope's own byte-wise scanner, the reference.
     fn bytewise_end(b: &[u8], start: usize) -> Option<usize> {
-        let mut closers = Vec::new();
-        let mut i = start;
-        while i < b.len() {
-            match b[i] {
-                b'"' => {
-                    i += 1;
-                    loop {
-                        match b.get(i)? {
-                            b'"' => break,
-                            b'\\' => i += 2,
-                            _ => i += 1,
-                        }
-                    }
-                }
-                b'{' => closers.push(b'}'),
-                b'[' => closers.push(b']'),
-                c @ (b'}' | b']') => {
-                    if closers.pop() != Some(c) {
-                        return None;
-                    }
-                    if closers.is_empty() {
-                        return Some(i + 1);
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        None
+        super::super::envelope::container_end_bytewise(b, start)
     }
 
     /// A small deterministic generator (xorshift64*), so a failure replays.
@@ -214,6 +185,11 @@ mod tests {
 
     #[test]
     fn simd_masks_match_the_bytewise_masks() {
+        // Every byte value once, then random blocks.
+        for first in [0u8, 64, 128, 192] {
+            let block: [u8; 64] = std::array::from_fn(|i| first + i as u8);
+            assert_eq!(masks(&block), masks_bytewise(&block), "{block:?}");
+        }
         let mut rng = Rng(7);
         let alphabet = b"\"\\{}[]{[\x5b\x5d\x7b\x7d;:, az\x00\xff\xdb\xfb\x3b";
         for _ in 0..2_000 {
@@ -260,8 +236,16 @@ mod tests {
                 0 => {
                     out.push(b'"');
                     for _ in 0..rng.below(40) {
-                        let pieces: [&[u8]; 8] =
-                            [b"a", b"\\\"", b"\\\\", b"]", b"{", b" ", b"\\n", b"xyz"];
+                        let pieces: [&[u8]; 8] = [
+                            b"a",
+                            b"\\\"",
+                            b"\\\\",
+                            b"]",
+                            b"{",
+                            b"\xc3\xa9",
+                            b"\\n",
+                            b"xyz",
+                        ];
                         out.extend_from_slice(pieces[rng.below(pieces.len())]);
                     }
                     out.push(b'"');

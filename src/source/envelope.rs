@@ -134,29 +134,7 @@ impl<'a> Scanner<'a> {
                     return Ok(start..end);
                 }
                 // Broken or unusual bytes: byte by byte, which says what is wrong and where.
-                let mut stack: Vec<u8> = Vec::with_capacity(8);
-                while let Some(c) = self.peek() {
-                    match c {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' => stack.push(b'}'),
-                        b'[' => stack.push(b']'),
-                        b'}' | b']' => {
-                            if stack.pop() != Some(c) {
-                                return Err(self.err(self.pos, "mismatched bracket"));
-                            }
-                            if stack.is_empty() {
-                                self.pos += 1;
-                                return Ok(start..self.pos);
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.pos += 1;
-                }
-                Err(self.err(start, "unbalanced brackets: value never closes"))
+                self.container_bytewise()
             }
             Some(b'"') => self.string().map(|r| r.start - 1..r.end + 1),
             _ => {
@@ -173,6 +151,43 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+
+    /// Skips the container opening at `pos` byte by byte: strings respected, brackets matched.
+    fn container_bytewise(&mut self) -> Result<Range<usize>, EnvelopeError> {
+        let start = self.pos;
+        let mut stack: Vec<u8> = Vec::with_capacity(8);
+        while let Some(c) = self.peek() {
+            match c {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' => stack.push(b'}'),
+                b'[' => stack.push(b']'),
+                b'}' | b']' => {
+                    if stack.pop() != Some(c) {
+                        return Err(self.err(self.pos, "mismatched bracket"));
+                    }
+                    if stack.is_empty() {
+                        self.pos += 1;
+                        return Ok(start..self.pos);
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        Err(self.err(start, "unbalanced brackets: value never closes"))
+    }
+}
+
+/// Where the byte-wise scanner says the container opening at `start` ends (`None`: an error):
+/// the reference [`super::blocks::container_end`] is tested against.
+#[cfg(test)]
+pub(super) fn container_end_bytewise(b: &[u8], start: usize) -> Option<usize> {
+    let mut s = Scanner::new(b);
+    s.pos = start;
+    s.container_bytewise().ok().map(|r| r.end)
 }
 
 /// Given the index just after an opening quote, returns the index of the closing quote.
