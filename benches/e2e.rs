@@ -1,6 +1,7 @@
 //! End-to-end bench: the simulator (no rate limit) → the whole pipeline (fetch, decode, stage in
 //! the Delta mirror, cut the batch from it) → Parquet on disk; then a remap of the whole mirror.
-//! Prints records/s, peak RSS, the mirror's size next to the raw JSON's, and remap records/s.
+//! Prints records/s, the CPU seconds the run took (engine and simulator), peak RSS, the mirror's
+//! size next to the raw JSON's, and remap records/s.
 //!
 //! Run: `cargo bench --bench e2e` (defaults: 200,000 charges), or
 //! `E2E_RECORDS=1000000 E2E_CONCURRENCY=4 cargo bench --bench e2e`.
@@ -101,6 +102,21 @@ fn peak_rss_of(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds.
+fn cpu_secs_of(pid: u32) -> f64 {
+    // SAFETY: sysconf reads a constant of the system; no memory is touched.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// The simulator, in this process or in a child; its base URL.
 enum Sim {
     InProcess(stripe_xdm::sim::SimHandle),
@@ -129,6 +145,14 @@ impl Sim {
             panic!("the simulator's process ended before it listened");
         }
         Sim::Child(child, url)
+    }
+
+    /// The child's CPU seconds so far (`None` in process: counted with the engine's).
+    fn cpu_secs(&self) -> Option<f64> {
+        match self {
+            Sim::InProcess(_) => None,
+            Sim::Child(c, _) => Some(cpu_secs_of(c.id())),
+        }
     }
 
     fn base_url(&self) -> String {
@@ -202,18 +226,39 @@ fn main() {
         cfg.endpoint_requests_per_sec = Some(1e9);
         let client = StripeClient::new(cfg).expect("client");
         let out = tempfile::tempdir().expect("temp dir");
-        let mut run = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        let out_path = out.path().to_path_buf();
+        // E2E_KEEP=1 keeps the run's output (mirror and batch) for inspection.
+        let _out = if std::env::var_os("E2E_KEEP").is_some() {
+            println!("output kept in {}", out.keep().display());
+            None
+        } else {
+            Some(out)
+        };
+        let mut run = RunConfig::builtin(resource, "acme", out_path.clone()).unwrap();
         run.control.concurrency = concurrency;
         run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
         run.sink.row_group_rows = env("E2E_ROW_GROUP", run.sink.row_group_rows);
         let peaks = AllocatorPeaks::start();
+        let cpu_before = (cpu_secs_of(std::process::id()), handle.cpu_secs());
         let started = Instant::now();
         let report = pipeline::run(&client, run).await.expect("run");
         let secs = started.elapsed().as_secs_f64();
         let peaks = peaks.finish();
+        let engine_cpu = cpu_secs_of(std::process::id()) - cpu_before.0;
+        let cpu = match (cpu_before.1, handle.cpu_secs()) {
+            (Some(b), Some(a)) => format!(
+                "CPU {engine_cpu:.1} s engine + {:.1} s simulator ({:.2} cores)",
+                a - b,
+                (engine_cpu + a - b) / secs
+            ),
+            _ => format!(
+                "CPU {engine_cpu:.1} s engine and simulator ({:.2} cores)",
+                engine_cpu / secs
+            ),
+        };
         assert_eq!(report.counts.fetched, report.counts.ingested + report.counts.rejected);
         println!(
-            "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB{peaks}",
+            "e2e {resource} ({concurrency} windows): {} records in {secs:.2} s = {:.0} records/s, {:.1} MB/s in, {} pages, {} files, {:.1} MiB Parquet, peak RSS {:.1} MiB{peaks}, {cpu}",
             report.counts.fetched,
             report.counts.fetched as f64 / secs,
             report.counts.bytes_in as f64 / secs / 1e6,
@@ -222,7 +267,7 @@ fn main() {
             report.counts.bytes_out as f64 / (1024.0 * 1024.0),
             peak_rss_mib()
         );
-        let mirror_bytes = dir_bytes(&out.path().join("mirror").join(resource.path()));
+        let mirror_bytes = dir_bytes(&out_path.join("mirror").join(resource.path()));
         println!(
             "mirror: {:.1} MiB on disk for {:.1} MiB of JSON received ({:.2}x), {:.1} MiB per 1 M records",
             mirror_bytes as f64 / (1024.0 * 1024.0),
@@ -234,7 +279,10 @@ fn main() {
         if let Some(peak) = handle.stop().await {
             println!("simulator (child process): peak RSS {peak:.1} MiB");
         }
-        let remap_cfg = RunConfig::builtin(resource, "acme", out.path().to_path_buf()).unwrap();
+        if std::env::var("E2E_REMAP").as_deref() == Ok("0") {
+            return;
+        }
+        let remap_cfg = RunConfig::builtin(resource, "acme", out_path.clone()).unwrap();
         let started = Instant::now();
         let remapped = pipeline::remap(remap_cfg).await.expect("remap");
         let secs = started.elapsed().as_secs_f64();

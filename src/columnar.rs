@@ -9,10 +9,11 @@
 //! a row group are appended to the file in column order, so the file is identical in layout to
 //! one `ArrowWriter` writes with the same properties.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Fields, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
@@ -20,8 +21,9 @@ use parquet::arrow::arrow_writer::{
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 /// Writes record batches to one Parquet file, encoding the columns of each row group on rayon.
@@ -196,6 +198,135 @@ fn encode(
         .try_for_each(|(writer, leaf)| writer.write(leaf))
 }
 
+/// `props` for a file whose first rows are `sample`: dictionary encoding is turned off for the
+/// string and binary columns whose sampled values are mostly distinct (ids, URLs, JSON text).
+///
+/// A dictionary of unique values saves nothing (ZSTD sees the same bytes either way) and costs a
+/// hash and a table probe per value, which was the largest part of Parquet encoding for Stripe
+/// objects after ZSTD (BENCHMARKS.md §2h). Columns with repeats (statuses, currencies, brands)
+/// keep their dictionaries. Columns inside lists keep the defaults.
+pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterProperties {
+    let mut builder = props.clone().into_builder();
+    let mut leaves = Vec::new();
+    for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+        byte_leaves(vec![field.name().clone()], column.as_ref(), &mut leaves);
+    }
+    for (path, array) in leaves {
+        let path = ColumnPath::new(path);
+        if props.dictionary_enabled(&path) && mostly_distinct(array) {
+            builder = builder.set_column_dictionary_enabled(path, false);
+        }
+    }
+    builder.build()
+}
+
+/// `builder` with no min/max statistics for the string and binary columns of `schema` (outside
+/// lists) other than `keep`: comparing every value of ids, URLs and free text costs time and
+/// prunes nothing, since their ranges cover every file. Numbers, timestamps and `keep` keep them.
+pub fn byte_statistics_only_for(
+    mut builder: parquet::file::properties::WriterPropertiesBuilder,
+    schema: &arrow::datatypes::Schema,
+    keep: &[&str],
+) -> parquet::file::properties::WriterPropertiesBuilder {
+    fn walk(path: Vec<String>, data_type: &DataType, out: &mut Vec<Vec<String>>) {
+        match data_type {
+            DataType::Struct(fields) => {
+                for f in fields {
+                    let mut p = path.clone();
+                    p.push(f.name().clone());
+                    walk(p, f.data_type(), out);
+                }
+            }
+            t if is_bytes(t) => out.push(path),
+            _ => {}
+        }
+    }
+    let mut paths = Vec::new();
+    for f in schema.fields() {
+        walk(vec![f.name().clone()], f.data_type(), &mut paths);
+    }
+    for path in paths {
+        if !(path.len() == 1 && keep.contains(&path[0].as_str())) {
+            builder = builder
+                .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
+        }
+    }
+    builder
+}
+
+fn is_bytes(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+    )
+}
+
+/// The string and binary leaves of `array` (through structs) with their column paths.
+fn byte_leaves<'a>(
+    path: Vec<String>,
+    array: &'a dyn Array,
+    out: &mut Vec<(Vec<String>, &'a dyn Array)>,
+) {
+    match array.data_type() {
+        DataType::Struct(fields) => {
+            for (f, child) in fields.iter().zip(array.as_struct().columns()) {
+                let mut p = path.clone();
+                p.push(f.name().clone());
+                byte_leaves(p, child.as_ref(), out);
+            }
+        }
+        t if is_bytes(t) => out.push((path, array)),
+        _ => {}
+    }
+}
+
+/// Whether more than half of the first (up to 8,192) non-null values of a string or binary
+/// array are distinct; too few values (under 64) to tell are not.
+fn mostly_distinct(array: &dyn Array) -> bool {
+    const SAMPLE: usize = 8192;
+    fn count<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> bool {
+        let values: Vec<&[u8]> = values.flatten().take(SAMPLE).collect();
+        if values.len() < 64 {
+            return false;
+        }
+        let mut seen = HashSet::with_capacity(values.len());
+        let mut distinct = 0;
+        for v in &values {
+            if seen.insert(*v) {
+                distinct += 1;
+                if distinct * 2 > values.len() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    match array.data_type() {
+        DataType::Utf8 => count(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
+        ),
+        DataType::LargeUtf8 => count(
+            array
+                .as_string::<i64>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
+        ),
+        DataType::Utf8View => count(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => count(array.as_binary::<i32>().iter()),
+        DataType::LargeBinary => count(array.as_binary::<i64>().iter()),
+        DataType::BinaryView => count(array.as_binary_view().iter()),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +404,89 @@ mod tests {
         .unwrap();
         let err = w.write(&other).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
+    }
+
+    /// Rows with a unique id, a repeating status, a struct holding a unique and a repeating
+    /// string, and a number.
+    fn mixed(n: usize) -> RecordBatch {
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("ch_{i}")),
+        ));
+        let status: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| ["succeeded", "failed", "pending"][i % 3]),
+        ));
+        let card = StructArray::from(vec![
+            (
+                Arc::new(Field::new("fingerprint", DataType::Utf8, true)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("fp{i}")),
+                )) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("brand", DataType::Utf8, true)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| ["visa", "amex"][i % 2]),
+                )) as ArrayRef,
+            ),
+        ]);
+        let amount: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 7)));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("card", card.data_type().clone(), true),
+            Field::new("amount", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(schema, vec![ids, status, Arc::new(card), amount]).unwrap()
+    }
+
+    #[test]
+    fn dictionaries_are_dropped_only_for_mostly_distinct_strings() {
+        let props = fit_to_rows(WriterProperties::builder().build(), &mixed(1000));
+        let dict = |p: &[&str]| {
+            props.dictionary_enabled(&ColumnPath::from(
+                p.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ))
+        };
+        assert!(!dict(&["id"]));
+        assert!(!dict(&["card", "fingerprint"]));
+        assert!(dict(&["status"]));
+        assert!(dict(&["card", "brand"]));
+        assert!(dict(&["amount"]));
+        // Too few rows to tell: the defaults stand.
+        let props = fit_to_rows(WriterProperties::builder().build(), &mixed(10));
+        assert!(props.dictionary_enabled(&ColumnPath::from("id")));
+    }
+
+    #[test]
+    fn string_statistics_are_kept_only_for_the_named_columns() {
+        let batch = mixed(500);
+        let builder =
+            byte_statistics_only_for(WriterProperties::builder(), &batch.schema(), &["id"]);
+        let props = fit_to_rows(builder.build(), &batch);
+        let mut w = ParallelWriter::try_new(Vec::new(), batch.schema(), props).unwrap();
+        w.write(&batch).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let rg = reader.metadata().row_group(0);
+        let has_range = |i: usize| {
+            rg.column(i)
+                .statistics()
+                .is_some_and(|s| s.min_bytes_opt().is_some())
+        };
+        let names: Vec<String> = (0..rg.num_columns())
+            .map(|i| rg.column(i).column_path().string())
+            .collect();
+        assert_eq!(
+            names,
+            ["id", "status", "card.fingerprint", "card.brand", "amount"]
+        );
+        assert!(has_range(0), "id keeps its range");
+        assert!(
+            !has_range(1) && !has_range(2) && !has_range(3),
+            "other strings do not"
+        );
+        assert!(has_range(4), "numbers keep theirs");
+        let back: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(back, vec![batch]);
     }
 }

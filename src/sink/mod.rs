@@ -289,7 +289,7 @@ impl BatchWriter {
             return Ok(());
         }
         if self.current.is_none() {
-            self.open_file()?;
+            self.open_file(batch)?;
         }
         let (writer, name, rows) = self.current.as_mut().expect("opened above");
         writer.write(batch).map_err(|e| SinkError::Parquet {
@@ -309,15 +309,18 @@ impl BatchWriter {
         self.rejects.write(rows)
     }
 
-    fn open_file(&mut self) -> Result<(), SinkError> {
+    /// Opens the next file, its settings fitted to `first`, the rows it starts with.
+    fn open_file(&mut self, first: &RecordBatch) -> Result<(), SinkError> {
         let name = format!("part-{:05}.parquet", self.files.len());
         let path = self.staging.join(&name);
         let file = File::create(&path).map_err(io_err("creating", &path))?;
-        let writer = ParallelWriter::try_new(file, self.schema.clone(), self.props.clone())
-            .map_err(|e| SinkError::Parquet {
+        let props = crate::columnar::fit_to_rows(self.props.clone(), first);
+        let writer = ParallelWriter::try_new(file, self.schema.clone(), props).map_err(|e| {
+            SinkError::Parquet {
                 path: path.clone(),
                 source: e.into(),
-            })?;
+            }
+        })?;
         self.current = Some((writer, name, 0));
         Ok(())
     }

@@ -68,13 +68,16 @@ pub(super) async fn run(
         ..CompactReport::default()
     };
     if small >= policy.min_small_files || (policy.force && small > 1) {
+        let schema =
+            super::writer_schema(&mirror.table).map_err(mirror.delta_err("reading the schema"))?;
+        let stats: Vec<&str> = super::STATS_COLUMNS.split(',').collect();
         let (table, metrics) = mirror
             .table
             .clone()
             .optimize()
             .with_type(OptimizeType::Compact)
             .with_target_size(NonZeroU64::new(policy.target_file_bytes).expect("non-zero"))
-            .with_writer_properties(super::files::writer_props())
+            .with_writer_properties(super::files::writer_props(&schema, &stats))
             .with_max_concurrent_tasks(2)
             .await
             .map_err(mirror.delta_err("optimizing"))?;

@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::kernel::Add;
 use parquet::basic::Compression;
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
@@ -72,13 +72,14 @@ impl FileSink {
             return Ok(());
         }
         if self.current.is_none() {
+            let props = crate::columnar::fit_to_rows(self.props.clone(), batch);
             let name = format!("part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
             let path = self.dir.join(&name);
             let file = File::create(&path).map_err(|e| self.err("creating a data file", e))?;
             let writer = ParallelWriter::try_new(
                 BufWriter::with_capacity(1 << 20, file),
                 self.schema.clone(),
-                self.props.clone(),
+                props,
             )
             .map_err(|e| self.err("starting a data file", e))?;
             self.current = Some((writer, name));
@@ -134,20 +135,24 @@ impl FileSink {
     }
 }
 
-/// The Parquet settings of mirror files: ZSTD level 1 and 8k-row groups (a remap reads 1 M
-/// charges ~12 % faster than with 64k-row groups: BENCHMARKS.md §2a); `_raw`, unique per row,
-/// without a dictionary or statistics (both cost time and help no reader).
-pub(crate) fn writer_props() -> WriterProperties {
+/// The Parquet settings of mirror files of `schema`: ZSTD level 1 and 8k-row groups (a remap
+/// reads 1 M charges ~12 % faster than with 64k-row groups: BENCHMARKS.md §2a); `_raw`, unique per
+/// row, without a dictionary; min/max statistics of string columns only for the columns Delta
+/// readers prune on (`STATS_COLUMNS`: `id`, `_batch`), as no other string range prunes a file.
+/// [`crate::columnar::fit_to_rows`] then drops the dictionaries of mostly distinct columns.
+pub(crate) fn writer_props(
+    schema: &arrow::datatypes::Schema,
+    stats_columns: &[&str],
+) -> WriterProperties {
     let raw = ColumnPath::from(RAW_COLUMN);
-    WriterProperties::builder()
+    let builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             parquet::basic::ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_max_row_group_row_count(Some(8 * 1024))
-        .set_column_dictionary_enabled(raw.clone(), false)
-        .set_column_statistics_enabled(raw, EnabledStatistics::None)
-        .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_column_dictionary_enabled(raw, false)
+        .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")));
+    crate::columnar::byte_statistics_only_for(builder, schema, stats_columns).build()
 }
 
 /// A file's Delta statistics (`numRecords`, and `minValues`, `maxValues`, `nullCount` of the

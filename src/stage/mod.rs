@@ -372,7 +372,7 @@ impl Mirror {
             WriteMode::Append => Some(files::FileSink::new(
                 &self.path,
                 schema.clone(),
-                files::writer_props(),
+                files::writer_props(&schema, &STATS_COLUMNS.split(',').collect::<Vec<_>>()),
                 compact::TARGET_FILE_BYTES,
                 &STATS_COLUMNS.split(',').collect::<Vec<_>>(),
             )),
