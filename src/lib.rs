@@ -48,6 +48,7 @@ pub mod columnar;
 pub mod console;
 pub mod decode;
 pub mod defaults;
+pub mod direct;
 pub mod import;
 pub mod inspect;
 mod loopback;

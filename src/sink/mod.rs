@@ -20,6 +20,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 pub use crate::columnar::ParallelWriter;
+use crate::direct::DirectFile;
 pub use manifest::{
     BatchError, BatchStatus, FileEntry, Manifest, ManifestError, Metrics, PartEntry, MANIFEST_FILE,
 };
@@ -154,7 +155,7 @@ pub struct BatchWriter {
     schema: SchemaRef,
     props: WriterProperties,
     options: SinkOptions,
-    current: Option<(ParallelWriter<File>, String, u64)>,
+    current: Option<(ParallelWriter<DirectFile>, String, u64)>,
     files: Vec<FileEntry>,
     rejects: rejects::RejectWriter,
 }
@@ -313,7 +314,7 @@ impl BatchWriter {
     fn open_file(&mut self, first: &RecordBatch) -> Result<(), SinkError> {
         let name = format!("part-{:05}.parquet", self.files.len());
         let path = self.staging.join(&name);
-        let file = File::create(&path).map_err(io_err("creating", &path))?;
+        let file = DirectFile::create(&path).map_err(io_err("creating", &path))?;
         let props = crate::columnar::fit_to_rows(self.props.clone(), first);
         let writer = ParallelWriter::try_new(file, self.schema.clone(), props).map_err(|e| {
             SinkError::Parquet {
@@ -326,12 +327,16 @@ impl BatchWriter {
     }
 
     fn close_file(&mut self) -> Result<(), SinkError> {
-        if let Some((writer, name, rows)) = self.current.take() {
+        if let Some((mut writer, name, rows)) = self.current.take() {
             let path = self.staging.join(&name);
-            writer.close().map_err(|e| SinkError::Parquet {
+            writer.finish().map_err(|e| SinkError::Parquet {
                 path: path.clone(),
                 source: e.into(),
             })?;
+            writer
+                .inner_mut()
+                .finish()
+                .map_err(io_err("writing", &path))?;
             let bytes = std::fs::metadata(&path)
                 .map_err(io_err("reading size of", &path))?
                 .len();

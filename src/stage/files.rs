@@ -4,12 +4,11 @@
 //! between commits in its upload pipeline; at 100k records/s of ~2.5 kB JSON each that cost the
 //! run half its throughput and gigabytes of memory (BENCHMARKS.md §2a). The mirror is always a
 //! local folder, so files are written here with [`ParallelWriter`] (columns encoded on rayon,
-//! one row group in memory) straight into the table folder, and [`FileSink::finish`] hands
+//! one row group in memory) straight into the table folder (around the page cache:
+//! [`crate::direct`]), and [`FileSink::finish`] hands
 //! back their `add` actions, with the statistics Delta readers prune on, for the commit. A file
 //! no commit lists is invisible to every Delta reader, and VACUUM removes it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -25,6 +24,7 @@ use serde_json::{Map, Value};
 use super::StageError;
 use crate::columnar::ParallelWriter;
 use crate::decode::RAW_COLUMN;
+use crate::direct::DirectFile;
 
 /// Writes rolling Parquet files into a table folder and collects their `add` actions.
 pub(crate) struct FileSink {
@@ -33,7 +33,7 @@ pub(crate) struct FileSink {
     props: WriterProperties,
     target_bytes: u64,
     stats_columns: Vec<String>,
-    current: Option<(ParallelWriter<BufWriter<File>>, String)>,
+    current: Option<(ParallelWriter<DirectFile>, String)>,
     adds: Vec<Add>,
 }
 
@@ -75,13 +75,10 @@ impl FileSink {
             let props = crate::columnar::fit_to_rows(self.props.clone(), batch);
             let name = format!("part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
             let path = self.dir.join(&name);
-            let file = File::create(&path).map_err(|e| self.err("creating a data file", e))?;
-            let writer = ParallelWriter::try_new(
-                BufWriter::with_capacity(1 << 20, file),
-                self.schema.clone(),
-                props,
-            )
-            .map_err(|e| self.err("starting a data file", e))?;
+            let file =
+                DirectFile::create(&path).map_err(|e| self.err("creating a data file", e))?;
+            let writer = ParallelWriter::try_new(file, self.schema.clone(), props)
+                .map_err(|e| self.err("starting a data file", e))?;
             self.current = Some((writer, name));
         }
         let (writer, _) = self.current.as_mut().expect("opened above");
@@ -104,9 +101,9 @@ impl FileSink {
         let metadata = writer
             .finish()
             .map_err(|e| self.err("finishing a data file", e))?;
-        let out = writer.inner_mut();
-        out.flush()
-            .and_then(|()| out.get_ref().sync_data())
+        writer
+            .inner_mut()
+            .finish()
             .map_err(|e| self.err("syncing a data file", e))?;
         let size = std::fs::metadata(&path)
             .map_err(|e| self.err("reading a data file's size", e))?
