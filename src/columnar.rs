@@ -199,7 +199,8 @@ fn encode(
 }
 
 /// `props` for a file whose first rows are `sample`: dictionary encoding is turned off for the
-/// string and binary columns whose sampled values are mostly distinct (ids, URLs, JSON text).
+/// string, binary and number columns whose sampled values are mostly distinct (ids, URLs, JSON
+/// text, creation times).
 ///
 /// A dictionary of unique values saves nothing (ZSTD sees the same bytes either way) and costs a
 /// hash and a table probe per value, which was the largest part of Parquet encoding for Stripe
@@ -209,7 +210,7 @@ pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterPrope
     let mut builder = props.clone().into_builder();
     let mut leaves = Vec::new();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
-        byte_leaves(vec![field.name().clone()], column.as_ref(), &mut leaves);
+        value_leaves(vec![field.name().clone()], column.as_ref(), &mut leaves);
     }
     for (path, array) in leaves {
         let path = ColumnPath::new(path);
@@ -266,8 +267,9 @@ fn is_bytes(t: &DataType) -> bool {
     )
 }
 
-/// The string and binary leaves of `array` (through structs) with their column paths.
-fn byte_leaves<'a>(
+/// The string, binary and fixed-width (number, timestamp) leaves of `array` (through structs)
+/// with their column paths.
+fn value_leaves<'a>(
     path: Vec<String>,
     array: &'a dyn Array,
     out: &mut Vec<(Vec<String>, &'a dyn Array)>,
@@ -277,16 +279,16 @@ fn byte_leaves<'a>(
             for (f, child) in fields.iter().zip(array.as_struct().columns()) {
                 let mut p = path.clone();
                 p.push(f.name().clone());
-                byte_leaves(p, child.as_ref(), out);
+                value_leaves(p, child.as_ref(), out);
             }
         }
-        t if is_bytes(t) => out.push((path, array)),
+        t if is_bytes(t) || t.is_primitive() => out.push((path, array)),
         _ => {}
     }
 }
 
-/// Whether more than half of the first (up to 8,192) non-null values of a string or binary
-/// array are distinct; too few values (under 64) to tell are not.
+/// Whether more than half of the first (up to 8,192) non-null values of a string, binary or
+/// fixed-width array are distinct; too few values (under 64) to tell are not.
 fn mostly_distinct(array: &dyn Array) -> bool {
     const SAMPLE: usize = 8192;
     fn count<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> bool {
@@ -323,7 +325,23 @@ fn mostly_distinct(array: &dyn Array) -> bool {
         DataType::Binary => count(array.as_binary::<i32>().iter()),
         DataType::LargeBinary => count(array.as_binary::<i64>().iter()),
         DataType::BinaryView => count(array.as_binary_view().iter()),
-        _ => false,
+        t => match t.primitive_width() {
+            // Fixed-width values compared by their bytes (a float's bits).
+            Some(width) if t.is_primitive() => {
+                let data = array.to_data();
+                let Some(buffer) = data.buffers().first() else {
+                    return false;
+                };
+                let values = &buffer.as_slice()[data.offset() * width..][..data.len() * width];
+                count(
+                    values
+                        .chunks_exact(width)
+                        .enumerate()
+                        .map(|(i, v)| array.is_valid(i).then_some(v)),
+                )
+            }
+            _ => false,
+        },
     }
 }
 
@@ -430,13 +448,17 @@ mod tests {
             ),
         ]);
         let amount: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 7)));
+        let tier: ArrayRef = Arc::new(Int64Array::from_iter(
+            (0..n as i64).map(|i| (i % 5 != 0).then_some(i % 4)),
+        ));
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("status", DataType::Utf8, false),
             Field::new("card", card.data_type().clone(), true),
             Field::new("amount", DataType::Int64, false),
+            Field::new("tier", DataType::Int64, true),
         ]));
-        RecordBatch::try_new(schema, vec![ids, status, Arc::new(card), amount]).unwrap()
+        RecordBatch::try_new(schema, vec![ids, status, Arc::new(card), amount, tier]).unwrap()
     }
 
     #[test]
@@ -451,7 +473,8 @@ mod tests {
         assert!(!dict(&["card", "fingerprint"]));
         assert!(dict(&["status"]));
         assert!(dict(&["card", "brand"]));
-        assert!(dict(&["amount"]));
+        assert!(!dict(&["amount"]), "distinct numbers");
+        assert!(dict(&["tier"]), "repeating numbers");
         // Too few rows to tell: the defaults stand.
         let props = fit_to_rows(WriterProperties::builder().build(), &mixed(10));
         assert!(props.dictionary_enabled(&ColumnPath::from("id")));
@@ -478,14 +501,21 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["id", "status", "card.fingerprint", "card.brand", "amount"]
+            [
+                "id",
+                "status",
+                "card.fingerprint",
+                "card.brand",
+                "amount",
+                "tier"
+            ]
         );
         assert!(has_range(0), "id keeps its range");
         assert!(
             !has_range(1) && !has_range(2) && !has_range(3),
             "other strings do not"
         );
-        assert!(has_range(4), "numbers keep theirs");
+        assert!(has_range(4) && has_range(5), "numbers keep theirs");
         let back: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
         assert_eq!(back, vec![batch]);
     }
