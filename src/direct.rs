@@ -3,7 +3,7 @@
 //! Writing through the page cache costs this kind of machine ~1.4 CPU-seconds per GB in the
 //! kernel (allocating, charging and copying every page), against ~0.1 with `O_DIRECT`, which
 //! hands the device the process's own buffer; a run writes ~0.75 GB per million charges (mirror
-//! and batch), so the cache cost a tenth of the run's CPU (BENCHMARKS.md §2h). Nothing reads
+//! and batch), so the cache cost a twentieth of the run's CPU (BENCHMARKS.md §2h). Nothing reads
 //! these files back soon after they are written (a remap or an upload comes later), so the
 //! cache bought nothing.
 //!
