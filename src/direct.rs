@@ -4,8 +4,7 @@
 //! kernel (allocating, charging and copying every page), against ~0.1 with `O_DIRECT`, which
 //! hands the device the process's own buffer; a run writes ~0.75 GB per million charges (mirror
 //! and batch), so the cache cost a twentieth of the run's CPU (BENCHMARKS.md §2h). Nothing reads
-//! these files back soon after they are written (a remap or an upload comes later), so the
-//! cache bought nothing.
+//! these files while they are written; a remap or an upload reads them later, from the device.
 //!
 //! [`DirectFile`] gathers writes in one block-aligned buffer and writes whole buffers straight
 //! to the device; [`DirectFile::finish`] writes the last partial block through the cache and
@@ -74,14 +73,20 @@ impl DirectFile {
     /// Writes what is gathered (the last partial block through the cache) and syncs the file's
     /// data to the device: after it returns, everything written is durable.
     pub fn finish(&mut self) -> io::Result<()> {
-        if !self.finished {
-            let whole = self.len / ALIGN * ALIGN;
-            self.write_window(whole)?;
-            self.set_direct(false)?;
-            self.write_window(self.len)?;
-            self.finished = true;
-        }
+        self.write_rest()?;
         self.file.sync_data()
+    }
+
+    /// Writes everything gathered, once: the whole blocks as they are, the last partial block
+    /// through the cache.
+    fn write_rest(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.write_window(self.len / ALIGN * ALIGN)?;
+        self.set_direct(false)?;
+        self.write_window(self.len)
     }
 
     /// Writes the first `n` gathered bytes (a multiple of [`ALIGN`] while direct) and moves the
@@ -201,14 +206,7 @@ impl Write for DirectFile {
 impl Drop for DirectFile {
     /// A file dropped without [`DirectFile::finish`] (a failed run) still gets its bytes.
     fn drop(&mut self) {
-        if !self.finished {
-            let whole = self.len / ALIGN * ALIGN;
-            let _ = self
-                .write_window(whole)
-                .and_then(|()| self.set_direct(false))
-                .and_then(|()| self.write_window(self.len));
-            self.finished = true;
-        }
+        let _ = self.write_rest();
     }
 }
 

@@ -248,13 +248,8 @@ impl BatchWriter {
     /// Closes the open accepted file and reject part and syncs them: everything written so far
     /// is durable, and the returned state is what a checkpoint records.
     pub fn seal(&mut self) -> Result<StagedState, SinkError> {
+        // Every accepted file is synced as it is closed (`DirectFile::finish`).
         self.close_file()?;
-        if let Some(last) = self.files.last() {
-            let p = self.staging.join(&last.name);
-            if let Ok(f) = File::open(&p) {
-                f.sync_all().map_err(io_err("syncing", &p))?;
-            }
-        }
         let rejects = self.rejects.seal()?;
         sync_dir(&self.staging);
         Ok(StagedState {
