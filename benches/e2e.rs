@@ -10,6 +10,8 @@
 //! peak RSS printed is the engine's alone, as it would be against Stripe; the child's own peak
 //! is printed beside it. `E2E_SIM=inprocess` runs the simulator in this process instead (as
 //! before BENCHMARKS.md §2d). The child shares the two cores, as the in-process simulator did.
+//! `E2E_REMAP=0` skips the remap; `E2E_KEEP=1` keeps the output (mirror and batch) and prints
+//! where.
 
 #[path = "support/mod.rs"]
 mod support;
