@@ -58,11 +58,12 @@ impl FileSink {
         }
     }
 
-    fn err(&self, action: &'static str, e: impl std::fmt::Display) -> StageError {
+    /// An I/O or Parquet error of `action`, kept as the error's source.
+    fn err(&self, action: &'static str, e: impl Into<deltalake::DeltaTableError>) -> StageError {
         StageError::Delta {
             path: self.dir.clone(),
             action,
-            source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+            source: Box::new(e.into()),
         }
     }
 
@@ -82,11 +83,9 @@ impl FileSink {
             self.current = Some((writer, name));
         }
         let (writer, _) = self.current.as_mut().expect("opened above");
-        writer.write(batch).map_err(|e| StageError::Delta {
-            path: self.dir.clone(),
-            action: "writing staged rows",
-            source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
-        })?;
+        if let Err(e) = writer.write(batch) {
+            return Err(self.err("writing staged rows", e));
+        }
         if (writer.bytes_written() + writer.in_progress_size()) as u64 >= self.target_bytes {
             self.close_file()?;
         }
