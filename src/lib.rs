@@ -32,13 +32,18 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main`: a background thread purges dirty pages one second
-/// after they are freed (instead of on later allocations only), and purged pages go straight back
-/// to the system. `_RJEM_MALLOC_CONF` in the environment overrides them.
+/// after they are freed (instead of on later allocations only), purged pages go straight back
+/// to the system, and all threads share one arena: the engine's buffers are allocated on one
+/// thread and freed on another (page bodies, chunks, encoded pages), and with jemalloc's default
+/// of four arenas per core each arena held its own freed pages (~45 MiB more at 5 M charges,
+/// BENCHMARKS.md §2i). Small allocations stay in per-thread caches. `_RJEM_MALLOC_CONF` in the
+/// environment overrides them (e.g. `narenas:8` on a machine with many cores).
 #[cfg(feature = "jemalloc")]
 #[allow(non_upper_case_globals)]
 #[used]
 #[export_name = "_rjem_malloc_conf"]
-static malloc_conf: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static malloc_conf: &[u8; 70] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1\0";
 
 /// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 pub mod alert;

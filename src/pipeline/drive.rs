@@ -4,12 +4,14 @@
 //! ```text
 //! fetch_windows (async, N windows) ──page+event──▶ chunker (async) ──Processed──▶ stage thread
 //!        bounded channel (16 pages)          decode on rayon,       rendezvous (no queue)
-//!                                            map in DataFusion,     mirror files, batch files,
+//!                                            map in DataFusion,     mirror file ∥ batch files,
 //!                                            validate               rejects; commit + checkpoint
 //! ```
 //!
 //! Each chunk goes both ways at once: its decoded records (with `_raw`) to the mirror, its
-//! mapped and validated rows to the Platform batch. A checkpoint is taken by the stage thread
+//! mapped and validated rows to the Platform batch; the stage thread writes the two at the same
+//! time (the batch on a scoped thread), so one file's slowest column (`_raw` in the mirror's)
+//! does not leave a core idle. A checkpoint is taken by the stage thread
 //! *after* it has written every chunk before it: it commits the staged records to the mirror
 //! (one Delta transaction carrying the run's `txn` sequence number), seals the rejected rows,
 //! then saves the window plan as of the last page of those chunks and the totals. The batch's
@@ -412,16 +414,39 @@ fn write_loop(
         let mut ack = None;
         let force = match msg {
             Some(ToWriter::Chunk(p)) => {
-                s.rt.block_on(s.stage.write(p.staged, state.seq + 1))?;
-                s.writer.reject(&p.rejected)?;
-                if let Some(outcome) = &p.outcome {
-                    s.writer.write(&outcome.accepted)?;
-                    s.writer.reject(&outcome.rejected)?;
+                // The mirror's file and the batch's are written at the same time: each encodes
+                // its columns on rayon, and one column (`_raw` in the mirror) takes longer than
+                // the rest, so either alone leaves a core idle at its end.
+                let Processed {
+                    staged,
+                    rejected,
+                    outcome,
+                    events,
+                    totals,
+                } = *p;
+                let (rt, stage, writer) = (&s.rt, &mut s.stage, &mut s.writer);
+                let seq = state.seq + 1;
+                let (staged, cut) = std::thread::scope(|scope| {
+                    let cut = scope.spawn(move || -> Result<(), PipelineError> {
+                        writer.reject(&rejected)?;
+                        if let Some(outcome) = &outcome {
+                            writer.write(&outcome.accepted)?;
+                            writer.reject(&outcome.rejected)?;
+                        }
+                        Ok(())
+                    });
+                    let staged = rt.block_on(stage.write(staged, seq));
+                    (staged, cut.join())
+                });
+                staged?;
+                match cut {
+                    Ok(result) => result?,
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
-                for e in &p.events {
+                for e in &events {
                     state.plan.apply(e);
                 }
-                state.totals.add(&p.totals);
+                state.totals.add(&totals);
                 dirty = true;
                 false
             }
