@@ -294,6 +294,12 @@ fn restore_sigpipe() {
     }
 }
 
+/// Log targets left out unless `STRIPE_XDM_LOG` asks for them: Delta's kernel reports every
+/// snapshot load that fails as an `ERROR` event, including the expected one when a run creates
+/// a mirror's table (there is no table to load yet). A load failure that matters reaches
+/// stripe-xdm as an error and is reported with its context.
+const QUIET: &str = "buoyant_kernel::snapshot::builder=off";
+
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
@@ -301,7 +307,7 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRIPE_XDM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},{QUIET}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -79,6 +79,11 @@ async fn run_succeeds_and_reports_json_with_consistent_counts() {
         r["ingested"].as_u64().unwrap() + r["rejected"].as_u64().unwrap()
     );
     assert!(!text(&o).contains(SIM_KEY), "the key is never printed");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !stderr.contains("ERROR"),
+        "a first run (creating the mirror) logs no error: {stderr}"
+    );
     sim.shutdown().await;
 }
 
