@@ -19,6 +19,7 @@ use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
 };
 use parquet::arrow::ArrowSchemaConverter;
+use parquet::basic::Compression;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -198,27 +199,71 @@ fn encode(
         .try_for_each(|(writer, leaf)| writer.write(leaf))
 }
 
-/// `props` for a file whose first rows are `sample`: dictionary encoding is turned off for the
-/// string, binary and number columns whose sampled values are mostly distinct (ids, URLs, JSON
-/// text, creation times).
+/// `props` for a file whose first rows are `sample`:
 ///
-/// A dictionary of unique values saves nothing (ZSTD sees the same bytes either way) and costs a
-/// hash and a table probe per value, which was the largest part of Parquet encoding for Stripe
-/// objects after ZSTD (BENCHMARKS.md §2h). Columns with repeats (statuses, currencies, brands)
-/// keep their dictionaries. Columns inside lists keep the defaults.
+/// - dictionary encoding is turned off for the string, binary and number columns whose sampled
+///   values are mostly distinct (ids, URLs, JSON text, creation times). A dictionary of unique
+///   values saves nothing (ZSTD sees the same bytes either way) and costs a hash and a table
+///   probe per value, which was the largest part of Parquet encoding for Stripe objects after
+///   ZSTD (BENCHMARKS.md §2h). Columns with repeats (statuses, currencies, brands) keep theirs.
+/// - columns whose values come to less than [`SMALL_COLUMN_BYTES`] per row group at the
+///   sampled density (fields that are mostly null, flags) are written uncompressed: ZSTD saves
+///   at most a kilobyte on them, and each compressed column chunk creates a ZSTD compressor
+///   and decompressor, which on a virtual machine costs more than compressing the chunk
+///   (BENCHMARKS.md §2j).
+///
+/// Columns inside lists keep the defaults.
 pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterProperties {
     let mut builder = props.clone().into_builder();
     let mut leaves = Vec::new();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
         value_leaves(vec![field.name().clone()], column.as_ref(), &mut leaves);
     }
+    let rows = sample.num_rows().max(1);
+    let group = props.max_row_group_row_count().unwrap_or(1024 * 1024);
     for (path, array) in leaves {
         let path = ColumnPath::new(path);
         if props.dictionary_enabled(&path) && mostly_distinct(array) {
-            builder = builder.set_column_dictionary_enabled(path, false);
+            builder = builder.set_column_dictionary_enabled(path.clone(), false);
+        }
+        let per_group = value_bytes(array).saturating_mul(group) / rows;
+        if per_group < SMALL_COLUMN_BYTES && props.compression(&path) != Compression::UNCOMPRESSED {
+            builder = builder.set_column_compression(path, Compression::UNCOMPRESSED);
         }
     }
     builder.build()
+}
+
+/// The size under which a column chunk is written uncompressed (see [`fit_to_rows`]).
+pub const SMALL_COLUMN_BYTES: usize = 2048;
+
+/// The bytes of the values of a leaf array as Parquet's plain encoding holds them (a string
+/// with its 4-byte length, a boolean as a bit); nulls count nothing.
+fn value_bytes(array: &dyn Array) -> usize {
+    fn strings<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> usize {
+        values.flatten().map(|v| v.len() + 4).sum()
+    }
+    let valid = array.len() - array.null_count();
+    match array.data_type() {
+        DataType::Utf8 => strings(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
+        ),
+        DataType::LargeUtf8 => strings(
+            array
+                .as_string::<i64>()
+                .iter()
+                .map(|v| v.map(str::as_bytes)),
+        ),
+        DataType::Utf8View => strings(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => strings(array.as_binary::<i32>().iter()),
+        DataType::LargeBinary => strings(array.as_binary::<i64>().iter()),
+        DataType::BinaryView => strings(array.as_binary_view().iter()),
+        DataType::Boolean => valid.div_ceil(8),
+        t => valid * t.primitive_width().unwrap_or(8),
+    }
 }
 
 /// `builder` with no min/max statistics for the string and binary columns of `schema` (outside
@@ -267,8 +312,8 @@ fn is_bytes(t: &DataType) -> bool {
     )
 }
 
-/// The string, binary and fixed-width (number, timestamp) leaves of `array` (through structs)
-/// with their column paths.
+/// The string, binary, fixed-width (number, timestamp) and boolean leaves of `array` (through
+/// structs) with their column paths.
 fn value_leaves<'a>(
     path: Vec<String>,
     array: &'a dyn Array,
@@ -282,7 +327,7 @@ fn value_leaves<'a>(
                 value_leaves(p, child.as_ref(), out);
             }
         }
-        t if is_bytes(t) || t.is_primitive() => out.push((path, array)),
+        t if is_bytes(t) || t.is_primitive() || *t == DataType::Boolean => out.push((path, array)),
         _ => {}
     }
 }
@@ -478,6 +523,58 @@ mod tests {
         // Too few rows to tell: the defaults stand.
         let props = fit_to_rows(WriterProperties::builder().build(), &mixed(10));
         assert!(props.dictionary_enabled(&ColumnPath::from("id")));
+    }
+
+    #[test]
+    fn columns_of_a_few_bytes_per_row_group_are_written_uncompressed() {
+        let n = 1000;
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("ch_{i}")),
+        ));
+        let never: ArrayRef = Arc::new(StringArray::from(vec![None::<&str>; n]));
+        let rare: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (i == 7).then_some("tracking_1")),
+        ));
+        let flag: ArrayRef = Arc::new(arrow::array::BooleanArray::from_iter(
+            (0..n).map(|i| Some(i % 3 == 0)),
+        ));
+        let batch = RecordBatch::try_from_iter(vec![
+            ("id", ids),
+            ("never", never),
+            ("rare", rare),
+            ("flag", flag),
+        ])
+        .unwrap();
+        let zstd = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).unwrap());
+        let props = WriterProperties::builder()
+            .set_compression(zstd)
+            .set_max_row_group_row_count(Some(8192))
+            .build();
+        let props = fit_to_rows(props, &batch);
+        let mut w = ParallelWriter::try_new(Vec::new(), batch.schema(), props).unwrap();
+        w.write(&batch).unwrap();
+        let bytes = w.into_inner().unwrap();
+        assert_eq!(read(bytes.clone()).0, vec![batch.clone()]);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let rg = reader.metadata().row_group(0);
+        let codecs: Vec<(String, Compression)> = (0..rg.num_columns())
+            .map(|i| {
+                (
+                    rg.column(i).column_path().string(),
+                    rg.column(i).compression(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codecs,
+            vec![
+                ("id".to_string(), zstd),
+                ("never".to_string(), Compression::UNCOMPRESSED),
+                ("rare".to_string(), Compression::UNCOMPRESSED),
+                // 1,000 rows of flags are 125 bytes, a row group of 8,192 about 1 KiB.
+                ("flag".to_string(), Compression::UNCOMPRESSED),
+            ]
+        );
     }
 
     #[test]

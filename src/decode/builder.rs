@@ -112,10 +112,53 @@ pub(crate) struct StructCol {
     /// Generation stamps: `seen[i] == stamp` when field `i` was set in the current object.
     pub seen: Vec<u64>,
     pub stamp: u64,
-    /// Where the next key is expected: the field after the last one found. Stripe sends the
-    /// keys of an object type in a stable order, so most lookups hit on the first comparison.
+    /// The keys of the objects read so far in the order they came, each with its field index
+    /// (`None` for a key outside the schema, which is skipped). Stripe sends the keys of an
+    /// object type in a stable order, so a lookup is one comparison with the key expected next,
+    /// whether the key is in the schema or not; a scan of the fields compared an unknown key
+    /// with every name, for every record.
+    order: Vec<(Box<str>, Option<usize>)>,
+    /// The position in `order` of the key expected next.
     next: usize,
 }
+
+/// `a == b` for object keys, inline: the slice comparison calls `memcmp`, whose call and
+/// dispatch cost more than comparing a key of a few words (it was 2 % of a run's time).
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"))
+    }
+    fn half(s: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"))
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        // Whole words, then the last word (overlapping the one before).
+        let mut at = 0;
+        while at + 8 < n {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        word(a, n - 8) == word(b, n - 8)
+    } else if n >= 4 {
+        half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
+/// Keys of one object that [`StructCol::order`] remembers; later keys are looked up by scanning.
+const MAX_ORDER: usize = 512;
+
+/// How many remembered keys a lookup may skip: keys absent from this object (the others keep
+/// their order).
+const SKIP: usize = 4;
 
 impl StructCol {
     pub fn new(kinds: &'static [(&'static str, Kind)]) -> Self {
@@ -126,6 +169,7 @@ impl StructCol {
             valid: Vec::new(),
             seen: vec![0; kinds.len()],
             stamp: 0,
+            order: Vec::new(),
             next: 0,
         }
     }
@@ -141,16 +185,34 @@ impl StructCol {
         self.stamp
     }
 
-    /// The index of a field by name: the expected next field first, then a linear scan
-    /// (Stripe objects have tens of fields and a comparison usually fails on the first byte).
+    /// The index of a field by name (`None` when the schema has no such field): the key expected
+    /// next first, then the few after it, then a scan of the fields, whose result is remembered
+    /// in place of the rest of the order.
     #[inline]
     pub fn index_of(&mut self, name: &str) -> Option<usize> {
-        let found = match self.kinds.get(self.next) {
-            Some((n, _)) if *n == name => Some(self.next),
-            _ => self.kinds.iter().position(|(n, _)| *n == name),
-        };
-        if let Some(i) = found {
-            self.next = i + 1;
+        if let Some((key, index)) = self.order.get(self.next) {
+            if same_key(key.as_bytes(), name.as_bytes()) {
+                self.next += 1;
+                return *index;
+            }
+        }
+        self.index_of_unexpected(name)
+    }
+
+    #[cold]
+    fn index_of_unexpected(&mut self, name: &str) -> Option<usize> {
+        let ahead = self.order.iter().enumerate().skip(self.next + 1).take(SKIP);
+        for (at, (key, index)) in ahead {
+            if same_key(key.as_bytes(), name.as_bytes()) {
+                self.next = at + 1;
+                return *index;
+            }
+        }
+        let found = self.kinds.iter().position(|(n, _)| *n == name);
+        if self.next < MAX_ORDER {
+            self.order.truncate(self.next);
+            self.order.push((name.into(), found));
+            self.next += 1;
         }
         found
     }
@@ -357,6 +419,26 @@ impl Col {
                 ))
             }
             Col::Struct(s) => Arc::new(s.finish()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn same_key_agrees_with_slice_equality_for_every_length_and_difference() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_key(a, a), "{n}");
+            assert!(!same_key(a, &base[..n.saturating_sub(1)]) || n == 0, "{n}");
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_key(a, &b), "length {n}, byte {at}");
+            }
         }
     }
 }

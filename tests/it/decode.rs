@@ -318,3 +318,44 @@ fn raw_json_is_a_view_of_the_page_bodies_and_only_text_that_is_not_utf8_is_copie
         "{\"id\":\"ch_odd\",\"amount\":3,\"x_unknown\":\"a\u{fffd}\"}"
     );
 }
+
+#[test]
+fn keys_in_any_order_with_unknown_and_absent_keys_decode_to_the_same_columns() {
+    // The decoder remembers the order of the keys it saw: records that keep, change, drop or
+    // add keys (known or not) must decode exactly as a fresh decoder decodes each alone.
+    let records = [
+        r#"{"id":"ch_1","x_new":1,"amount":10,"currency":"usd","y_new":"a","created":1700000000}"#,
+        r#"{"id":"ch_2","x_new":2,"amount":20,"currency":"eur","y_new":"b","created":1700000001}"#,
+        r#"{"id":"ch_3","amount":30,"created":1700000002}"#,
+        r#"{"created":1700000003,"currency":"gbp","amount":40,"id":"ch_4"}"#,
+        r#"{"id":"ch_5","z_new":[1],"x_new":5,"amount":50,"currency":"jpy","y_new":"e","created":1700000004}"#,
+        r#"{"id":"ch_6","x_new":6,"amount":60,"currency":"usd","y_new":"f","created":1700000005}"#,
+        r#"{"id":"ch_7","amount":70,"amount":71,"created":1700000006}"#,
+        r#"{"id":"ch_8","x_new":8,"amount":80,"currency":"usd","y_new":"h","created":1700000007}"#,
+    ];
+    let mut dec = RecordDecoder::new(Resource::Charges);
+    let mut results = Vec::new();
+    for r in records {
+        results.push(dec.push(r.as_bytes()).map_err(|e| e.to_string()));
+    }
+    let together = dec.finish();
+    assert!(
+        results[6]
+            .as_ref()
+            .is_err_and(|e| e.contains("duplicate key `amount`")),
+        "{:?}",
+        results[6]
+    );
+    let mut rows = 0;
+    for (r, result) in records.iter().zip(&results) {
+        if result.is_err() {
+            continue;
+        }
+        let mut alone = RecordDecoder::new(Resource::Charges);
+        alone.push(r.as_bytes()).unwrap();
+        let alone = alone.finish();
+        assert_eq!(together.slice(rows, 1), alone, "{r}");
+        rows += 1;
+    }
+    assert_eq!(together.num_rows(), 7);
+}
