@@ -414,9 +414,7 @@ fn write_loop(
         let mut ack = None;
         let force = match msg {
             Some(ToWriter::Chunk(p)) => {
-                // The mirror's file and the batch's are written at the same time: each encodes
-                // its columns on rayon, and one column (`_raw` in the mirror) takes longer than
-                // the rest, so either alone leaves a core idle at its end.
+                // The mirror's file here, the batch's on a scoped thread (see the module doc).
                 let Processed {
                     staged,
                     rejected,

@@ -7,17 +7,13 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use stripe_xdm::map::{Mapper, Mapping};
-use stripe_xdm::pipeline::{self, RunConfig, RunReport};
+use stripe_xdm::pipeline::{self, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig};
 use stripe_xdm::sink::{read_batch_dir, read_parquet, BatchStatus, Manifest, SinkOptions};
 use stripe_xdm::stage::{self, Mirror};
 use stripe_xdm::Resource;
 
-use crate::support::sim;
-
-fn builtin(resource: Resource, out: &Path) -> RunConfig {
-    RunConfig::builtin(resource, "acme", out.to_path_buf()).expect("built-in schema parses")
-}
+use crate::support::{builtin, sim};
 
 fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -2,23 +2,18 @@
 //! partial-ingestion threshold, user mappings and schemas, Parquet read back row by row.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use stripe_xdm::map::Mapping;
-use stripe_xdm::pipeline::{self, threshold_failure, PipelineError, RunConfig, RunReport};
+use stripe_xdm::pipeline::{self, threshold_failure, PipelineError, RunReport};
 use stripe_xdm::sim::{Faults, SimConfig};
 use stripe_xdm::sink::{read_batch_dir, read_parquet, BatchStatus, Manifest, REJECTED_FILE};
 use stripe_xdm::source::Window;
 use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::Resource;
 
-use crate::support::sim;
-
-fn builtin(resource: Resource, out: &Path) -> RunConfig {
-    RunConfig::builtin(resource, "acme", out.to_path_buf()).expect("built-in schema parses")
-}
+use crate::support::{builtin, sim};
 
 fn ids_of(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

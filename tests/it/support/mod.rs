@@ -4,9 +4,17 @@ pub mod bin;
 pub mod stub;
 pub mod webdriver;
 
+use std::path::Path;
+
+use stripe_xdm::pipeline::RunConfig;
 use stripe_xdm::sim::{SimConfig, SimHandle, Simulator, SIM_KEY};
 use stripe_xdm::source::{ClientConfig, StripeClient};
-use stripe_xdm::Secret;
+use stripe_xdm::{Resource, Secret};
+
+/// A run of `resource` with the built-in mapping and schema (tenant `acme`) into `out`.
+pub fn builtin(resource: Resource, out: &Path) -> RunConfig {
+    RunConfig::builtin(resource, "acme", out.to_path_buf()).expect("built-in schema parses")
+}
 
 /// Starts the simulator with `config` and a client for it with no rate limit and short
 /// backoffs (tests must not wait on real Stripe pacing).
