@@ -45,7 +45,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 static malloc_conf: &[u8; 70] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1\0";
 
-/// Run alerts: Platform-shaped run notifications delivered to a webhook and/or a local command.
 pub mod alert;
 pub mod app;
 pub mod catalog;

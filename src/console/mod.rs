@@ -3,7 +3,7 @@
 //! It listens on 127.0.0.1 only and answers nothing without its token: the URL it prints
 //! carries the token once (`/?token=…`), the first page sets it as an `HttpOnly`,
 //! `SameSite=Strict` cookie, and API clients may send `Authorization: Bearer <token>` instead.
-//! Pages are rendered on the server ([`pages`]) with a little JavaScript for the wizard, the
+//! Pages are rendered on the server (module `pages`) with a little JavaScript for the wizard, the
 //! live progress and the SQL box; assets are compiled into the binary.
 
 mod api;

@@ -135,7 +135,8 @@ impl FileSink {
 /// reads 1 M charges ~12 % faster than with 64k-row groups: BENCHMARKS.md §2a); `_raw`, unique per
 /// row, without a dictionary; min/max statistics of string columns only for the columns Delta
 /// readers prune on (`STATS_COLUMNS`: `id`, `_batch`), as no other string range prunes a file.
-/// [`crate::columnar::fit_to_rows`] then drops the dictionaries of mostly distinct columns.
+/// [`crate::columnar::fit_to_rows`] then drops the dictionaries of mostly distinct columns and
+/// the compression of columns of a few bytes per row group.
 pub(crate) fn writer_props(
     schema: &arrow::datatypes::Schema,
     stats_columns: &[&str],
