@@ -7,26 +7,52 @@ use arrow::array::RecordBatch;
 use super::{AppError, Result};
 use crate::catalog::Catalog;
 use crate::inspect;
-use crate::runner::RunnerConfig;
+use crate::runner::{self, RunnerConfig};
 
 /// Runs read-only `sql` over a one-off run's output folder `out` (`out/mirror/<resource>`,
 /// `out/<dataset>/batches`), or over the mirror of `account` (default: the catalog's only
-/// account) and the batches under the home's data folder.
+/// account) and the batches of its dataflows' datasets under the home's data folder.
+///
+/// `stripe_account` picks the mirror of a connected account (`<home>/mirror/<account>/<acct_…>`)
+/// and the batches of the dataflows that read it; by default it is the account's own connected
+/// account when it has one, as for its runs.
 pub async fn query(
     cat: Option<&Catalog>,
     account: Option<&str>,
+    stripe_account: Option<&str>,
     out: Option<&Path>,
     sql: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let (mirror_root, out) = match (out, cat) {
-        (Some(out), _) => (out.join("mirror"), out.to_path_buf()),
+    let (mirror_root, dirs) = match (out, cat) {
+        (Some(out), _) => (out.join("mirror"), inspect::batch_dirs_under(out)),
         (None, Some(cat)) => {
             let account = match account {
-                Some(name) => cat.account(name)?.name,
-                None => only_account(cat)?,
+                Some(name) => cat.account(name)?,
+                None => cat.account(&only_account(cat)?)?,
             };
+            let connected = stripe_account
+                .map(str::to_string)
+                .or_else(|| account.stripe_account.clone());
+            let mut root = cat.home().join("mirror").join(&account.name);
+            if let Some(acct) = &connected {
+                root = root.join(acct);
+            }
             let cfg = RunnerConfig::new(cat.home());
-            (cat.home().join("mirror").join(account), cfg.out_dir)
+            let mut datasets: Vec<String> = cat
+                .list_dataflows()?
+                .into_iter()
+                .filter(|f| {
+                    f.account == account.name && runner::connected_account(f, &account) == connected
+                })
+                .map(|f| f.dataset)
+                .collect();
+            datasets.sort();
+            datasets.dedup();
+            let dirs = datasets
+                .iter()
+                .flat_map(|d| inspect::batch_dirs_of(&cfg.out_dir.join(d)).unwrap_or_default())
+                .collect();
+            (root, dirs)
         }
         (None, None) => {
             return Err(AppError::Invalid(
@@ -34,7 +60,6 @@ pub async fn query(
             ))
         }
     };
-    let dirs = inspect::batch_dirs_under(&out);
     Ok(inspect::sql(&mirror_root, &dirs, sql).await?)
 }
 

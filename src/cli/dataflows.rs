@@ -171,7 +171,8 @@ pub(super) struct DataflowRunArgs {
     /// `created` windows fetched at once (dense windows split while they run).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Minimum seconds between checkpoints (each seals a Parquet file).
+    /// Minimum seconds between checkpoints (each commits the staged records to the mirror and
+    /// saves the window cursors; a kill -9 resumes from the last one).
     #[arg(long, default_value_t = 10)]
     pub checkpoint_secs: u64,
     /// Seconds between Platform batch status polls when the dataflow uploads.

@@ -365,6 +365,7 @@ pub fn run(r: &Run, json: bool) {
         println!("Progress:         as of the checkpoint at {}", time(at));
     }
     println!("Records received: {}", r.counts.fetched);
+    println!("Records staged:   {} (in the mirror)", r.counts.staged);
     if r.counts.events_read > 0 || r.counts.updated > 0 || r.counts.deleted > 0 {
         println!(
             "Objects:          {} created, {} updated, {} deleted ({} events read)",

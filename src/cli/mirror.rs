@@ -32,12 +32,17 @@ pub struct SqlArgs {
     #[command(flatten)]
     home: HomeArgs,
     /// The query: tables are the resources (`charges`, `customers`, …: the mirror, one row per
-    /// object, latest version, with `_raw` JSON) and `rejected` (every batch's rejected rows).
+    /// object, latest version, with `_raw` JSON) and `rejected` (the batches' rejected rows);
+    /// `SHOW TABLES` lists them.
     pub sql: String,
-    /// The account whose mirror to query (`<home>/mirror/<account>`); default: the only
-    /// account in the catalog.
+    /// The account whose mirror to query (`<home>/mirror/<account>`) and whose dataflows'
+    /// batches hold `rejected`; default: the only account in the catalog.
     #[arg(long, conflicts_with = "out")]
     pub account: Option<String>,
+    /// The connected account (`acct_…`) whose mirror to query
+    /// (`<home>/mirror/<account>/<acct_…>`); default: the account's own, as its runs use.
+    #[arg(long, value_name = "ACCT", conflicts_with = "out")]
+    pub stripe_account: Option<String>,
     /// A one-off run's output folder instead (`DIR/mirror/<resource>`, `DIR/<dataset>/batches`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -61,9 +66,15 @@ pub async fn sql(a: SqlArgs) -> Result<u8> {
         Some(_) => None,
         None => Some(a.home.open()?),
     };
-    let batches = app::sql::query(cat.as_ref(), a.account.as_deref(), a.out.as_deref(), &a.sql)
-        .await
-        .map_err(app_err)?;
+    let batches = app::sql::query(
+        cat.as_ref(),
+        a.account.as_deref(),
+        a.stripe_account.as_deref(),
+        a.out.as_deref(),
+        &a.sql,
+    )
+    .await
+    .map_err(app_err)?;
     let out_err = |e: output::OutputError| {
         let usage = matches!(e, output::OutputError::NoBatch(_));
         CliError::chain(

@@ -296,9 +296,11 @@ fn restore_sigpipe() {
 
 /// Log targets left out unless `STRIPE_XDM_LOG` asks for them: Delta's kernel reports every
 /// snapshot load that fails as an `ERROR` event, including the expected one when a run creates
-/// a mirror's table (there is no table to load yet). A load failure that matters reaches
-/// stripe-xdm as an error and is reported with its context.
-const QUIET: &str = "buoyant_kernel::snapshot::builder=off";
+/// a mirror's table (there is no table to load yet), and Delta's MERGE warns on every upsert
+/// that its scan reported no skipped-file metric (it derives the count for its commit
+/// statistics). A failure that matters reaches stripe-xdm as an error and is reported with its
+/// context.
+const QUIET: &str = "buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error";
 
 fn init_logging(verbose: u8) {
     let level = match verbose {

@@ -9,6 +9,7 @@
 //!   XDM schema, so accepted rows are queried per dataset).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -120,11 +121,52 @@ pub async fn sql(
 ) -> Result<Vec<RecordBatch>, InspectError> {
     let ctx = session(mirror_root, batch_dirs).await?;
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    // `SHOW TABLES` and `information_schema` for the user's query.
+    ctx.sql("SET datafusion.catalog.information_schema = true")
+        .await
+        .map_err(sql_err)?;
     // Read-only: the mirror is written by runs only (no INSERT, DELETE or CREATE here).
     let options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await.map_err(sql_err)?;
-    Ok(df.collect().await.map_err(sql_err)?)
+    let df = match ctx.sql_with_options(sql, options).await {
+        Ok(df) => df,
+        Err(e) => return Err(QueryError::Sql(with_tables(&ctx, mirror_root, e)).into()),
+    };
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(sql_err)?;
+    // An empty result still has its columns (a CSV header, an empty Parquet file).
+    Ok(if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema)]
+    } else {
+        batches
+    })
+}
+
+/// DataFusion's error, and when it names a table it cannot find, the tables there are.
+fn with_tables(
+    ctx: &SessionContext,
+    mirror_root: &Path,
+    e: datafusion::error::DataFusionError,
+) -> String {
+    let text = e.to_string();
+    if !(text.contains("table '") && text.contains("not found")) {
+        return text;
+    }
+    let mut names = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    names.sort();
+    let tables = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!(
+        "{text}; the tables here are: {tables} (mirrors from {}, `accepted` and `rejected` from the batches)",
+        mirror_root.display()
+    )
 }

@@ -1,11 +1,14 @@
 //! Query results written out: an aligned text table, a JSON array of objects, CSV with a
-//! header, or a Parquet file.
+//! header (nested values as JSON text), or a Parquet file.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
+use arrow::json::writer::{make_encoder, EncoderOptions};
 
 /// How a query's result is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,7 +18,7 @@ pub enum Format {
     Table,
     /// A JSON array of objects.
     Json,
-    /// CSV with a header.
+    /// CSV with a header; structs, lists and maps as JSON text.
     Csv,
 }
 
@@ -69,7 +72,8 @@ pub fn write(
         Format::Csv => {
             let mut w = arrow::csv::Writer::new(&mut *out);
             for b in batches {
-                w.write(b).map_err(OutputError::Encode)?;
+                w.write(&nested_as_json(b).map_err(OutputError::Encode)?)
+                    .map_err(OutputError::Encode)?;
             }
             Ok(())
         }
@@ -82,6 +86,40 @@ pub fn write(
             })
         }
     }
+}
+
+/// `batch` with each nested column (struct, list, map) as its JSON text, which a CSV cell can
+/// hold (`{"city":"Köln"}`, `[1,2]`); other columns as they are.
+fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let options = EncoderOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(Arc::clone(field));
+            columns.push(Arc::clone(column));
+            continue;
+        }
+        let mut encoder = make_encoder(field, column.as_ref(), &options)?;
+        let mut text = StringBuilder::new();
+        let mut buf = Vec::new();
+        for row in 0..column.len() {
+            if column.is_null(row) {
+                text.append_null();
+            } else {
+                buf.clear();
+                encoder.encode(row, &mut buf);
+                text.append_value(String::from_utf8_lossy(&buf));
+            }
+        }
+        fields.push(Arc::new(Field::new(field.name(), DataType::Utf8, true)));
+        columns.push(Arc::new(text.finish()) as ArrayRef);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Writes `batches` to a new Parquet file at `path`; the rows written.
@@ -147,6 +185,37 @@ mod tests {
         let mut table = Vec::new();
         write(Format::Table, &[batch()], &mut table).unwrap();
         assert!(String::from_utf8(table).unwrap().contains("| ch_2 |"));
+    }
+
+    #[test]
+    fn csv_writes_nested_values_as_json_text() {
+        use arrow::array::{ListArray, StructArray};
+        use arrow::datatypes::Int64Type;
+        let city: ArrayRef = Arc::new(StringArray::from(vec![Some("Köln"), None]));
+        let address = StructArray::new(
+            vec![Field::new("city", DataType::Utf8, true)].into(),
+            vec![city],
+            Some(vec![true, false].into()),
+        );
+        let tiers: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![]),
+        ]));
+        let nested = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec!["ch_1", "ch_2"])) as ArrayRef,
+            ),
+            ("address", Arc::new(address) as ArrayRef),
+            ("tiers", tiers),
+        ])
+        .unwrap();
+        let mut csv = Vec::new();
+        write(Format::Csv, &[nested], &mut csv).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "id,address,tiers\nch_1,\"{\"\"city\"\":\"\"Köln\"\"}\",\"[1,2]\"\nch_2,,[]\n"
+        );
     }
 
     #[test]

@@ -129,3 +129,137 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
     let dir = remap[0]["batch_dir"].as_str().unwrap();
     assert!(Path::new(dir).join("manifest.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_it_has() {
+    let faults = Faults {
+        corrupt_rate: 0.03,
+        ..Faults::default()
+    };
+    let sim = Simulator::new(SimConfig::default().with_counts(400).with_faults(faults))
+        .start()
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    setup(home.path());
+    // A second account whose dataflow reads through a connected account into its own dataset.
+    {
+        let mut cat = Catalog::open(home.path()).unwrap();
+        cat.add_account("shop", None, &Secret::new(SIM_KEY))
+            .unwrap();
+        let schema_json = cat.dataset("charges").unwrap().schema_json;
+        cat.create_dataset(&NewDataset {
+            name: "shop-charges".into(),
+            description: None,
+            schema_json,
+            profile_enabled: false,
+            error_diagnostics: true,
+            partial_ingestion_percent: Some(10.0),
+        })
+        .unwrap();
+        let t = stripe_xdm::runner::now();
+        cat.create_dataflow(
+            &NewDataflow {
+                name: "conn".into(),
+                description: None,
+                account: "shop".into(),
+                resource: Resource::Charges,
+                dataset: "shop-charges".into(),
+                mapping_sql: cat.mapping("flow", None).unwrap().sql,
+                alerts: Alerts::default(),
+                schedule: Schedule::once(t),
+                alert_webhook: None,
+                alert_command: None,
+                upload: None,
+            },
+            t,
+        )
+        .unwrap();
+        cat.set_dataflow_stripe_account("conn", Some("acct_1Shop"))
+            .unwrap();
+    }
+    let mut cfg = RunnerConfig::new(home.path());
+    cfg.api_base_url = Some(sim.base_url());
+    cfg.requests_per_sec = Some(10_000.0);
+    let mut counts = Vec::new();
+    for flow in ["flow", "conn"] {
+        let done = run_dataflow(&cfg, flow, stripe_xdm::runner::now(), None)
+            .await
+            .unwrap();
+        counts.push(done.report.expect("committed").counts);
+    }
+    assert!(counts.iter().all(|c| c.rejected > 0), "{counts:?}");
+    assert!(home
+        .path()
+        .join("mirror/shop/acct_1Shop/charges/_delta_log")
+        .is_dir());
+    let sql = |args: &[&str]| {
+        let mut all = vec!["sql"];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let home = home.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            output(command(Some(&home), &args, &[])).await
+        }
+    };
+    let counted =
+        "SELECT (SELECT count(*) FROM charges) AS m, (SELECT count(*) FROM rejected) AS r";
+
+    // Each account's mirror, and the rejected rows of its own dataflows' batches only.
+    for (args, c) in [
+        (vec!["--account", "main"], &counts[0]),
+        (
+            vec!["--account", "shop", "--stripe-account", "acct_1Shop"],
+            &counts[1],
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--json", counted]);
+        let o = sql(&args).await;
+        assert!(o.status.success(), "{}", text(&o));
+        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(rows[0]["m"], c.staged, "{args:?}: {rows}");
+        assert_eq!(rows[0]["r"], c.rejected, "{args:?}: {rows}");
+    }
+    // shop's own account has no mirror: the error says where it looked.
+    let o = sql(&["--account", "shop", counted]).await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("mirror/shop"), "{}", text(&o));
+
+    // A table that is not there: the error lists the ones that are; SHOW TABLES too.
+    let o = sql(&["--account", "main", "SELECT * FROM customers"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the tables here are: accepted, charges, charges_all, rejected"),
+        "{}",
+        text(&o)
+    );
+    let o = sql(&["--account", "main", "SHOW TABLES"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("rejected"), "{}", text(&o));
+
+    // CSV: nested columns as JSON text; an empty result still has its header.
+    let o = sql(&[
+        "--account",
+        "main",
+        "--csv",
+        "SELECT id, billing_details FROM charges ORDER BY id LIMIT 3",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(csv.starts_with("id,billing_details\n"), "{csv}");
+    assert!(csv.contains("\"{\"\""), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let o = sql(&[
+        "--account",
+        "main",
+        "--csv",
+        "SELECT id FROM charges WHERE false",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "id\n");
+    sim.shutdown().await;
+}
