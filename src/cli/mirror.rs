@@ -76,7 +76,11 @@ pub async fn sql(a: SqlArgs) -> Result<u8> {
     .await
     .map_err(app_err)?;
     let out_err = |e: output::OutputError| {
-        let usage = matches!(e, output::OutputError::NoBatch(_));
+        // A path that cannot be written is the caller's to fix, as a bad flag is.
+        let usage = matches!(
+            e,
+            output::OutputError::NoBatch(_) | output::OutputError::Io { .. }
+        );
         CliError::chain(
             &e,
             if usage {

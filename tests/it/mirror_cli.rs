@@ -261,5 +261,21 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
     .await;
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "id\n");
+    // A Parquet file that cannot be created: a usage error naming the path.
+    let missing = home.path().join("no-such-folder/r.parquet");
+    let o = sql(&[
+        "--account",
+        "main",
+        "--parquet",
+        missing.to_str().unwrap(),
+        "SELECT id FROM charges",
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no-such-folder/r.parquet"),
+        "{}",
+        text(&o)
+    );
     sim.shutdown().await;
 }
