@@ -137,7 +137,21 @@ pub enum QueryError {
     Schema(String),
     /// DataFusion rejected or failed the query.
     #[error("query failed: {0}")]
-    Sql(String),
+    Sql(#[source] datafusion::error::DataFusionError),
+    /// The query names a table that is not there.
+    #[error(
+        "query failed: {source}; the tables here are: {tables} (mirrors from {mirrors}, \
+         `accepted` and `rejected` from the batches)"
+    )]
+    MissingTable {
+        /// The tables there are, comma-separated (`none` when there are none).
+        tables: String,
+        /// The folder the mirror tables come from.
+        mirrors: PathBuf,
+        /// DataFusion's error naming the table.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
 }
 
 /// Counts the rejected rows of one batch directory (committed or failed) by code and column.
@@ -272,9 +286,8 @@ fn deciding_error(
 pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = crate::map::new_session();
     register_batches(&ctx, batch_dirs, true)?;
-    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
-    let df = ctx.sql(sql).await.map_err(sql_err)?;
-    df.collect().await.map_err(sql_err)
+    let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
+    df.collect().await.map_err(QueryError::Sql)
 }
 
 /// Registers tables `rejected` and, with `with_accepted`, `accepted` (see [`query`]) of
@@ -351,13 +364,14 @@ pub fn register_batches(
             }
         }
     }
-    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
-    let rejected_table = MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(sql_err)?;
+    let rejected_table =
+        MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(QueryError::Sql)?;
     ctx.register_table("rejected", Arc::new(rejected_table))
-        .map_err(sql_err)?;
+        .map_err(QueryError::Sql)?;
     let accepted_schema = accepted_schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-    let accepted_table = MemTable::try_new(accepted_schema, vec![accepted]).map_err(sql_err)?;
+    let accepted_table =
+        MemTable::try_new(accepted_schema, vec![accepted]).map_err(QueryError::Sql)?;
     ctx.register_table("accepted", Arc::new(accepted_table))
-        .map_err(sql_err)?;
+        .map_err(QueryError::Sql)?;
     Ok(())
 }

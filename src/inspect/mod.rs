@@ -120,11 +120,10 @@ pub async fn sql(
     sql: &str,
 ) -> Result<Vec<RecordBatch>, InspectError> {
     let ctx = session(mirror_root, batch_dirs).await?;
-    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
     // `SHOW TABLES` and `information_schema` for the user's query.
     ctx.sql("SET datafusion.catalog.information_schema = true")
         .await
-        .map_err(sql_err)?;
+        .map_err(QueryError::Sql)?;
     // Read-only: the mirror is written by runs only (no INSERT, DELETE or CREATE here).
     let options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
@@ -132,10 +131,10 @@ pub async fn sql(
         .with_allow_statements(false);
     let df = match ctx.sql_with_options(sql, options).await {
         Ok(df) => df,
-        Err(e) => return Err(QueryError::Sql(with_tables(&ctx, mirror_root, e)).into()),
+        Err(e) => return Err(with_tables(&ctx, mirror_root, e).into()),
     };
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(sql_err)?;
+    let batches = df.collect().await.map_err(QueryError::Sql)?;
     // An empty result still has its columns (a CSV header, an empty Parquet file).
     Ok(if batches.is_empty() {
         vec![RecordBatch::new_empty(schema)]
@@ -144,15 +143,15 @@ pub async fn sql(
     })
 }
 
-/// DataFusion's error, and when it names a table it cannot find, the tables there are.
+/// DataFusion's error; when it names a table it cannot find, with the tables there are.
 fn with_tables(
     ctx: &SessionContext,
     mirror_root: &Path,
     e: datafusion::error::DataFusionError,
-) -> String {
+) -> QueryError {
     let text = e.to_string();
     if !(text.contains("table '") && text.contains("not found")) {
-        return text;
+        return QueryError::Sql(e);
     }
     let mut names = ctx
         .catalog("datafusion")
@@ -160,13 +159,13 @@ fn with_tables(
         .map(|s| s.table_names())
         .unwrap_or_default();
     names.sort();
-    let tables = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    };
-    format!(
-        "{text}; the tables here are: {tables} (mirrors from {}, `accepted` and `rejected` from the batches)",
-        mirror_root.display()
-    )
+    QueryError::MissingTable {
+        tables: if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        },
+        mirrors: mirror_root.to_path_buf(),
+        source: e,
+    }
 }
