@@ -58,30 +58,37 @@ const MIN_SAMPLE_ROWS: usize = 1024;
 /// The bytes of the values of a leaf array as Parquet's plain encoding holds them (a string
 /// with its 4-byte length, a boolean as a bit); nulls count nothing.
 fn value_bytes(array: &dyn Array) -> usize {
-    fn strings<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> usize {
-        values.flatten().map(|v| v.len() + 4).sum()
+    if let Some(values) = byte_values(array) {
+        return values.flatten().map(|v| v.len() + 4).sum();
     }
     let valid = array.len() - array.null_count();
     match array.data_type() {
-        DataType::Utf8 => strings(
+        DataType::Boolean => valid.div_ceil(8),
+        t => valid * t.primitive_width().unwrap_or(8),
+    }
+}
+
+/// The values of a string or binary array as bytes (`None` for a null); `None` for other types.
+fn byte_values(array: &dyn Array) -> Option<Box<dyn Iterator<Item = Option<&[u8]>> + '_>> {
+    Some(match array.data_type() {
+        DataType::Utf8 => Box::new(
             array
                 .as_string::<i32>()
                 .iter()
                 .map(|v| v.map(str::as_bytes)),
         ),
-        DataType::LargeUtf8 => strings(
+        DataType::LargeUtf8 => Box::new(
             array
                 .as_string::<i64>()
                 .iter()
                 .map(|v| v.map(str::as_bytes)),
         ),
-        DataType::Utf8View => strings(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
-        DataType::Binary => strings(array.as_binary::<i32>().iter()),
-        DataType::LargeBinary => strings(array.as_binary::<i64>().iter()),
-        DataType::BinaryView => strings(array.as_binary_view().iter()),
-        DataType::Boolean => valid.div_ceil(8),
-        t => valid * t.primitive_width().unwrap_or(8),
-    }
+        DataType::Utf8View => Box::new(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => Box::new(array.as_binary::<i32>().iter()),
+        DataType::LargeBinary => Box::new(array.as_binary::<i64>().iter()),
+        DataType::BinaryView => Box::new(array.as_binary_view().iter()),
+        _ => return None,
+    })
 }
 
 /// `builder` with no min/max statistics for the string and binary columns of `schema` (outside
@@ -171,40 +178,26 @@ fn mostly_distinct(array: &dyn Array) -> bool {
         }
         false
     }
-    match array.data_type() {
-        DataType::Utf8 => count(
-            array
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::as_bytes)),
-        ),
-        DataType::LargeUtf8 => count(
-            array
-                .as_string::<i64>()
-                .iter()
-                .map(|v| v.map(str::as_bytes)),
-        ),
-        DataType::Utf8View => count(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
-        DataType::Binary => count(array.as_binary::<i32>().iter()),
-        DataType::LargeBinary => count(array.as_binary::<i64>().iter()),
-        DataType::BinaryView => count(array.as_binary_view().iter()),
-        t => match t.primitive_width() {
-            // Fixed-width values compared by their bytes (a float's bits).
-            Some(width) if t.is_primitive() => {
-                let data = array.to_data();
-                let Some(buffer) = data.buffers().first() else {
-                    return false;
-                };
-                let values = &buffer.as_slice()[data.offset() * width..][..data.len() * width];
-                count(
-                    values
-                        .chunks_exact(width)
-                        .enumerate()
-                        .map(|(i, v)| array.is_valid(i).then_some(v)),
-                )
-            }
-            _ => false,
-        },
+    if let Some(values) = byte_values(array) {
+        return count(values);
+    }
+    let t = array.data_type();
+    match t.primitive_width() {
+        // Fixed-width values compared by their bytes (a float's bits).
+        Some(width) if t.is_primitive() => {
+            let data = array.to_data();
+            let Some(buffer) = data.buffers().first() else {
+                return false;
+            };
+            let values = &buffer.as_slice()[data.offset() * width..][..data.len() * width];
+            count(
+                values
+                    .chunks_exact(width)
+                    .enumerate()
+                    .map(|(i, v)| array.is_valid(i).then_some(v)),
+            )
+        }
+        _ => false,
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use stripe_xdm::catalog::{Alerts, Catalog, NewDataflow, NewDataset};
 use stripe_xdm::runner::{run_dataflow, RunnerConfig};
 use stripe_xdm::schedule::Schedule;
-use stripe_xdm::sim::{Faults, SimConfig, Simulator, SIM_KEY};
+use stripe_xdm::sim::{Faults, SimConfig, SimHandle, Simulator, SIM_KEY};
 use stripe_xdm::{Resource, Secret};
 
 use crate::support::bin::{command, output, text};
@@ -47,13 +47,14 @@ fn setup(home: &Path) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
+/// A simulator of `count` objects per resource (3 % of them corrupt), a home set up as
+/// [`setup`] does, and a runner of it against the simulator.
+async fn start(count: u64) -> (SimHandle, tempfile::TempDir, RunnerConfig) {
     let faults = Faults {
         corrupt_rate: 0.03,
         ..Faults::default()
     };
-    let sim = Simulator::new(SimConfig::default().with_counts(700).with_faults(faults))
+    let sim = Simulator::new(SimConfig::default().with_counts(count).with_faults(faults))
         .start()
         .await
         .unwrap();
@@ -62,6 +63,12 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
     let mut cfg = RunnerConfig::new(home.path());
     cfg.api_base_url = Some(sim.base_url());
     cfg.requests_per_sec = Some(10_000.0);
+    (sim, home, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
+    let (sim, home, cfg) = start(700).await;
     let done = run_dataflow(&cfg, "flow", stripe_xdm::runner::now(), None)
         .await
         .unwrap();
@@ -132,16 +139,7 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_it_has() {
-    let faults = Faults {
-        corrupt_rate: 0.03,
-        ..Faults::default()
-    };
-    let sim = Simulator::new(SimConfig::default().with_counts(400).with_faults(faults))
-        .start()
-        .await
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    setup(home.path());
+    let (sim, home, cfg) = start(400).await;
     // A second account whose dataflow reads through a connected account into its own dataset.
     {
         let mut cat = Catalog::open(home.path()).unwrap();
@@ -178,9 +176,6 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
         cat.set_dataflow_stripe_account("conn", Some("acct_1Shop"))
             .unwrap();
     }
-    let mut cfg = RunnerConfig::new(home.path());
-    cfg.api_base_url = Some(sim.base_url());
-    cfg.requests_per_sec = Some(10_000.0);
     let mut counts = Vec::new();
     for flow in ["flow", "conn"] {
         let done = run_dataflow(&cfg, flow, stripe_xdm::runner::now(), None)
