@@ -12,11 +12,17 @@ use stripe_xdm::{Resource, Secret};
 use crate::support::bin::{command, output, text};
 
 fn setup(home: &Path) {
+    add_flow(home, "main", "charges", "flow");
+}
+
+/// Adds account `account` (the simulator's key), dataset `dataset` (the built-in charges
+/// schema) and `flow`, a charges dataflow of them run once.
+fn add_flow(home: &Path, account: &str, dataset: &str, flow: &str) {
     let mut cat = Catalog::open(home).unwrap();
-    cat.add_account("main", None, &Secret::new(SIM_KEY))
+    cat.add_account(account, None, &Secret::new(SIM_KEY))
         .unwrap();
     cat.create_dataset(&NewDataset {
-        name: "charges".into(),
+        name: dataset.into(),
         description: None,
         schema_json: stripe_xdm::map::substitute_tenant(
             stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
@@ -30,11 +36,11 @@ fn setup(home: &Path) {
     let t = stripe_xdm::runner::now();
     cat.create_dataflow(
         &NewDataflow {
-            name: "flow".into(),
+            name: flow.into(),
             description: None,
-            account: "main".into(),
-            resource: stripe_xdm::Resource::Charges,
-            dataset: "charges".into(),
+            account: account.into(),
+            resource: Resource::Charges,
+            dataset: dataset.into(),
             mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Charges, "tenant").sql,
             alerts: Alerts::default(),
             schedule: Schedule::once(t),
@@ -141,41 +147,11 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
 async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_it_has() {
     let (sim, home, cfg) = start(400).await;
     // A second account whose dataflow reads through a connected account into its own dataset.
-    {
-        let mut cat = Catalog::open(home.path()).unwrap();
-        cat.add_account("shop", None, &Secret::new(SIM_KEY))
-            .unwrap();
-        let schema_json = cat.dataset("charges").unwrap().schema_json;
-        cat.create_dataset(&NewDataset {
-            name: "shop-charges".into(),
-            description: None,
-            schema_json,
-            profile_enabled: false,
-            error_diagnostics: true,
-            partial_ingestion_percent: Some(10.0),
-        })
+    add_flow(home.path(), "shop", "shop-charges", "conn");
+    Catalog::open(home.path())
+        .unwrap()
+        .set_dataflow_stripe_account("conn", Some("acct_1Shop"))
         .unwrap();
-        let t = stripe_xdm::runner::now();
-        cat.create_dataflow(
-            &NewDataflow {
-                name: "conn".into(),
-                description: None,
-                account: "shop".into(),
-                resource: Resource::Charges,
-                dataset: "shop-charges".into(),
-                mapping_sql: cat.mapping("flow", None).unwrap().sql,
-                alerts: Alerts::default(),
-                schedule: Schedule::once(t),
-                alert_webhook: None,
-                alert_command: None,
-                upload: None,
-            },
-            t,
-        )
-        .unwrap();
-        cat.set_dataflow_stripe_account("conn", Some("acct_1Shop"))
-            .unwrap();
-    }
     let mut counts = Vec::new();
     for flow in ["flow", "conn"] {
         let done = run_dataflow(&cfg, flow, stripe_xdm::runner::now(), None)
