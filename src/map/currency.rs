@@ -35,10 +35,14 @@ pub fn exponent(currency: &str) -> Option<i32> {
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
         return None;
     }
-    let c = currency.to_ascii_lowercase();
-    Some(if ZERO_DECIMAL.contains(&c.as_str()) {
+    // Lower-cased on the stack: this runs for every row of a mapping with amounts.
+    let mut lower = [0u8; 3];
+    lower.copy_from_slice(currency.as_bytes());
+    lower.make_ascii_lowercase();
+    let is = |c: &&str| c.as_bytes() == lower;
+    Some(if ZERO_DECIMAL.iter().any(is) {
         0
-    } else if THREE_DECIMAL.contains(&c.as_str()) {
+    } else if THREE_DECIMAL.iter().any(is) {
         3
     } else {
         2
