@@ -33,10 +33,7 @@ pub async fn query(
             let connected = stripe_account
                 .map(str::to_string)
                 .or_else(|| account.stripe_account.clone());
-            let mut root = cat.home().join("mirror").join(&account.name);
-            if let Some(acct) = &connected {
-                root = root.join(acct);
-            }
+            let root = runner::mirror_root(cat.home(), &account.name, connected.as_deref());
             let cfg = RunnerConfig::new(cat.home());
             let mut datasets: Vec<String> = cat
                 .list_dataflows()?

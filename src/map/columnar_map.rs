@@ -80,7 +80,7 @@ fn columnar(args: &ScalarFunctionArgs) -> Result<Option<ColumnarValue>> {
     else {
         return Ok(None);
     };
-    if keys.values().null_count() > 0 || !rows_fit(keys, values)? {
+    if keys.values().null_count() > 0 || !rows_fit(keys, values) {
         return Ok(None);
     }
     let (k, v) = (keys.offsets(), values.offsets());
@@ -110,14 +110,14 @@ fn columnar(args: &ScalarFunctionArgs) -> Result<Option<ColumnarValue>> {
 
 /// Whether every row has as many values as keys, no entries where the key list is null, a
 /// value list where the key list is not, and at most [`SMALL_ROW`] distinct string keys.
-fn rows_fit(keys: &ListArray, values: &ListArray) -> Result<bool> {
+fn rows_fit(keys: &ListArray, values: &ListArray) -> bool {
     let items = keys.values();
-    Ok(match items.data_type() {
+    match items.data_type() {
         DataType::Utf8 => rows_fit_with(keys, values, items.as_string::<i32>()),
         DataType::LargeUtf8 => rows_fit_with(keys, values, items.as_string::<i64>()),
         DataType::Utf8View => rows_fit_with(keys, values, items.as_string_view()),
         _ => false,
-    })
+    }
 }
 
 fn rows_fit_with<'a>(

@@ -498,7 +498,7 @@ fn outcome_of(r: &RunReport) -> crate::catalog::RunOutcome {
 /// The mirror of one account's resource under the home folder:
 /// `<home>/mirror/<account>/<resource>`.
 pub fn mirror_dir(home: &std::path::Path, account: &str, resource: crate::Resource) -> PathBuf {
-    home.join("mirror").join(account).join(resource.path())
+    mirror_root(home, account, None).join(resource.path())
 }
 
 /// The connected account a dataflow reads through: its own, else its account's default, else
@@ -517,13 +517,16 @@ pub fn connected_mirror_dir(
     connected: Option<&str>,
     resource: crate::Resource,
 ) -> PathBuf {
+    mirror_root(home, account, connected).join(resource.path())
+}
+
+/// The folder holding the mirrors of every resource read through `connected` (`None`: the
+/// key's own account): `<home>/mirror/<account>[/<acct_…>]`.
+pub fn mirror_root(home: &std::path::Path, account: &str, connected: Option<&str>) -> PathBuf {
+    let root = home.join("mirror").join(account);
     match connected {
-        Some(acct) => home
-            .join("mirror")
-            .join(account)
-            .join(acct)
-            .join(resource.path()),
-        None => mirror_dir(home, account, resource),
+        Some(acct) => root.join(acct),
+        None => root,
     }
 }
 
