@@ -33,6 +33,8 @@ pub const CODE_UNPARSABLE: &str = "INGEST-1401-400";
 pub struct RejectedRecord {
     /// The record's top-level `id`, when it could be found.
     pub id: Option<String>,
+    /// The record's top-level `created` (unix seconds), when it could be found.
+    pub created: Option<i64>,
     /// The record's raw JSON (invalid UTF-8 replaced).
     pub raw: String,
     /// Why it failed, naming the field path (`billing_details.address.city: expected a string…`).
@@ -285,6 +287,7 @@ impl Part {
                 }
                 Err(reason) => self.rejected.push(RejectedRecord {
                     id: crate::source::envelope::record_id(raw),
+                    created: crate::source::record_created(raw),
                     raw: String::from_utf8_lossy(raw).into_owned(),
                     reason,
                 }),

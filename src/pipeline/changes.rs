@@ -20,7 +20,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::drive::{Processed, Totals};
+use super::chunk::Processed;
+use super::drive::Totals;
 use super::{PipelineError, RunConfig};
 use crate::decode;
 use crate::map::Mapper;
@@ -134,7 +135,7 @@ pub(super) async fn chunks(
     for group in updated.chunks(cfg.chunk_records.max(1)) {
         let objects: Vec<&Bytes> = group.iter().map(|c| &c.object).collect();
         let page = page_of(cfg.resource, &objects);
-        let mut p = super::drive::process_pages(cfg, client, mapper, vec![page], false).await?;
+        let mut p = super::chunk::process_pages(cfg, client, mapper, vec![page], false).await?;
         p.totals.counts.pages = 0;
         p.totals.counts.updated = p.totals.counts.fetched;
         out.push(p);
@@ -312,6 +313,12 @@ pub(super) async fn absent(
             &batch_id,
             Some(at),
         );
+        // A record that did not decode stays one in its tombstone.
+        let staged = match b.column_by_name(stage::DECODE_ERROR_COLUMN) {
+            Some(errors) => stage::with_decode_errors(&staged, errors.clone())
+                .map_err(arrow_err("reading tombstones"))?,
+            None => staged,
+        };
         let xdm_ids = xdm_ids(mapper, source.clone()).await;
         let mut totals = Totals::default();
         if let Some(ids) = source.column(0).as_string_opt::<i32>() {

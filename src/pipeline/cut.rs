@@ -134,6 +134,12 @@ pub(crate) async fn cut(
             break;
         }
     }
+    if failure.is_none() {
+        match undecodable(cfg, mapper, mirror, batch, &tx, &mut totals).await {
+            Ok(n) => read += n,
+            Err(e) => failure = Some(e),
+        }
+    }
     if failure.is_none() && !sourceless.is_empty() {
         match with_sources(mirror, &mut sourceless).await {
             Ok(rejected) => {
@@ -168,6 +174,51 @@ pub(crate) async fn cut(
         )));
     }
     Ok((writer?, totals))
+}
+
+/// The records staged without decoding (batch `batch`'s, or all), decoded again from their
+/// `_raw` (a newer decoder may read them now) and mapped and validated; those that still do
+/// not decode are rejected under `INGEST-1401-400` with the decoder's reason. Sends the
+/// outcomes to the writer and adds them to `totals`; returns the rows read.
+async fn undecodable(
+    cfg: &RunConfig,
+    mapper: &Mapper,
+    mirror: &stage::Mirror,
+    batch: Option<&str>,
+    tx: &std_mpsc::SyncSender<Outcome>,
+    totals: &mut Totals,
+) -> Result<u64, PipelineError> {
+    let mut rows = mirror.undecodable(batch).await?;
+    let mut read = 0u64;
+    while let Some(b) = rows.next().await {
+        let b = b.map_err(|source| {
+            PipelineError::Stage(stage::StageError::Query {
+                path: mirror.path().to_path_buf(),
+                action: "reading records that did not decode",
+                source: Box::new(source),
+            })
+        })?;
+        read += b.num_rows() as u64;
+        let raw = stage::raw_column(&b);
+        let mut body = Vec::new();
+        let mut records = Vec::with_capacity(b.num_rows());
+        for row in 0..b.num_rows() {
+            let start = body.len();
+            body.extend_from_slice(raw.and_then(|r| r.value(row)).unwrap_or("").as_bytes());
+            records.push(start..body.len());
+        }
+        let body = bytes::Bytes::from(body);
+        let decoded = crate::decode::decode_pages(cfg.resource, vec![(&body, &records[..])]);
+        let outcome = super::map_and_validate(&cfg.schema, mapper, decoded).await?;
+        totals.counts.staged += b.num_rows() as u64;
+        totals.counts.ingested += outcome.accepted.num_rows() as u64;
+        totals.counts.warnings += outcome.warnings;
+        totals.count_rejected(&outcome.rejected);
+        if tx.send(outcome).is_err() {
+            return Err(PipelineError::Internal("batch writer stopped".into()));
+        }
+    }
+    Ok(read)
 }
 
 /// Takes `rows` and fills in each one's source: its object's `_raw` in the mirror.

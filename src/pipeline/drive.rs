@@ -25,21 +25,16 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{
-    decode_rejections, map_and_validate_rows, primary_code, Outcome, PipelineError, Progress,
-    RunConfig,
-};
-use crate::decode;
+use super::chunk::{process_pages, Processed};
+use super::{primary_code, PipelineError, Progress, RunConfig};
 use crate::map::Mapper;
 use crate::metrics::RecordCounts;
 use crate::sink::{BatchWriter, Rejection, StagedState};
-use crate::source::windows::record_created;
 use crate::source::windows::{fetch_windows, WindowEvent, WindowOptions, WindowPlan, WindowedPage};
-use crate::source::{record_id, Page, StripeClient, Window};
+use crate::source::{Page, StripeClient, Window};
 use crate::stage::{self, Mirror, StageWriter};
 
 /// Pages buffered between the fetcher and the chunker.
@@ -60,7 +55,7 @@ pub(crate) struct Totals {
     /// The counts (flattened: a checkpoint's `totals` holds them at its top level).
     #[serde(flatten)]
     pub counts: RecordCounts,
-    /// Records that could not be decoded (rejected, not staged).
+    /// Records that could not be decoded (staged with their `_decode_error`, and rejected).
     #[serde(default)]
     pub undecodable: u64,
     /// Records dropped as already committed by the previous run (re-read span).
@@ -125,7 +120,7 @@ pub(crate) struct CheckpointState {
 }
 
 /// The version of [`CheckpointState`] written here.
-pub(crate) const CHECKPOINT_VERSION: u32 = 3;
+pub(crate) const CHECKPOINT_VERSION: u32 = 4;
 
 /// A stable fingerprint of a mapping's SQL (64-bit FNV-1a).
 pub(crate) fn mapping_fingerprint(sql: &str) -> u64 {
@@ -149,40 +144,6 @@ pub(crate) fn initial_plan(window: Window, n: usize, now: i64) -> WindowPlan {
             ));
             plan.next_id += 1;
             plan
-        }
-    }
-}
-
-/// A chunk on its way to the stage thread.
-pub(super) struct Processed {
-    /// Decoded records with the staging columns.
-    pub staged: RecordBatch,
-    /// Records that could not be decoded.
-    pub rejected: Vec<Rejection>,
-    /// The decoded records mapped and validated (`None` for tombstones: staged only).
-    pub outcome: Option<Outcome>,
-    pub events: Vec<WindowEvent>,
-    pub totals: Totals,
-}
-
-impl Processed {
-    /// Only totals (changes read, none to stage).
-    pub fn empty(totals: Totals) -> Self {
-        Processed {
-            staged: RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())),
-            rejected: Vec::new(),
-            outcome: None,
-            events: Vec::new(),
-            totals,
-        }
-    }
-
-    /// Tombstones: staged in the mirror, not in the batch.
-    pub fn tombstones(staged: RecordBatch, totals: Totals) -> Self {
-        Processed {
-            staged,
-            totals,
-            ..Processed::empty(Totals::default())
         }
     }
 }
@@ -433,7 +394,9 @@ fn write_loop(
                         }
                         Ok(())
                     });
-                    let staged = rt.block_on(stage.write(staged, seq));
+                    let staged = staged
+                        .into_iter()
+                        .try_for_each(|rows| rt.block_on(stage.write(rows, seq)));
                     (staged, cut.join())
                 });
                 staged?;
@@ -491,31 +454,6 @@ fn write_loop(
     })
 }
 
-/// Drops records the previous run committed and collects the next re-read span's ids.
-fn dedup_pages(dedup: &super::Dedup, pages: &mut [Page], totals: &mut Totals) {
-    for page in pages.iter_mut() {
-        // Only pages whose requested window reaches the span hold records for it.
-        let in_span = |lt: Option<i64>, from: i64| lt.is_none_or(|lt| lt > from);
-        let collect = dedup
-            .trailing_from
-            .filter(|&from| in_span(page.window.lt, from));
-        if dedup.known.is_empty() && collect.is_none() {
-            continue;
-        }
-        let before = page.records.len();
-        page.retain(|raw| {
-            let id = record_id(raw);
-            if let (Some(from), Some(id)) = (collect, &id) {
-                if let Some(created) = record_created(raw).filter(|&c| c >= from) {
-                    totals.trailing.push((id.clone(), created));
-                }
-            }
-            !id.is_some_and(|id| dedup.known.contains(&id) && !dedup.changed.contains(&id))
-        });
-        totals.skipped += (before - page.records.len()) as u64;
-    }
-}
-
 /// Resolves when cancellation is asked for (never without a receiver).
 async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     match rx {
@@ -526,69 +464,6 @@ async fn cancelled(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
         }
         None => std::future::pending().await,
     }
-}
-
-/// Decodes one chunk of pages, adds the staging columns, and maps and validates the records;
-/// `listed` pages (not changed objects) drop what the previous run committed.
-pub(super) async fn process_pages(
-    cfg: &RunConfig,
-    client: &StripeClient,
-    mapper: &Mapper,
-    pages: Vec<Page>,
-    listed: bool,
-) -> Result<Processed, PipelineError> {
-    let resource = cfg.resource;
-    let mut totals = Totals {
-        counts: RecordCounts {
-            pages: pages.len() as u64,
-            bytes_in: pages.iter().map(|p| p.body.len() as u64).sum(),
-            ..Default::default()
-        },
-        ..Totals::default()
-    };
-    let mut pages = pages;
-    if let Some(dedup) = cfg.control.dedup.as_ref().filter(|_| listed) {
-        dedup_pages(dedup, &mut pages, &mut totals);
-    }
-    let batch_id = cfg.batch_id.clone().unwrap_or_default();
-    let api_version = client.config().stripe_version.clone();
-    let (undecodable, source, staged): (Vec<decode::RejectedRecord>, RecordBatch, RecordBatch) =
-        tokio::task::spawn_blocking(move || {
-            let decoded = decode::decode_pages(
-                resource,
-                pages
-                    .iter()
-                    .map(|p| (&p.body, p.records.as_slice()))
-                    .collect::<Vec<_>>(),
-            );
-            // `_raw` views the page bodies: they live as long as the chunk's rows, no copy.
-            let source = decoded.staged_batch();
-            let staged =
-                stage::stage_columns(&source, chrono::Utc::now(), &api_version, &batch_id, None);
-            (decoded.rejected, source, staged)
-        })
-        .await
-        .map_err(|source| PipelineError::Task {
-            what: "decode",
-            source,
-        })?;
-    totals.counts.fetched = (source.num_rows() + undecodable.len()) as u64;
-    totals.counts.staged = staged.num_rows() as u64;
-    let rejected = decode_rejections(&undecodable);
-    drop(undecodable);
-    totals.undecodable = rejected.len() as u64;
-    totals.count_rejected(&rejected);
-    let outcome = map_and_validate_rows(&cfg.schema, mapper, source).await?;
-    totals.counts.ingested = outcome.accepted.num_rows() as u64;
-    totals.counts.warnings = outcome.warnings;
-    totals.count_rejected(&outcome.rejected);
-    Ok(Processed {
-        staged,
-        rejected,
-        outcome: Some(outcome),
-        events: Vec::new(),
-        totals,
-    })
 }
 
 /// What a running run has committed to its last checkpoint, for monitoring while it runs.

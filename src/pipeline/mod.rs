@@ -20,6 +20,7 @@ use crate::source::{SourceError, StripeClient, Window};
 use crate::stage::{CompactPolicy, Mirror, StageError};
 
 mod changes;
+mod chunk;
 mod control;
 mod cut;
 mod drive;
@@ -316,11 +317,11 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     let fetched = totals.counts.fetched;
     let rejected: u64 = totals.counts.rejected;
     let ingested = totals.counts.ingested;
-    if fetched != ingested + rejected || fetched != totals.counts.staged + totals.undecodable {
+    if fetched != ingested + rejected || fetched != totals.counts.staged {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(PipelineError::Internal(format!(
-            "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {} + undecodable {}",
-            totals.counts.staged, totals.undecodable
+            "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {}",
+            totals.counts.staged
         )));
     }
     let failure_reason = threshold_failure(fetched, rejected, cfg.partial_ingestion);

@@ -16,6 +16,7 @@
 //! records from the mirror again, and a remap reads all of it ([`Mirror::scan`], without `_raw`
 //! when the mapping does not read it); `stripe-xdm sql` registers it as a table.
 
+mod columns;
 mod compact;
 mod conform;
 mod files;
@@ -27,8 +28,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::prelude::{col, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -41,28 +42,22 @@ pub use conform::conform;
 pub use lock::{lock, MirrorLock};
 pub use read::{raw_column, read_session, to_source, RawColumn};
 
-use crate::decode::{source_schema, RAW_COLUMN};
-use crate::Resource;
+pub use columns::{
+    mirror_schema, stage_columns, undecodable_rows, with_decode_errors, API_VERSION_COLUMN,
+    BATCH_COLUMN, DECODE_ERROR_COLUMN, DELETED_AT_COLUMN, FETCHED_AT_COLUMN, SEQ_COLUMN,
+};
 
-/// When the record was fetched (microseconds, UTC).
-pub const FETCHED_AT_COLUMN: &str = "_fetched_at";
-/// The Stripe API version the record was rendered at.
-pub const API_VERSION_COLUMN: &str = "_api_version";
-/// The batch (run) that staged this version of the record.
-pub const BATCH_COLUMN: &str = "_batch";
-/// When the object was deleted in Stripe (null for objects that exist): a tombstone keeps the
-/// object's last known version, queryable, but out of the mirror's current state.
-pub const DELETED_AT_COLUMN: &str = "_deleted_at";
-/// The run's checkpoint whose commit staged this version (the Delta `txn` version).
-pub const SEQ_COLUMN: &str = "_seq";
+use crate::decode::RAW_COLUMN;
+use crate::Resource;
 
 /// Rows buffered for one MERGE commit: a run in merge mode commits at least this often, which
 /// bounds its memory.
 pub const MERGE_ROWS: usize = 50_000;
 
 /// The columns with min/max statistics in the Delta log (file pruning for a run's rows and for
-/// `created` ranges).
-const STATS_COLUMNS: &str = "id,created,_batch,_seq,_fetched_at";
+/// `created` ranges; `_decode_error`'s null counts let a cut skip the files and row groups
+/// holding no undecodable record).
+const STATS_COLUMNS: &str = "id,created,_batch,_seq,_fetched_at,_decode_error";
 
 /// Why the mirror could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -103,79 +98,6 @@ pub enum StageError {
     /// The folder is not a mirror (no Delta log) where one was expected.
     #[error("no mirror at {}: run a dataflow or `stripe-xdm run` first", .0.display())]
     Missing(PathBuf),
-}
-
-/// The mirror table's Arrow schema: the resource's decoded columns and `_raw`, then
-/// `_fetched_at`, `_api_version`, `_batch` and `_seq`. Timestamps are microseconds (Delta's
-/// unit).
-pub fn mirror_schema(resource: Resource) -> SchemaRef {
-    let source = source_schema(resource);
-    let mut fields: Vec<Field> = source
-        .fields()
-        .iter()
-        .map(|f| {
-            f.as_ref()
-                .clone()
-                .with_data_type(conform::to_micros(f.data_type()))
-        })
-        .collect();
-    fields.extend(stage_fields());
-    fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
-    Arc::new(Schema::new(fields))
-}
-
-/// `_fetched_at`, `_api_version`, `_batch`, `_deleted_at`: the columns [`stage_columns`] adds.
-fn stage_fields() -> [Field; 4] {
-    [
-        Field::new(
-            FETCHED_AT_COLUMN,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new(API_VERSION_COLUMN, DataType::Utf8, true),
-        Field::new(BATCH_COLUMN, DataType::Utf8, false),
-        deleted_at_field(),
-    ]
-}
-
-fn deleted_at_field() -> Field {
-    Field::new(
-        DELETED_AT_COLUMN,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        true,
-    )
-}
-
-/// Adds the staging columns to a batch of decoded records (the source schema, with `_raw`);
-/// `deleted_at` (unix seconds) makes the rows tombstones.
-pub fn stage_columns(
-    source: &RecordBatch,
-    fetched_at: chrono::DateTime<chrono::Utc>,
-    api_version: &str,
-    batch_id: &str,
-    deleted_at: Option<i64>,
-) -> RecordBatch {
-    let n = source.num_rows();
-    let mut columns = source.columns().to_vec();
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![fetched_at.timestamp_micros(); n])
-            .with_timezone("UTC"),
-    ));
-    columns.push(Arc::new(StringArray::from(vec![api_version; n])));
-    columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![deleted_at.map(|s| s * 1_000_000); n])
-            .with_timezone("UTC"),
-    ));
-    let mut fields: Vec<Field> = source
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.extend(stage_fields());
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .expect("columns follow their fields")
 }
 
 /// How a run writes its records.
@@ -225,9 +147,9 @@ impl Mirror {
             .await
             .map_err(err("opening the table"))?;
         let table = if table.version().is_some() {
-            add_deleted_at(table)
+            columns::add_missing_columns(table)
                 .await
-                .map_err(err("adding the _deleted_at column"))?
+                .map_err(err("adding the columns of a newer version"))?
         } else {
             let schema = mirror_schema(resource);
             let kernel: deltalake::kernel::StructType =
@@ -427,6 +349,7 @@ impl Mirror {
             return Ok(self.version());
         }
         let batches = std::mem::take(&mut writer.merge);
+        let by_id = batches_have_null_created(&batches) || self.holds_null_created()?;
         let ctx = SessionContext::new();
         let source = ctx
             .read_batches(batches)
@@ -439,15 +362,18 @@ impl Mirror {
             .collect();
         let source_col =
             |c: &str| deltalake::datafusion::prelude::Expr::Column(Column::new(Some("source"), c));
+        // `created` never changes for an object: it lets the merge skip the files whose
+        // `created` range the staged rows do not reach. A record that did not decode may have
+        // no readable `created`; while such a row is staged or in the table, objects are
+        // matched by `id` alone, so a version without `created` still replaces one with it.
+        let predicate = match by_id {
+            true => "target.id = source.id",
+            false => "target.id = source.id AND target.created = source.created",
+        };
         let (table, _metrics) = self
             .table
             .clone()
-            .merge(
-                source,
-                // `created` never changes for an object: it lets the merge skip the files whose
-                // `created` range the staged rows do not reach.
-                "target.id = source.id AND target.created = source.created",
-            )
+            .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
             .when_matched_update(|u| {
@@ -470,26 +396,36 @@ impl Mirror {
         Ok(self.version())
     }
 
+    /// Whether a file of the current version may hold a row whose `created` is null (its
+    /// statistics say so, or it has none).
+    fn holds_null_created(&self) -> Result<bool, StageError> {
+        let actions = self
+            .table
+            .snapshot()
+            .and_then(|s| s.add_actions_table(true))
+            .map_err(self.delta_err("reading the file statistics"))?;
+        Ok(match actions.column_by_name("null_count.created") {
+            Some(nulls) => {
+                let nulls = arrow::compute::cast(nulls, &DataType::Int64).map_err(|e| {
+                    StageError::Arrow {
+                        path: self.path.clone(),
+                        action: "reading the file statistics",
+                        source: Box::new(e),
+                    }
+                })?;
+                use arrow::array::AsArray;
+                let nulls = nulls.as_primitive::<arrow::datatypes::Int64Type>();
+                nulls.iter().any(|n| n.is_none_or(|n| n > 0))
+            }
+            None => actions.num_rows() > 0,
+        })
+    }
+
     /// Compacts small files and removes files no version references any more, as `policy`
     /// says.
     pub async fn compact(&mut self, policy: &CompactPolicy) -> Result<CompactReport, StageError> {
         compact::run(self, policy).await
     }
-}
-
-/// Adds `_deleted_at` to a table written before change capture (no-op when it has it).
-async fn add_deleted_at(table: DeltaTable) -> Result<DeltaTable, DeltaTableError> {
-    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-    let has = table
-        .snapshot()?
-        .schema()
-        .fields()
-        .any(|f| f.name() == DELETED_AT_COLUMN);
-    if has {
-        return Ok(table);
-    }
-    let field: deltalake::kernel::StructField = (&deleted_at_field()).try_into_kernel()?;
-    table.add_columns().with_fields([field]).await
 }
 
 fn writer_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
@@ -578,6 +514,15 @@ impl StageWriter {
             WriteMode::Merge
         }
     }
+}
+
+/// Whether a row of `batches` has a null `created`.
+fn batches_have_null_created(batches: &[RecordBatch]) -> bool {
+    use arrow::array::Array;
+    batches.iter().any(|b| {
+        b.column_by_name("created")
+            .is_some_and(|c| c.null_count() > 0)
+    })
 }
 
 /// `schema` with `_raw` of type `data_type`.

@@ -10,6 +10,7 @@ use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::prelude::{col, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 
+use super::stream::Rows;
 use super::{conform, Mirror, StageError, WriteMode, BATCH_COLUMN, DELETED_AT_COLUMN};
 use crate::decode::{source_schema, RAW_COLUMN};
 use crate::Resource;
@@ -58,13 +59,33 @@ impl Mirror {
             .map_err(self.query_err("starting a scan"))
     }
 
-    /// The rows batch `batch` staged (its objects' latest versions), or every row when `None`,
-    /// in the mirror's schema; without `_raw` unless `raw`. Tombstones (deleted objects) are
-    /// left out.
+    /// The decoded records batch `batch` staged (its objects' latest versions), or every
+    /// decoded record when `None`, in the mirror's schema; without `_raw` unless `raw`.
+    /// Tombstones (deleted objects) and records that did not decode ([`Mirror::undecodable`])
+    /// are left out.
     pub async fn scan(
         &self,
         batch: Option<&str>,
         raw: bool,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        self.scan_rows(batch, raw, Rows::Decoded)
+    }
+
+    /// The records batch `batch` staged (every batch's when `None`) that did not decode, with
+    /// `_raw` and `_decode_error`; tombstones left out. Reads only the row groups whose
+    /// `_decode_error` null count says they hold one.
+    pub async fn undecodable(
+        &self,
+        batch: Option<&str>,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        self.scan_rows(batch, true, Rows::Undecodable)
+    }
+
+    fn scan_rows(
+        &self,
+        batch: Option<&str>,
+        raw: bool,
+        rows: Rows,
     ) -> Result<SendableRecordBatchStream, StageError> {
         // Read straight from the current version's files (a bounded stream: DataFusion's scan
         // of the table read ahead without bound).
@@ -81,6 +102,7 @@ impl Mirror {
             self.data_files()?,
             schema,
             batch.map(str::to_string),
+            rows,
         ))
     }
 
@@ -150,9 +172,9 @@ impl Mirror {
         Ok(out)
     }
 
-    /// Every row of the mirror.
+    /// Every current row of the mirror (tombstones left out), undecodable records included.
     pub async fn scan_all(&self) -> Result<SendableRecordBatchStream, StageError> {
-        self.scan(None, true).await
+        self.scan_rows(None, true, Rows::All)
     }
 
     /// Rows in the mirror, and rows of batch `batch_id`.

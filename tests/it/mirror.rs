@@ -36,17 +36,37 @@ fn assert_accounting(r: &RunReport) {
         r.counts.ingested + r.counts.rejected,
         "fetched = ingested + rejected"
     );
-    let decode_rejects = r
-        .counts
-        .rejected_by_code
-        .get("INGEST-1401-400")
-        .copied()
-        .unwrap_or(0);
     assert_eq!(
-        r.counts.fetched,
-        r.counts.staged + decode_rejects,
-        "fetched = staged + undecodable"
+        r.counts.fetched, r.counts.staged,
+        "fetched = staged (records that do not decode included)"
     );
+}
+
+/// `(id, _raw, _decode_error)` of every mirror row.
+fn raw_rows(batches: &[RecordBatch]) -> Vec<(Option<String>, String, Option<String>)> {
+    let text = |b: &RecordBatch, c: &str| {
+        let col = b.column_by_name(c).expect("column");
+        arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap()
+    };
+    let mut out = Vec::new();
+    for b in batches {
+        let (ids, raw, errors) = (
+            text(b, "id"),
+            text(b, "_raw"),
+            text(b, stage::DECODE_ERROR_COLUMN),
+        );
+        let (ids, raw, errors) = (
+            ids.as_string::<i32>(),
+            raw.as_string::<i32>(),
+            errors.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            let get =
+                |a: &arrow::array::StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+            out.push((get(ids), raw.value(i).to_string(), get(errors)));
+        }
+    }
+    out
 }
 
 async fn mirror_rows(path: &Path, resource: Resource) -> Vec<RecordBatch> {
@@ -93,14 +113,25 @@ async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_p
             raws.iter().all(|b| *b == report.batch_id),
             "{resource}: _batch"
         );
-        for (id, raw) in ids.iter().zip(strings(&rows, "_raw")) {
-            let v: serde_json::Value = serde_json::from_str(&raw).expect("_raw is JSON");
-            assert_eq!(
-                v["id"].as_str(),
-                Some(id.as_str()),
-                "{resource}: _raw is the record"
-            );
+        let rejected = report.counts.rejected_by_code.get("INGEST-1401-400");
+        let mut undecodable = 0;
+        for (id, raw, error) in raw_rows(&rows) {
+            let id = id.expect("every simulated record has an id");
+            match error {
+                // A record that did not decode is staged as received, with its reason.
+                Some(reason) => {
+                    undecodable += 1;
+                    assert!(!reason.is_empty());
+                    let raw_id = stripe_xdm::source::record_id(raw.as_bytes());
+                    assert_eq!(raw_id.as_deref(), Some(id.as_str()), "{raw}");
+                }
+                None => {
+                    let v: serde_json::Value = serde_json::from_str(&raw).expect("_raw is JSON");
+                    assert_eq!(v["id"].as_str(), Some(id.as_str()), "{resource}: _raw");
+                }
+            }
         }
+        assert_eq!(undecodable, rejected.copied().unwrap_or(0), "{resource}");
         assert!(strings(&rows, stage::API_VERSION_COLUMN)
             .iter()
             .all(|v| v == stripe_xdm::source::DEFAULT_STRIPE_VERSION));
@@ -424,7 +455,11 @@ impl stripe_xdm::pipeline::ProgressSink for CancelAfter {
 async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let (handle, client) = sim(SimConfig::default().with_counts(4000)).await;
+    let faults = Faults {
+        corrupt_rate: 0.03,
+        ..Faults::default()
+    };
+    let (handle, client) = sim(SimConfig::default().with_counts(4000).with_faults(faults)).await;
     let store = Arc::new(History::default());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut cfg = builtin(Resource::Charges, dir.path());
@@ -467,7 +502,106 @@ async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
     assert_eq!(ids.len(), want.len(), "each object staged once");
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), want);
     let accepted = strings(&read_batch_dir(&report.batch_dir).unwrap(), "_id");
-    assert_eq!(accepted.len(), want.len(), "each object in the batch once");
+    let corrupt = handle
+        .simulator()
+        .corrupt_count(Resource::Charges, None, None);
+    assert!(corrupt > 0);
+    assert_eq!(report.counts.rejected, corrupt);
+    assert_eq!(
+        accepted.len() as u64,
+        want.len() as u64 - corrupt,
+        "each decoded object in the batch once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_that_do_not_decode_are_staged_as_received_and_rejected_again_by_a_remap() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults {
+        corrupt_rate: 0.05,
+        ..Faults::default()
+    };
+    let (handle, client) = sim(SimConfig::default().with_counts(1200).with_faults(faults)).await;
+    let simulator = handle.simulator().clone();
+    let resource = Resource::Charges;
+    let n = simulator.count(resource, None, None);
+    let corrupt = simulator.corrupt_count(resource, None, None);
+    assert!(corrupt > 0);
+    let mut cfg = builtin(resource, dir.path());
+    cfg.partial_ingestion = Some(50.0);
+    let path = dir.path().join("mirror").join(resource.path());
+    // Twice: the first run appends, the second MERGEs over the same objects (some of the
+    // undecodable ones have no readable `created`, so objects are matched by id alone).
+    for round in 0..2 {
+        let report = pipeline::run(&client, cfg.clone()).await.unwrap();
+        assert_accounting(&report);
+        assert_eq!(report.counts.staged, n, "round {round}");
+        assert_eq!(
+            report.counts.rejected_by_code.get("INGEST-1401-400"),
+            Some(&corrupt),
+            "round {round}"
+        );
+        let rows = raw_rows(&mirror_rows(&path, resource).await);
+        assert_eq!(rows.len() as u64, n, "round {round}: each object once");
+        let ids: BTreeSet<_> = rows.iter().filter_map(|r| r.0.clone()).collect();
+        assert_eq!(ids.len() as u64, n, "round {round}");
+        let mut undecodable = 0;
+        for (id, raw, error) in &rows {
+            let Some(reason) = error else { continue };
+            undecodable += 1;
+            let id = id.as_deref().unwrap();
+            let index = simulator.index_of(resource, id).expect("a simulated id");
+            assert_eq!(
+                raw,
+                &simulator.object_json(resource, index),
+                "`_raw` is the record exactly as served"
+            );
+            assert!(simulator.corruption(resource, index).is_some(), "{id}");
+            assert!(!reason.is_empty());
+        }
+        assert_eq!(undecodable, corrupt, "round {round}");
+    }
+    // `sql` finds them by their reason.
+    let ctx = stripe_xdm::stage::read_session();
+    let mirror = Mirror::open_existing(&path, resource).await.unwrap();
+    mirror.register_current(&ctx, "charges").await.unwrap();
+    let counted = ctx
+        .sql("SELECT count(*) AS n FROM charges WHERE _decode_error IS NOT NULL AND amount IS NULL")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let counted = counted[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    assert_eq!(counted as u64, corrupt);
+    // A remap decodes their `_raw` again and rejects them with the decoder's reason and the
+    // record as source; every object is accounted for.
+    drop(handle);
+    let mut cfg = cfg.clone();
+    cfg.batch_id = Some("remap-undecodable".into());
+    let remap = pipeline::remap(cfg).await.unwrap();
+    assert_eq!(remap.counts.fetched, n);
+    assert_eq!(remap.counts.staged, n);
+    assert_eq!(remap.counts.ingested + remap.counts.rejected, n);
+    assert_eq!(
+        remap.counts.rejected_by_code.get("INGEST-1401-400"),
+        Some(&corrupt)
+    );
+    let rejected = read_parquet(&remap.batch_dir.join(stripe_xdm::sink::REJECTED_FILE)).unwrap();
+    let mut seen = 0;
+    for b in &rejected {
+        let ids = b.column_by_name("object_id").unwrap().as_string::<i32>();
+        let src = b.column_by_name("source").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let index = simulator.index_of(resource, ids.value(i)).unwrap();
+            assert_eq!(src.value(i), simulator.object_json(resource, index));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, corrupt);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,4 +698,75 @@ async fn chunks_larger_than_a_row_group_are_encoded_as_several_with_every_record
         let v: serde_json::Value = serde_json::from_str(&raw).expect("_raw is JSON");
         assert_eq!(v["id"].as_str(), Some(id.as_str()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_written_before_decode_errors_were_staged_gains_the_column_and_keeps_its_rows() {
+    use arrow::datatypes::Schema;
+    use std::sync::Arc;
+    let faults = Faults {
+        corrupt_rate: 0.05,
+        ..Faults::default()
+    };
+    let (handle, client) = sim(SimConfig::default().with_counts(600).with_faults(faults)).await;
+    let resource = Resource::Charges;
+    let n = handle.simulator().count(resource, None, None);
+    let corrupt = handle.simulator().corrupt_count(resource, None, None);
+    // An older mirror: the decoded records only, without `_deleted_at` and `_decode_error`.
+    let fresh = tempfile::tempdir().unwrap();
+    pipeline::run(&client, builtin(resource, fresh.path()))
+        .await
+        .unwrap();
+    let rows = mirror_rows(&fresh.path().join("mirror/charges"), resource).await;
+    let old: Vec<RecordBatch> = rows
+        .iter()
+        .map(|b| {
+            let errors = b.column_by_name(stage::DECODE_ERROR_COLUMN).unwrap();
+            let b =
+                arrow::compute::filter_record_batch(b, &arrow::compute::is_null(errors).unwrap())
+                    .unwrap();
+            let keep: Vec<usize> = (0..b.num_columns())
+                .filter(|&i| {
+                    let name = b.schema().field(i).name().clone();
+                    name != stage::DECODE_ERROR_COLUMN && name != stage::DELETED_AT_COLUMN
+                })
+                .collect();
+            b.project(&keep).unwrap()
+        })
+        .collect();
+    let old_schema: Arc<Schema> = old[0].schema();
+    assert_eq!(
+        old.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
+        n - corrupt
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror/charges");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = deltalake::ensure_table_uri(path.to_string_lossy()).unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(old)
+        .await
+        .unwrap();
+    // A run into it: the columns are added, the objects MERGEd, each staged once.
+    let report = pipeline::run(&client, builtin(resource, dir.path()))
+        .await
+        .unwrap();
+    assert_accounting(&report);
+    let mirror = Mirror::open_existing(&path, resource).await.unwrap();
+    let schema = mirror.table().snapshot().unwrap().schema();
+    for column in [stage::DECODE_ERROR_COLUMN, stage::DELETED_AT_COLUMN] {
+        assert!(schema.fields().any(|f| f.name() == column), "{column}");
+    }
+    assert!(old_schema
+        .column_with_name(stage::DECODE_ERROR_COLUMN)
+        .is_none());
+    let rows = raw_rows(&mirror_rows(&path, resource).await);
+    assert_eq!(rows.len() as u64, n, "each object once");
+    assert_eq!(
+        rows.iter().filter(|r| r.2.is_some()).count() as u64,
+        corrupt,
+        "the undecodable records staged with their reason"
+    );
 }

@@ -139,6 +139,9 @@ async fn sql_and_remap_work_from_the_binary_on_a_dataflows_mirror() {
     assert_eq!(remap[0]["requests"], 0, "{remap}");
     assert_eq!(remap[0]["fetched"], report.counts.staged, "{remap}");
     assert_eq!(remap[0]["ingested"], report.counts.ingested, "{remap}");
+    // Records that did not decode are in the mirror too, and the remap rejects them again.
+    assert_eq!(report.counts.staged, report.counts.fetched);
+    assert_eq!(remap[0]["rejected"], report.counts.rejected, "{remap}");
     let dir = remap[0]["batch_dir"].as_str().unwrap();
     assert!(Path::new(dir).join("manifest.json").exists());
 }
