@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct RecordCounts {
     /// Records received from Stripe (list pages and objects read again through events).
     pub fetched: u64,
-    /// Records committed to the mirror (those that could be decoded).
+    /// Records committed to the mirror (all fetched records, those that did not decode with
+    /// their reason in `_decode_error`).
     pub staged: u64,
     /// Records accepted into the batch.
     pub ingested: u64,

@@ -167,36 +167,42 @@ async fn tombstones(
     mapper: &Mapper,
     group: &[&Change],
 ) -> Result<Processed, PipelineError> {
-    // A payload that does not decode (another API version can differ in types) still deletes
-    // the object: its tombstone then carries the id alone.
     let objects: Vec<&Bytes> = group.iter().map(|c| &c.object).collect();
     let page = page_of(cfg.resource, &objects);
     let mut decoded = decode::decode_pages(cfg.resource, vec![(&page.body, &page.records[..])]);
-    if !decoded.rejected.is_empty() {
-        let stubs: Vec<Bytes> = std::mem::take(&mut decoded.rejected)
+    let at: HashMap<&str, i64> = group.iter().map(|c| (c.id.as_str(), c.at)).collect();
+    let (now, api_version) = (chrono::Utc::now(), &client.config().stripe_version);
+    let batch_id = cfg.batch_id.as_deref().unwrap_or_default();
+    let source = decoded.source_batch();
+    let mut staged = vec![stamp_deleted(
+        &stage::stage_columns(&source, now, api_version, batch_id, None),
+        |id| at.get(id).copied(),
+    )?];
+    let rejected = std::mem::take(&mut decoded.rejected);
+    let (known, unknown): (Vec<_>, Vec<_>) = rejected
+        .into_iter()
+        .partition(|r| r.id.as_deref().is_some_and(|id| at.contains_key(id)));
+    for r in unknown {
+        tracing::warn!(id = r.id.as_deref().unwrap_or("?"), reason = %r.reason, "a deleted object's payload has no id of the change set; it is listed in deletes.parquet only");
+    }
+    let mut source = source;
+    if !known.is_empty() {
+        // A payload that does not decode (another API version can differ in types) still
+        // deletes the object: its tombstone is the payload as received, with its reason, like
+        // a listed record that did not decode. Its XDM id comes from a stub of the id alone.
+        let rows = stage::undecodable_rows(cfg.resource, &known, now, api_version, batch_id)
+            .map_err(arrow_err("staging tombstones that did not decode"))?;
+        staged.push(stamp_deleted(&rows, |id| at.get(id).copied())?);
+        let stubs: Vec<Bytes> = known
             .iter()
-            .filter_map(|r| r.id.as_ref())
-            .filter_map(|id| group.iter().find(|c| &c.id == id))
-            .map(|c| stub(cfg.resource, &c.id, c.at))
+            .filter_map(|r| r.id.as_deref())
+            .map(|id| stub(cfg.resource, id, at[id]))
             .collect();
         let refs: Vec<&Bytes> = stubs.iter().collect();
         let page = page_of(cfg.resource, &refs);
-        let mut again = decode::decode_pages(cfg.resource, vec![(&page.body, &page.records[..])]);
-        for r in std::mem::take(&mut again.rejected) {
-            tracing::warn!(id = r.id.as_deref().unwrap_or("?"), reason = %r.reason, "a deleted object's tombstone could not be built; it is listed in deletes.parquet only");
-        }
-        decoded = decode::concat(cfg.resource, vec![decoded, again]);
+        let again = decode::decode_pages(cfg.resource, vec![(&page.body, &page.records[..])]);
+        source = decode::concat(cfg.resource, vec![decoded, again]).source_batch();
     }
-    let source = decoded.source_batch();
-    let at: HashMap<&str, i64> = group.iter().map(|c| (c.id.as_str(), c.at)).collect();
-    let staged = stage::stage_columns(
-        &source,
-        chrono::Utc::now(),
-        &client.config().stripe_version,
-        cfg.batch_id.as_deref().unwrap_or_default(),
-        None,
-    );
-    let staged = stamp_deleted(&staged, |id| at.get(id).copied())?;
     let xdm_ids = xdm_ids(mapper, source).await;
     let mut totals = Totals::default();
     for c in group {
@@ -212,7 +218,8 @@ async fn tombstones(
     Ok(Processed::tombstones(staged, totals))
 }
 
-/// The smallest object that decodes: id, object name and `created`.
+/// The smallest object that decodes (id, object name and `created`), to map a deleted object's
+/// XDM id when its payload did not decode.
 fn stub(resource: Resource, id: &str, at: i64) -> Bytes {
     Bytes::from(
         serde_json::json!({"id": id, "object": resource.object_name(), "created": at}).to_string(),
@@ -302,6 +309,16 @@ pub(super) async fn absent(
             action: "reading the rows a full re-read did not meet",
             source: Box::new(source),
         })?;
+        // A row without an id (a record that did not decode) names no object to delete.
+        let b = match b.column_by_name("id") {
+            Some(ids) if ids.null_count() > 0 => {
+                let keep =
+                    arrow::compute::is_not_null(ids).map_err(arrow_err("reading tombstones"))?;
+                arrow::compute::filter_record_batch(&b, &keep)
+                    .map_err(arrow_err("reading tombstones"))?
+            }
+            _ => b,
+        };
         if b.num_rows() == 0 {
             continue;
         }
@@ -333,7 +350,7 @@ pub(super) async fn absent(
                 });
             }
         }
-        out.push(Processed::tombstones(staged, totals));
+        out.push(Processed::tombstones(vec![staged], totals));
     }
     Ok(out)
 }
@@ -389,4 +406,77 @@ pub(super) fn write_deletes(
         .and_then(|_| w.close().map(|_| ()))
         .map_err(parquet_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{ChangeKind, ClientConfig};
+
+    /// A deleted object whose payload does not decode: its tombstone is the payload as
+    /// received, with its `created`, its reason and `_deleted_at`; its XDM id still comes out.
+    #[tokio::test]
+    async fn a_deleted_payload_that_does_not_decode_is_a_tombstone_of_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let resource = Resource::Customers;
+        let cfg = RunConfig::builtin(resource, "tenant", dir.path().to_path_buf()).unwrap();
+        let client = StripeClient::new(ClientConfig::new(
+            "http://127.0.0.1:9",
+            crate::secret::Secret::new("sk_test_x"),
+        ))
+        .unwrap();
+        let mapper = Mapper::new(resource, cfg.mapping.clone()).await.unwrap();
+        let change = |id: &str, object: &str| Change {
+            id: id.into(),
+            kind: ChangeKind::Deleted,
+            event_id: format!("evt_{id}"),
+            event_type: "customer.deleted".into(),
+            at: 1_700_000_500,
+            object: Bytes::from(object.to_string()),
+            api_version: "2020-08-27".into(),
+        };
+        let broken = r#"{"id":"cus_b","object":"customer","created":1700000000,"balance":"oops"}"#;
+        let fine = r#"{"id":"cus_f","object":"customer","created":1700000100}"#;
+        let (a, b) = (change("cus_b", broken), change("cus_f", fine));
+        let p = tombstones(&cfg, &client, &mapper, &[&a, &b]).await.unwrap();
+        // The decoded rows' `_raw` is text, the others' views of their payloads.
+        let schema = p.staged[0].schema();
+        let staged: Vec<RecordBatch> = p
+            .staged
+            .iter()
+            .map(|b| stage::conform(b, &schema).unwrap())
+            .collect();
+        let rows = arrow::compute::concat_batches(&schema, &staged).unwrap();
+        assert_eq!(rows.num_rows(), 2);
+        let text = |c: &str| {
+            let c = arrow::compute::cast(rows.column_by_name(c).unwrap(), &DataType::Utf8);
+            c.unwrap().as_string::<i32>().clone()
+        };
+        let (ids, raw, errors) = (text("id"), text("_raw"), text(stage::DECODE_ERROR_COLUMN));
+        let created = rows.column_by_name("created").unwrap();
+        let deleted = rows.column_by_name(DELETED_AT_COLUMN).unwrap();
+        for row in 0..2 {
+            assert!(!created.is_null(row) && !deleted.is_null(row), "row {row}");
+            match ids.value(row) {
+                "cus_b" => {
+                    assert_eq!(raw.value(row), broken);
+                    assert!(
+                        errors.value(row).contains("balance"),
+                        "{}",
+                        errors.value(row)
+                    );
+                }
+                id => {
+                    assert_eq!(id, "cus_f");
+                    assert!(errors.is_null(row));
+                }
+            }
+        }
+        assert_eq!(p.totals.deletes.len(), 2);
+        assert!(
+            p.totals.deletes.iter().all(|d| d.xdm_id.is_some()),
+            "{:?}",
+            p.totals.deletes
+        );
+    }
 }

@@ -40,9 +40,9 @@ impl Processed {
     }
 
     /// Tombstones: staged in the mirror, not in the batch.
-    pub fn tombstones(staged: RecordBatch, totals: Totals) -> Self {
+    pub fn tombstones(staged: Vec<RecordBatch>, totals: Totals) -> Self {
         Processed {
-            staged: vec![staged],
+            staged,
             totals,
             ..Processed::empty(Totals::default())
         }

@@ -134,7 +134,9 @@ impl FileSink {
 /// The Parquet settings of mirror files of `schema`: ZSTD level 1 and 8k-row groups (a remap
 /// reads 1 M charges ~12 % faster than with 64k-row groups: BENCHMARKS.md §2a); `_raw`, unique per
 /// row, without a dictionary; min/max statistics of string columns only for the columns Delta
-/// readers prune on (`STATS_COLUMNS`: `id`, `_batch`), as no other string range prunes a file.
+/// readers prune on (`STATS_COLUMNS`: `id`, `_batch`, and `_decode_error`, whose null counts
+/// tell which row groups hold records that did not decode), as no other string range prunes a
+/// file.
 /// [`crate::columnar::fit_to_rows`] then drops the dictionaries of mostly distinct columns and
 /// the compression of columns of a few bytes per row group.
 pub(crate) fn writer_props(

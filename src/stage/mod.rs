@@ -1,10 +1,11 @@
 //! Stage: the local mirror of Stripe, one Delta Lake table per account and resource.
 //!
-//! Every decoded record lands here before anything is mapped: its decoded columns, its JSON
+//! Every fetched record lands here before anything is mapped: its decoded columns, its JSON
 //! exactly as received (`_raw`), when it was fetched (`_fetched_at`), the API version it was
-//! rendered at (`_api_version`) and the batch (run) that staged it last (`_batch`). The table is
-//! keyed by `id`: a record staged again replaces its older version, so the mirror holds each
-//! object once, at its latest version.
+//! rendered at (`_api_version`) and the batch (run) that staged it last (`_batch`); a record
+//! that did not decode keeps its `_raw`, `id` and `created` and the reason (`_decode_error`).
+//! The table is keyed by `id`: a record staged again replaces its older version, so the mirror
+//! holds each object once, at its latest version.
 //!
 //! Writes are Delta transactions. A run commits at each checkpoint; each commit carries an
 //! application transaction (`txn`: app id = the run's batch id, version = the checkpoint's
@@ -13,8 +14,9 @@
 //! mirror (its `created` range holds no row of another run), and MERGEd by `id` otherwise.
 //!
 //! A run maps the records it stages as it goes; a resumed run cuts the rows of its checkpointed
-//! records from the mirror again, and a remap reads all of it ([`Mirror::scan`], without `_raw`
-//! when the mapping does not read it); `stripe-xdm sql` registers it as a table.
+//! records from the mirror again, and a remap reads all of it ([`Mirror::scan`] for the records
+//! that decoded, without `_raw` when the mapping does not read it; [`Mirror::undecodable`] for
+//! the others, decoded again); `stripe-xdm sql` registers it as a table.
 
 mod columns;
 mod compact;
@@ -24,7 +26,7 @@ mod lock;
 mod read;
 mod stream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -306,6 +308,7 @@ impl Mirror {
             schema,
             writer,
             merge: Vec::new(),
+            null_created: None,
             pending: 0,
         })
     }
@@ -321,8 +324,9 @@ impl Mirror {
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<u64, StageError> {
         if writer.pending == 0 {
-            // Nothing staged since the last commit (a segment of undecodable records only): no
-            // transaction, so the log's txn stays at the last checkpoint that staged rows.
+            // Nothing staged since the last commit (a segment whose records were all dropped as
+            // committed by the previous run): no transaction, so the log's txn stays at the last
+            // checkpoint that staged rows.
             return Ok(self.version());
         }
         let props = CommitProperties::default()
@@ -349,7 +353,12 @@ impl Mirror {
             return Ok(self.version());
         }
         let batches = std::mem::take(&mut writer.merge);
-        let by_id = batches_have_null_created(&batches) || self.holds_null_created()?;
+        let known = match writer.null_created.take() {
+            Some(known) => known,
+            None => self.null_created_ids().await?,
+        };
+        let (by_id, known) = match_by_id(&batches, known);
+        writer.null_created = Some(known);
         let ctx = SessionContext::new();
         let source = ctx
             .read_batches(batches)
@@ -364,8 +373,8 @@ impl Mirror {
             |c: &str| deltalake::datafusion::prelude::Expr::Column(Column::new(Some("source"), c));
         // `created` never changes for an object: it lets the merge skip the files whose
         // `created` range the staged rows do not reach. A record that did not decode may have
-        // no readable `created`; while such a row is staged or in the table, objects are
-        // matched by `id` alone, so a version without `created` still replaces one with it.
+        // no readable `created`: when a staged row has none, or its object's row in the table
+        // has none, the commit matches objects by `id` alone (no file skipped by `created`).
         let predicate = match by_id {
             true => "target.id = source.id",
             false => "target.id = source.id AND target.created = source.created",
@@ -394,6 +403,26 @@ impl Mirror {
             .map_err(self.delta_err("merging staged records"))?;
         self.table = table;
         Ok(self.version())
+    }
+
+    /// The ids of the rows without a `created`; only the files whose statistics say they may
+    /// hold one are read (none, usually).
+    async fn null_created_ids(&self) -> Result<HashSet<String>, StageError> {
+        use futures::TryStreamExt;
+        if !self.holds_null_created()? {
+            return Ok(HashSet::new());
+        }
+        let batches: Vec<RecordBatch> = self
+            .query("SELECT id FROM mirror WHERE created IS NULL AND id IS NOT NULL")
+            .await?
+            .try_collect()
+            .await
+            .map_err(self.query_err("reading the rows without `created`"))?;
+        Ok(batches
+            .iter()
+            .filter_map(|b| conform::strings(b.column(0)))
+            .flat_map(|ids| ids.iter().flatten().map(str::to_string).collect::<Vec<_>>())
+            .collect())
     }
 
     /// Whether a file of the current version may hold a row whose `created` is null (its
@@ -444,6 +473,9 @@ pub struct StageWriter {
     writer: Option<files::FileSink>,
     /// Merge mode: rows buffered for the next MERGE.
     merge: Vec<RecordBatch>,
+    /// Merge mode: the ids of the table's rows without a `created` (records that did not
+    /// decode), read at the first MERGE and kept up to date by each one.
+    null_created: Option<HashSet<String>>,
     pending: usize,
 }
 
@@ -516,13 +548,36 @@ impl StageWriter {
     }
 }
 
-/// Whether a row of `batches` has a null `created`.
-fn batches_have_null_created(batches: &[RecordBatch]) -> bool {
+/// Whether a MERGE of `batches` must match objects by `id` alone: a staged row has no
+/// `created`, or its object's row in the table has none (`known`: those rows' ids). Returns
+/// `known` as it is once the MERGE is done (ids staged without `created` in, the others out).
+fn match_by_id(batches: &[RecordBatch], mut known: HashSet<String>) -> (bool, HashSet<String>) {
     use arrow::array::Array;
-    batches.iter().any(|b| {
-        b.column_by_name("created")
-            .is_some_and(|c| c.null_count() > 0)
-    })
+    let mut by_id = false;
+    for b in batches {
+        let (Some(ids), Some(created)) = (
+            b.column_by_name("id").and_then(conform::strings),
+            b.column_by_name("created"),
+        ) else {
+            continue;
+        };
+        if created.null_count() == 0 && known.is_empty() {
+            continue;
+        }
+        for row in 0..b.num_rows() {
+            if ids.is_null(row) {
+                continue;
+            }
+            let id = ids.value(row);
+            if created.is_null(row) {
+                by_id = true;
+                known.insert(id.to_string());
+            } else if known.remove(id) {
+                by_id = true;
+            }
+        }
+    }
+    (by_id, known)
 }
 
 /// `schema` with `_raw` of type `data_type`.
@@ -551,4 +606,55 @@ pub fn commit_metadata(
         m.insert(format!("stripe_xdm.{k}"), v);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampSecondArray};
+
+    fn rows(ids: &[Option<&str>], created: &[Option<i64>]) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new(
+                "created",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
+                true,
+            ),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(ids.to_vec())),
+                Arc::new(TimestampSecondArray::from(created.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_merge_matches_by_id_alone_only_where_created_is_missing_on_either_side() {
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        // Every row has `created` and the table has no row without: by id and created.
+        let b = rows(&[Some("a"), Some("b")], &[Some(1), Some(2)]);
+        let (by_id, known) = match_by_id(std::slice::from_ref(&b), HashSet::new());
+        assert!(!by_id);
+        assert!(known.is_empty());
+        // A staged row without `created`: by id alone, and the table will hold it.
+        let b = rows(&[Some("a"), Some("c"), None], &[Some(1), None, None]);
+        let (by_id, known) = match_by_id(std::slice::from_ref(&b), HashSet::new());
+        assert!(by_id);
+        assert_eq!(known, set(&["c"]));
+        // A new version of it with `created`: by id alone (its row in the table has none),
+        // after which the table holds none.
+        let b = rows(&[Some("c")], &[Some(3)]);
+        let (by_id, known) = match_by_id(std::slice::from_ref(&b), known);
+        assert!(by_id);
+        assert!(known.is_empty());
+        // Rows of other objects do not need it, whatever the table holds.
+        let b = rows(&[Some("d")], &[Some(4)]);
+        let (by_id, known) = match_by_id(std::slice::from_ref(&b), set(&["x"]));
+        assert!(!by_id);
+        assert_eq!(known, set(&["x"]));
+    }
 }

@@ -47,7 +47,7 @@ impl Mirror {
         Ok(())
     }
 
-    async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, StageError> {
+    pub(super) async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, StageError> {
         let ctx = read_session();
         self.register(&ctx, "mirror").await?;
         let df = ctx
@@ -203,7 +203,8 @@ impl Mirror {
     }
 
     /// How a run staging objects created in `[gte, lt)` must write: [`WriteMode::Merge`] when
-    /// the mirror holds a row of another batch in that range (the run may meet it again).
+    /// the mirror holds a row of another batch in that range, or one without `created` (the
+    /// run may meet it again).
     pub async fn mode_for(
         &self,
         gte: Option<i64>,
@@ -222,11 +223,16 @@ impl Mirror {
             "SELECT id FROM mirror WHERE {BATCH_COLUMN} <> '{}'",
             batch_id.replace('\'', "''")
         );
+        let mut range = Vec::new();
         if let Some(gte) = gte {
-            sql += &format!(" AND created >= to_timestamp_seconds({gte})");
+            range.push(format!("created >= to_timestamp_seconds({gte})"));
         }
         if let Some(lt) = lt {
-            sql += &format!(" AND created < to_timestamp_seconds({lt})");
+            range.push(format!("created < to_timestamp_seconds({lt})"));
+        }
+        if !range.is_empty() {
+            // A row without `created` (a record that did not decode) may be of any window.
+            sql += &format!(" AND (created IS NULL OR ({}))", range.join(" AND "));
         }
         sql += " LIMIT 1";
         let batches: Vec<RecordBatch> = self

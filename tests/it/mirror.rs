@@ -179,6 +179,18 @@ async fn a_record_fetched_again_replaces_its_older_version() {
             .all(|b| *b == second.batch_id),
         "every row is the second run's version"
     );
+    // Every row has its `created`: a run of a window holding no row appends.
+    let mirror = Mirror::open_existing(&dir.path().join("mirror/customers"), Resource::Customers)
+        .await
+        .unwrap();
+    let future = stripe_xdm::runner::now() + 365 * 86_400;
+    assert_eq!(
+        mirror
+            .mode_for(Some(future), None, "another")
+            .await
+            .unwrap(),
+        stage::WriteMode::Append
+    );
     // The second run's batch carries every object again (same `_id`: an upsert downstream).
     let accepted: BTreeSet<_> = strings(&read_batch_dir(&second.batch_dir).unwrap(), "_id")
         .into_iter()
@@ -577,6 +589,31 @@ async fn records_that_do_not_decode_are_staged_as_received_and_rejected_again_by
         .as_primitive::<arrow::datatypes::Int64Type>()
         .value(0);
     assert_eq!(counted as u64, corrupt);
+    // Some have no readable `created`: such a row may be of any window, so a run of a window
+    // that holds no other row still MERGEs (it may meet that object again).
+    let nulls = ctx
+        .sql("SELECT count(*) FROM charges WHERE _decode_error IS NOT NULL AND created IS NULL")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let nulls = nulls[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    assert!(
+        nulls > 0 && (nulls as u64) < corrupt,
+        "{nulls} of {corrupt}"
+    );
+    let future = stripe_xdm::runner::now() + 365 * 86_400;
+    assert_eq!(
+        mirror
+            .mode_for(Some(future), None, "another")
+            .await
+            .unwrap(),
+        stage::WriteMode::Merge
+    );
     // A remap decodes their `_raw` again and rejects them with the decoder's reason and the
     // record as source; every object is accounted for.
     drop(handle);
