@@ -143,11 +143,7 @@ impl Mirror {
             action: "creating the folder",
             source: Box::new(DeltaTableError::Io { source: e }),
         })?;
-        let url = deltalake::ensure_table_uri(path.to_string_lossy())
-            .map_err(err("resolving the path"))?;
-        let table = DeltaTable::try_from_url(url)
-            .await
-            .map_err(err("opening the table"))?;
+        let table = load(path).await?;
         let table = if table.version().is_some() {
             columns::add_missing_columns(table)
                 .await
@@ -186,12 +182,22 @@ impl Mirror {
         })
     }
 
-    /// Opens an existing mirror; fails with [`StageError::Missing`] when there is none.
+    /// Opens an existing mirror to read it; fails with [`StageError::Missing`] when there is
+    /// none. Nothing is written: a table of an earlier version is read as it is (its missing
+    /// columns are added by the next run).
     pub async fn open_existing(path: &Path, resource: Resource) -> Result<Mirror, StageError> {
         if !path.join("_delta_log").is_dir() {
             return Err(StageError::Missing(path.to_path_buf()));
         }
-        Mirror::open(path, resource).await
+        let table = load(path).await?;
+        if table.version().is_none() {
+            return Err(StageError::Missing(path.to_path_buf()));
+        }
+        Ok(Mirror {
+            path: path.to_path_buf(),
+            resource,
+            table,
+        })
     }
 
     /// The table's folder.
@@ -546,6 +552,23 @@ impl StageWriter {
             WriteMode::Merge
         }
     }
+}
+
+/// The Delta table at `path` (no version when there is none yet).
+async fn load(path: &Path) -> Result<DeltaTable, StageError> {
+    let err = |action| {
+        let path = path.to_path_buf();
+        move |source| StageError::Delta {
+            path,
+            action,
+            source: Box::new(source),
+        }
+    };
+    let url =
+        deltalake::ensure_table_uri(path.to_string_lossy()).map_err(err("resolving the path"))?;
+    DeltaTable::try_from_url(url)
+        .await
+        .map_err(err("opening the table"))
 }
 
 /// Whether a MERGE of `batches` must match objects by `id` alone: a staged row has no

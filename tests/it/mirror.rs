@@ -42,6 +42,14 @@ fn assert_accounting(r: &RunReport) {
     );
 }
 
+/// The number of rows of `batches` (an older mirror's: no `_decode_error`).
+fn raw_rows_without_errors(batches: &[RecordBatch]) -> u64 {
+    assert!(batches
+        .iter()
+        .all(|b| b.column_by_name(stage::DECODE_ERROR_COLUMN).is_none()));
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
 /// `(id, _raw, _decode_error)` of every mirror row.
 fn raw_rows(batches: &[RecordBatch]) -> Vec<(Option<String>, String, Option<String>)> {
     let text = |b: &RecordBatch, c: &str| {
@@ -786,6 +794,19 @@ async fn a_mirror_written_before_decode_errors_were_staged_gains_the_column_and_
         .write(old)
         .await
         .unwrap();
+    // Reading it (`sql`, `errors replay`, a remap) writes nothing: it stays as it was.
+    let before = Mirror::open_existing(&path, resource).await.unwrap();
+    let version = before.version();
+    let again = Mirror::open_existing(&path, resource).await.unwrap();
+    assert_eq!(again.version(), version, "opening to read commits nothing");
+    let schema = again.table().snapshot().unwrap().schema();
+    assert!(!schema
+        .fields()
+        .any(|f| f.name() == stage::DECODE_ERROR_COLUMN));
+    assert_eq!(
+        raw_rows_without_errors(&mirror_rows(&path, resource).await),
+        n - corrupt
+    );
     // A run into it: the columns are added, the objects MERGEd, each staged once.
     let report = pipeline::run(&client, builtin(resource, dir.path()))
         .await
