@@ -144,7 +144,6 @@ pub(super) async fn process_pages(
     totals.counts.staged = staged.iter().map(|b| b.num_rows() as u64).sum();
     let rejected = decode_rejections(&undecodable);
     drop(undecodable);
-    totals.undecodable = rejected.len() as u64;
     totals.count_rejected(&rejected);
     let outcome = map_and_validate_rows(&cfg.schema, mapper, source).await?;
     totals.counts.ingested = outcome.accepted.num_rows() as u64;

@@ -55,9 +55,6 @@ pub(crate) struct Totals {
     /// The counts (flattened: a checkpoint's `totals` holds them at its top level).
     #[serde(flatten)]
     pub counts: RecordCounts,
-    /// Records that could not be decoded (staged with their `_decode_error`, and rejected).
-    #[serde(default)]
-    pub undecodable: u64,
     /// Records dropped as already committed by the previous run (re-read span).
     #[serde(default)]
     pub skipped: u64,
@@ -78,7 +75,6 @@ pub(crate) struct Totals {
 impl Totals {
     pub(super) fn add(&mut self, other: &Totals) {
         self.counts.add(&other.counts);
-        self.undecodable += other.undecodable;
         self.skipped += other.skipped;
         self.trailing.extend(other.trailing.iter().cloned());
         self.deletes.extend(other.deletes.iter().cloned());

@@ -130,14 +130,7 @@ impl std::fmt::Debug for Mirror {
 impl Mirror {
     /// Opens the mirror at `path`, creating the folder and an empty table when there is none.
     pub async fn open(path: &Path, resource: Resource) -> Result<Mirror, StageError> {
-        let err = |action| {
-            let path = path.to_path_buf();
-            move |source| StageError::Delta {
-                path,
-                action,
-                source: Box::new(source),
-            }
-        };
+        let err = |action| delta_err(path, action);
         std::fs::create_dir_all(path).map_err(|e| StageError::Delta {
             path: path.to_path_buf(),
             action: "creating the folder",
@@ -221,12 +214,7 @@ impl Mirror {
     }
 
     fn delta_err(&self, action: &'static str) -> impl FnOnce(DeltaTableError) -> StageError {
-        let path = self.path.clone();
-        move |source| StageError::Delta {
-            path,
-            action,
-            source: Box::new(source),
-        }
+        delta_err(&self.path, action)
     }
 
     fn query_err(
@@ -556,19 +544,21 @@ impl StageWriter {
 
 /// The Delta table at `path` (no version when there is none yet).
 async fn load(path: &Path) -> Result<DeltaTable, StageError> {
-    let err = |action| {
-        let path = path.to_path_buf();
-        move |source| StageError::Delta {
-            path,
-            action,
-            source: Box::new(source),
-        }
-    };
-    let url =
-        deltalake::ensure_table_uri(path.to_string_lossy()).map_err(err("resolving the path"))?;
+    let url = deltalake::ensure_table_uri(path.to_string_lossy())
+        .map_err(delta_err(path, "resolving the path"))?;
     DeltaTable::try_from_url(url)
         .await
-        .map_err(err("opening the table"))
+        .map_err(delta_err(path, "opening the table"))
+}
+
+/// A Delta error of the table at `path` while doing `action`.
+fn delta_err(path: &Path, action: &'static str) -> impl FnOnce(DeltaTableError) -> StageError {
+    let path = path.to_path_buf();
+    move |source| StageError::Delta {
+        path,
+        action,
+        source: Box::new(source),
+    }
 }
 
 /// Whether a MERGE of `batches` must match objects by `id` alone: a staged row has no
