@@ -32,8 +32,9 @@ pub struct SqlArgs {
     #[command(flatten)]
     home: HomeArgs,
     /// The query: tables are the resources (`charges`, `customers`, …: the mirror, one row per
-    /// object, latest version, with `_raw` JSON) and `rejected` (the batches' rejected rows);
-    /// `SHOW TABLES` lists them.
+    /// object, latest version, with `_raw` JSON), `rejected` (the batches' rejected rows) and
+    /// `accepted_<dataset>` (each dataset's accepted rows; `accepted` too when there is one
+    /// dataset); `SHOW TABLES` lists them.
     pub sql: String,
     /// The account whose mirror to query (`<home>/mirror/<account>`) and whose dataflows'
     /// batches hold `rejected`; default: the only account in the catalog.
@@ -56,7 +57,7 @@ pub struct SqlArgs {
     #[arg(long, conflicts_with = "format")]
     pub csv: bool,
     /// Write the result to this Parquet file instead of printing it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "csv", "format"])]
     pub parquet: Option<PathBuf>,
 }
 

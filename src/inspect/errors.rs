@@ -141,7 +141,7 @@ pub enum QueryError {
     /// The query names a table that is not there.
     #[error(
         "query failed: {source}; the tables here are: {tables} (mirrors from {mirrors}, \
-         `accepted` and `rejected` from the batches)"
+         `accepted…` and `rejected` from the batches)"
     )]
     MissingTable {
         /// The tables there are, comma-separated (`none` when there are none).
@@ -285,17 +285,71 @@ fn deciding_error(
 /// batch_id: the directory name), table `accepted` every row of their `part-*.parquet` files.
 pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = crate::map::new_session();
-    register_batches(&ctx, batch_dirs, true)?;
+    register_batches(&ctx, batch_dirs)?;
+    register_accepted(&ctx, "accepted", &accepted_files(batch_dirs)?).await?;
     let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
     df.collect().await.map_err(QueryError::Sql)
 }
 
-/// Registers tables `rejected` and, with `with_accepted`, `accepted` (see [`query`]) of
-/// `batch_dirs` in `ctx` (accepted rows need one XDM schema: the batches of one dataset).
+/// The accepted rows' files of `batch_dirs` (`part-*.parquet`), in order.
+pub fn accepted_files(batch_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, QueryError> {
+    let mut files = Vec::new();
+    for dir in batch_dirs {
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io_err("listing", dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+            })
+            .collect();
+        parts.sort();
+        files.append(&mut parts);
+    }
+    Ok(files)
+}
+
+/// Registers `files` (accepted rows of one dataset: one XDM schema) as table `name`, read from
+/// disk as queries need them (nothing is loaded up front); an empty table when there are none.
+pub async fn register_accepted(
+    ctx: &datafusion::prelude::SessionContext,
+    name: &str,
+    files: &[PathBuf],
+) -> Result<(), QueryError> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    if files.is_empty() {
+        let empty =
+            MemTable::try_new(Arc::new(Schema::empty()), vec![vec![]]).map_err(QueryError::Sql)?;
+        ctx.register_table(name, Arc::new(empty))
+            .map_err(QueryError::Sql)?;
+        return Ok(());
+    }
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(QueryError::Sql)?;
+    let format = ParquetFormat::default().with_force_view_types(false);
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await
+        .map_err(|e| QueryError::Schema(format!("{name}: {e}")))?;
+    let table = ListingTable::try_new(config).map_err(QueryError::Sql)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(QueryError::Sql)?;
+    Ok(())
+}
+
+/// Registers table `rejected` (see [`query`]) of `batch_dirs` in `ctx`.
 pub fn register_batches(
     ctx: &datafusion::prelude::SessionContext,
     batch_dirs: &[PathBuf],
-    with_accepted: bool,
 ) -> Result<(), QueryError> {
     let mut rejected_schema_ext: SchemaRef = {
         let mut fields: Vec<Field> = rejected_schema()
@@ -307,8 +361,6 @@ pub fn register_batches(
         Arc::new(Schema::new(fields))
     };
     let mut rejected = Vec::new();
-    let mut accepted = Vec::new();
-    let mut accepted_schema: Option<SchemaRef> = None;
     for dir in batch_dirs {
         let batch_id = dir
             .file_name()
@@ -335,43 +387,10 @@ pub fn register_batches(
                 );
             }
         }
-        if !with_accepted {
-            continue;
-        }
-        let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io_err("listing", dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-            })
-            .collect();
-        parts.sort();
-        for p in parts {
-            for b in read_parquet(&p)? {
-                match &accepted_schema {
-                    None => accepted_schema = Some(b.schema()),
-                    Some(s) if s.fields() != b.schema().fields() => {
-                        return Err(QueryError::Schema(format!(
-                            "{} differs from the first accepted file",
-                            p.display()
-                        )))
-                    }
-                    Some(_) => {}
-                }
-                accepted.push(b);
-            }
-        }
     }
     let rejected_table =
         MemTable::try_new(rejected_schema_ext, vec![rejected]).map_err(QueryError::Sql)?;
     ctx.register_table("rejected", Arc::new(rejected_table))
-        .map_err(QueryError::Sql)?;
-    let accepted_schema = accepted_schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-    let accepted_table =
-        MemTable::try_new(accepted_schema, vec![accepted]).map_err(QueryError::Sql)?;
-    ctx.register_table("accepted", Arc::new(accepted_table))
         .map_err(QueryError::Sql)?;
     Ok(())
 }

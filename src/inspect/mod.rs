@@ -94,8 +94,10 @@ pub fn batch_dirs_of(target: &Path) -> Result<Vec<PathBuf>, InspectError> {
     Ok(dirs)
 }
 
-/// A session with the mirrors under `mirror_root` registered by resource name and the rejected
-/// rows of `batch_dirs` as `rejected`; the mapping functions (Data Prep, JSON) are available.
+/// A session with the mirrors under `mirror_root` registered by resource name, the rejected
+/// rows of `batch_dirs` as `rejected`, and each dataset's accepted rows as `accepted_<dataset>`
+/// (and `accepted` when the batches are of one dataset); the mapping functions (Data Prep,
+/// JSON) are available.
 pub async fn session(
     mirror_root: &Path,
     batch_dirs: &[PathBuf],
@@ -109,8 +111,47 @@ pub async fn session(
         let mirror = Mirror::open_existing(&path, resource).await?;
         mirror.register_current(&ctx, resource.path()).await?;
     }
-    register_batches(&ctx, batch_dirs, false)?;
+    register_batches(&ctx, batch_dirs)?;
+    let datasets = by_dataset(batch_dirs);
+    for (dataset, dirs) in &datasets {
+        let files = errors::accepted_files(dirs)?;
+        errors::register_accepted(&ctx, &accepted_table(dataset), &files).await?;
+        if datasets.len() == 1 {
+            errors::register_accepted(&ctx, "accepted", &files).await?;
+        }
+    }
+    if datasets.is_empty() {
+        errors::register_accepted(&ctx, "accepted", &[]).await?;
+    }
     Ok(ctx)
+}
+
+/// `batch_dirs` (`<dataset>/{batches,failed}/<batch>`) grouped by their dataset's folder name.
+fn by_dataset(batch_dirs: &[PathBuf]) -> std::collections::BTreeMap<String, Vec<PathBuf>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<PathBuf>>::new();
+    for dir in batch_dirs {
+        let dataset = dir
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.entry(dataset).or_default().push(dir.clone());
+    }
+    out
+}
+
+/// The table of a dataset's accepted rows: `accepted_` and its name as an identifier
+/// (`stripe-charges` → `accepted_stripe_charges`).
+fn accepted_table(dataset: &str) -> String {
+    let name: String = dataset
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() {
+            true => c.to_ascii_lowercase(),
+            false => '_',
+        })
+        .collect();
+    format!("accepted_{name}")
 }
 
 /// Runs `sql` over [`session`]'s tables.

@@ -17,6 +17,8 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let mapper = checked_mapper(&cfg).await?;
+    // No mirror, nothing to remap: said before a lock file is left beside the missing table.
+    Mirror::open_existing(&cfg.mirror_dir(), cfg.resource).await?;
     let _lock = crate::stage::lock(&cfg.mirror_dir()).await?;
     let mirror = Mirror::open_existing(&cfg.mirror_dir(), cfg.resource).await?;
     let batch_id = cfg.batch_id.clone().unwrap_or_else(sink::new_batch_id);

@@ -324,6 +324,10 @@ async fn remap_maps_the_whole_mirror_with_no_stripe_request() {
     cfg.mirror = Some(dir.path().join("nowhere"));
     let err = pipeline::remap(cfg).await.unwrap_err().to_string();
     assert!(err.contains("nowhere"), "{err}");
+    assert!(
+        !dir.path().join("nowhere.lock").exists(),
+        "no lock file is left beside a mirror that is not there"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,7 +393,8 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     let out = stripe_xdm::inspect::sql(
         &dir.path().join("mirror"),
         &dirs,
-        "SELECT (SELECT count(*) FROM refunds) AS mirrored, (SELECT count(*) FROM rejected) AS rejected",
+        "SELECT (SELECT count(*) FROM refunds) AS mirrored, (SELECT count(*) FROM rejected) AS rejected, \
+         (SELECT count(*) FROM accepted) AS accepted, (SELECT count(*) FROM accepted_refunds) AS refunds",
     )
     .await
     .unwrap();
@@ -402,11 +407,39 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     };
     assert_eq!(get("mirrored"), run.counts.staged);
     assert_eq!(get("rejected"), run.counts.rejected);
+    assert_eq!(get("accepted"), run.counts.ingested);
+    assert_eq!(get("refunds"), run.counts.ingested);
     let err = stripe_xdm::inspect::sql(&dir.path().join("mirror"), &dirs, "SELECT * FROM nope")
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("nope"), "{err}");
+    // Two datasets (two XDM schemas): one accepted table each, and no `accepted`.
+    let charges = pipeline::run(&client, builtin(Resource::Charges, dir.path()))
+        .await
+        .unwrap();
+    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.path());
+    let out = stripe_xdm::inspect::sql(
+        &dir.path().join("mirror"),
+        &dirs,
+        "SELECT (SELECT count(*) FROM accepted_charges) AS c, (SELECT count(*) FROM accepted_refunds) AS r",
+    )
+    .await
+    .unwrap();
+    let count = |c: &str| {
+        out[0]
+            .column_by_name(c)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as u64
+    };
+    assert_eq!(count("c"), charges.counts.ingested);
+    assert_eq!(count("r"), run.counts.ingested);
+    let err = stripe_xdm::inspect::sql(&dir.path().join("mirror"), &dirs, "SELECT * FROM accepted")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("accepted_charges, accepted_refunds"), "{err}");
 }
 
 #[test]

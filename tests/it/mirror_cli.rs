@@ -178,7 +178,8 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
         }
     };
     let counted =
-        "SELECT (SELECT count(*) FROM charges) AS m, (SELECT count(*) FROM rejected) AS r";
+        "SELECT (SELECT count(*) FROM charges) AS m, (SELECT count(*) FROM rejected) AS r, \
+         (SELECT count(*) FROM accepted) AS a";
 
     // Each account's mirror, and the rejected rows of its own dataflows' batches only.
     for (args, c) in [
@@ -195,6 +196,7 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
         let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
         assert_eq!(rows[0]["m"], c.staged, "{args:?}: {rows}");
         assert_eq!(rows[0]["r"], c.rejected, "{args:?}: {rows}");
+        assert_eq!(rows[0]["a"], c.ingested, "{args:?}: {rows}");
     }
     // shop's own account has no mirror: the error says where it looked.
     let o = sql(&["--account", "shop", counted]).await;
@@ -205,7 +207,9 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
     let o = sql(&["--account", "main", "SELECT * FROM customers"]).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("the tables here are: accepted, charges, charges_all, rejected"),
+        text(&o).contains(
+            "the tables here are: accepted, accepted_charges, charges, charges_all, rejected"
+        ),
         "{}",
         text(&o)
     );
