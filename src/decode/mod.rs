@@ -209,6 +209,20 @@ pub fn decode_records(resource: Resource, body: &Bytes, records: &[Range<usize>]
     part.finish()
 }
 
+/// Records held one by one (event payloads, a mirror's `_raw` values) as one body, one per
+/// line, and each one's byte range in it: what [`decode_records`] takes.
+pub fn join_records<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> (Bytes, Vec<Range<usize>>) {
+    let mut body = Vec::new();
+    let mut ranges = Vec::new();
+    for r in records {
+        let start = body.len();
+        body.extend_from_slice(r);
+        ranges.push(start..body.len());
+        body.push(b'\n');
+    }
+    (Bytes::from(body), ranges)
+}
+
 /// Decodes many pages on the rayon pool and concatenates them in page order.
 ///
 /// Each rayon task decodes a run of consecutive pages into one set of builders, so the

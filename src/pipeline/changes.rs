@@ -101,17 +101,10 @@ pub(super) async fn read(
 
 /// A page holding raw objects (changed objects, or tombstones' last versions).
 fn page_of(resource: Resource, objects: &[&Bytes]) -> Page {
-    let mut body = Vec::with_capacity(objects.iter().map(|o| o.len() + 1).sum());
-    let mut records = Vec::with_capacity(objects.len());
-    for o in objects {
-        let start = body.len();
-        body.extend_from_slice(o);
-        records.push(start..body.len());
-        body.push(b'\n');
-    }
+    let (body, records) = decode::join_records(objects.iter().map(|o| o.as_ref()));
     Page {
         resource,
-        body: Bytes::from(body),
+        body,
         records,
         has_more: false,
         request_id: None,

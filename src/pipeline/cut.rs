@@ -200,15 +200,10 @@ async fn undecodable(
         })?;
         read += b.num_rows() as u64;
         let raw = stage::raw_column(&b);
-        let mut body = Vec::new();
-        let mut records = Vec::with_capacity(b.num_rows());
-        for row in 0..b.num_rows() {
-            let start = body.len();
-            body.extend_from_slice(raw.and_then(|r| r.value(row)).unwrap_or("").as_bytes());
-            records.push(start..body.len());
-        }
-        let body = bytes::Bytes::from(body);
-        let decoded = crate::decode::decode_pages(cfg.resource, vec![(&body, &records[..])]);
+        let (body, records) = crate::decode::join_records(
+            (0..b.num_rows()).map(|row| raw.and_then(|r| r.value(row)).unwrap_or("").as_bytes()),
+        );
+        let decoded = crate::decode::decode_records(cfg.resource, &body, &records);
         let outcome = super::map_and_validate(&cfg.schema, mapper, decoded).await?;
         totals.counts.staged += b.num_rows() as u64;
         totals.counts.ingested += outcome.accepted.num_rows() as u64;

@@ -618,35 +618,26 @@ async fn records_that_do_not_decode_are_staged_as_received_and_rejected_again_by
     let ctx = stripe_xdm::stage::read_session();
     let mirror = Mirror::open_existing(&path, resource).await.unwrap();
     mirror.register_current(&ctx, "charges").await.unwrap();
-    let counted = ctx
-        .sql("SELECT count(*) AS n FROM charges WHERE _decode_error IS NOT NULL AND amount IS NULL")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let counted = counted[0]
-        .column(0)
-        .as_primitive::<arrow::datatypes::Int64Type>()
-        .value(0);
-    assert_eq!(counted as u64, corrupt);
+    let count = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let rows = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+            rows[0]
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0) as u64
+        }
+    };
+    let counted =
+        count("SELECT count(*) FROM charges WHERE _decode_error IS NOT NULL AND amount IS NULL")
+            .await;
+    assert_eq!(counted, corrupt);
     // Some have no readable `created`: such a row may be of any window, so a run of a window
     // that holds no other row still MERGEs (it may meet that object again).
-    let nulls = ctx
-        .sql("SELECT count(*) FROM charges WHERE _decode_error IS NOT NULL AND created IS NULL")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let nulls = nulls[0]
-        .column(0)
-        .as_primitive::<arrow::datatypes::Int64Type>()
-        .value(0);
-    assert!(
-        nulls > 0 && (nulls as u64) < corrupt,
-        "{nulls} of {corrupt}"
-    );
+    let nulls =
+        count("SELECT count(*) FROM charges WHERE _decode_error IS NOT NULL AND created IS NULL")
+            .await;
+    assert!(nulls > 0 && nulls < corrupt, "{nulls} of {corrupt}");
     let future = stripe_xdm::runner::now() + 365 * 86_400;
     assert_eq!(
         mirror
