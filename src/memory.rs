@@ -83,14 +83,13 @@ mod tests {
 
     #[cfg(feature = "jemalloc")]
     #[test]
-    fn live_bytes_grow_with_an_allocation_and_stay_within_the_resident_pages() {
-        let before = allocator_stats().expect("jemalloc statistics");
+    fn live_bytes_count_a_held_allocation_and_stay_within_the_resident_pages() {
+        // The counters are the process's: tests running beside this one allocate and free at
+        // the same time, so only what the held block guarantees is checked (comparing with a
+        // reading taken before it failed whenever another test freed more in between).
         let block = vec![1u8; 64 << 20];
         let during = allocator_stats().expect("jemalloc statistics");
-        assert!(
-            during.allocated >= before.allocated + (60 << 20),
-            "{before:?} {during:?}"
-        );
+        assert!(during.allocated >= 64 << 20, "{during:?}");
         assert!(during.active >= during.allocated);
         assert!(during.mapped >= during.active);
         drop(std::hint::black_box(block));
