@@ -45,10 +45,13 @@ pub async fn query(
                 .collect();
             datasets.sort();
             datasets.dedup();
-            let dirs = datasets
+            let dirs: Vec<_> = datasets
                 .iter()
                 .flat_map(|d| inspect::batch_dirs_of(&cfg.out_dir.join(d)).unwrap_or_default())
                 .collect();
+            if let Some(asked) = stripe_account.filter(|_| dirs.is_empty() && !root.exists()) {
+                return Err(unknown_connected(cat, &account, asked));
+            }
             (root, dirs)
         }
         (None, None) => {
@@ -58,6 +61,28 @@ pub async fn query(
         }
     };
     Ok(inspect::sql(&mirror_root, &dirs, sql).await?)
+}
+
+/// `--stripe-account` naming a connected account the account neither has nor reads through.
+fn unknown_connected(cat: &Catalog, account: &crate::catalog::Account, asked: &str) -> AppError {
+    let mut known: Vec<String> = cat
+        .list_dataflows()
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f.account == account.name)
+        .filter_map(|f| runner::connected_account(f, account))
+        .chain(account.stripe_account.clone())
+        .collect();
+    known.sort();
+    known.dedup();
+    let known = match known.is_empty() {
+        true => "none".to_string(),
+        false => known.join(", "),
+    };
+    AppError::Invalid(format!(
+        "account \"{}\" has no mirror or dataflow of connected account {asked} (its connected accounts: {known})",
+        account.name
+    ))
 }
 
 /// The catalog's account when it has exactly one.

@@ -202,6 +202,21 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
     let o = sql(&["--account", "shop", counted]).await;
     assert!(!o.status.success());
     assert!(text(&o).contains("mirror/shop"), "{}", text(&o));
+    // A connected account shop does not read through: named, with the ones it does.
+    let o = sql(&[
+        "--account",
+        "shop",
+        "--stripe-account",
+        "acct_Nope",
+        counted,
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("acct_Nope") && text(&o).contains("connected accounts: acct_1Shop"),
+        "{}",
+        text(&o)
+    );
 
     // A table that is not there: the error lists the ones that are; SHOW TABLES too.
     let o = sql(&["--account", "main", "SELECT * FROM customers"]).await;
