@@ -80,10 +80,16 @@ impl StripeClient {
 
     /// One attempt: send, read the body, classify.
     async fn attempt(&self, endpoint: &str, url: &Url) -> Result<Fetched, Failure> {
+        // The server's origin (scheme, host, port: no path or query) says where the request
+        // went, e.g. a `--api-base-url` with the wrong port.
         let network = |e: reqwest::Error, retryable: bool| Failure {
             error: SourceError::Network {
                 endpoint: endpoint.to_string(),
-                message: crate::net::describe_error(&e),
+                message: format!(
+                    "{} (at {})",
+                    crate::net::describe_error(&e),
+                    url.origin().ascii_serialization()
+                ),
             },
             retryable,
             retry_after: None,

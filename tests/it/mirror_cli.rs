@@ -270,5 +270,11 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
         "{}",
         text(&o)
     );
+    // A home with no catalog: said, and none is created by a read-only command.
+    let empty = home.path().join("empty-home");
+    let o = output(command(Some(&empty), &["sql", "SELECT 1"], &[])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no catalog"), "{}", text(&o));
+    assert!(!empty.join("catalog.sqlite").exists());
     sim.shutdown().await;
 }

@@ -88,6 +88,11 @@ async fn connection_refused_exhausts_retries_with_a_network_error() {
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("GET /v1/charges"), "{e}");
+    // Where the request went (a wrong port is the usual cause), without path or query.
+    assert!(
+        e.to_string().contains(&format!("(at {})", stub.url())),
+        "{e}"
+    );
     assert_no_key(&e);
 }
 
