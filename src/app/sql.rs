@@ -50,7 +50,7 @@ pub async fn query(
                 .flat_map(|d| inspect::batch_dirs_of(&cfg.out_dir.join(d)).unwrap_or_default())
                 .collect();
             if let Some(asked) = stripe_account.filter(|_| dirs.is_empty() && !root.exists()) {
-                return Err(unknown_connected(cat, &account, asked));
+                return Err(unknown_connected(cat, &account, asked)?);
             }
             (root, dirs)
         }
@@ -63,11 +63,15 @@ pub async fn query(
     Ok(inspect::sql(&mirror_root, &dirs, sql).await?)
 }
 
-/// `--stripe-account` naming a connected account the account neither has nor reads through.
-fn unknown_connected(cat: &Catalog, account: &crate::catalog::Account, asked: &str) -> AppError {
+/// Why `--stripe-account` finds nothing: a connected account the account neither has nor reads
+/// through, or one whose dataflows have not run yet.
+fn unknown_connected(
+    cat: &Catalog,
+    account: &crate::catalog::Account,
+    asked: &str,
+) -> Result<AppError> {
     let mut known: Vec<String> = cat
-        .list_dataflows()
-        .unwrap_or_default()
+        .list_dataflows()?
         .iter()
         .filter(|f| f.account == account.name)
         .filter_map(|f| runner::connected_account(f, account))
@@ -75,14 +79,20 @@ fn unknown_connected(cat: &Catalog, account: &crate::catalog::Account, asked: &s
         .collect();
     known.sort();
     known.dedup();
+    if known.iter().any(|k| k == asked) {
+        return Ok(AppError::Invalid(format!(
+            "connected account {asked} of account \"{}\" has no mirror yet: run one of its dataflows first",
+            account.name
+        )));
+    }
     let known = match known.is_empty() {
         true => "none".to_string(),
         false => known.join(", "),
     };
-    AppError::Invalid(format!(
+    Ok(AppError::Invalid(format!(
         "account \"{}\" has no mirror or dataflow of connected account {asked} (its connected accounts: {known})",
         account.name
-    ))
+    )))
 }
 
 /// The catalog's account when it has exactly one.

@@ -176,9 +176,17 @@ pub async fn demo(a: DemoArgs) -> Result<u8> {
     .map_err(app_err)?;
     print_reports(&reports, a.json);
     if !a.json {
+        let out = a.out.display();
+        let rejected = match reports.iter().any(|r| r.counts.rejected > 0) {
+            true => {
+                "; rejected rows sit beside them in rejected.parquet with row_errors/ diagnostics"
+            }
+            false => "",
+        };
         println!(
-            "\nAccepted rows are Parquet batches under {}/<resource>/batches/; rejected rows sit beside them in rejected.parquet with row_errors/ diagnostics.",
-            a.out.display()
+            "\nAccepted rows are Parquet batches under {out}/<resource>/batches/{rejected}.\n\
+             Every record fetched is in the mirror under {out}/mirror/<resource>/: \
+             stripe-xdm sql --out {out} \"SELECT count(*) FROM charges\""
         );
     }
     Ok(exit_code(&reports))

@@ -25,19 +25,22 @@ pub struct HomeArgs {
 }
 
 impl HomeArgs {
-    pub(super) fn open(&self) -> Result<Catalog> {
-        let home = match &self.home {
-            Some(h) => h.clone(),
+    /// The home folder: `--home`, `STRIPE_XDM_HOME`, else `$HOME/.stripe-xdm`.
+    pub(super) fn path(&self) -> Result<PathBuf> {
+        match &self.home {
+            Some(h) => Ok(h.clone()),
             None => match std::env::var_os("HOME") {
-                Some(h) if !h.is_empty() => PathBuf::from(h).join(".stripe-xdm"),
-                _ => {
-                    return Err(CliError::usage(
-                        "no home folder: pass --home DIR or set STRIPE_XDM_HOME",
-                    ))
-                }
+                Some(h) if !h.is_empty() => Ok(PathBuf::from(h).join(".stripe-xdm")),
+                _ => Err(CliError::usage(
+                    "no home folder: pass --home DIR or set STRIPE_XDM_HOME",
+                )),
             },
-        };
-        Catalog::open(&home).map_err(cat_err)
+        }
+    }
+
+    /// The home's catalog, created when there is none.
+    pub(super) fn open(&self) -> Result<Catalog> {
+        Catalog::open(&self.path()?).map_err(cat_err)
     }
 }
 

@@ -66,12 +66,16 @@ pub async fn sql(a: SqlArgs) -> Result<u8> {
     // Read-only: a home without a catalog is an error, not a new catalog.
     let cat = match &a.out {
         Some(_) => None,
-        None => Some(a.home.open_existing()?.ok_or_else(|| {
-            CliError::usage(
-                "no catalog in the home folder (--home DIR or STRIPE_XDM_HOME): add an account \
-                 (`accounts add`) and run a dataflow, or pass --out DIR of a one-off run",
-            )
-        })?),
+        None => {
+            let home = a.home.path()?;
+            Some(a.home.open_existing()?.ok_or_else(|| {
+                CliError::usage(format!(
+                    "no catalog in {}: add an account (`accounts add`) and run a dataflow, or \
+                     pass --out DIR of a one-off run",
+                    home.display()
+                ))
+            })?)
+        }
     };
     let batches = app::sql::query(
         cat.as_ref(),

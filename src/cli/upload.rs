@@ -140,12 +140,8 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
 impl HomeArgs {
     /// The catalog, only when one exists already (uploads never create one).
     pub(super) fn open_existing(&self) -> Result<Option<Catalog>, CliError> {
-        let home = match &self.home {
-            Some(h) => h.clone(),
-            None => match std::env::var_os("HOME") {
-                Some(h) if !h.is_empty() => PathBuf::from(h).join(".stripe-xdm"),
-                _ => return Ok(None),
-            },
+        let Ok(home) = self.path() else {
+            return Ok(None);
         };
         if !home.join(CATALOG_FILE).exists() {
             return Ok(None);

@@ -286,7 +286,9 @@ fn deciding_error(
 pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = crate::map::new_session();
     register_batches(&ctx, batch_dirs)?;
-    register_accepted(&ctx, "accepted", &accepted_files(batch_dirs)?).await?;
+    let accepted = accepted_table(&accepted_files(batch_dirs)?)?;
+    ctx.register_table("accepted", accepted)
+        .map_err(QueryError::Sql)?;
     let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
     df.collect().await.map_err(QueryError::Sql)
 }
@@ -310,13 +312,13 @@ pub fn accepted_files(batch_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, QueryError
     Ok(files)
 }
 
-/// Registers `files` (accepted rows of one dataset: one XDM schema) as table `name`, read from
-/// disk as queries need them (nothing is loaded up front); an empty table when there are none.
-pub async fn register_accepted(
-    ctx: &datafusion::prelude::SessionContext,
-    name: &str,
+/// The accepted rows of `files` (one dataset's) as a table read from disk as queries need them
+/// (nothing is loaded up front); empty when there are none. Its schema is every file's merged
+/// (a dataset whose XDM schema gained fields since its first batch), columns that some files
+/// lack being nullable; files whose schemas cannot be merged are an error naming the file.
+pub fn accepted_table(
     files: &[PathBuf],
-) -> Result<(), QueryError> {
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, QueryError> {
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{
         ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -324,26 +326,62 @@ pub async fn register_accepted(
     if files.is_empty() {
         let empty =
             MemTable::try_new(Arc::new(Schema::empty()), vec![vec![]]).map_err(QueryError::Sql)?;
-        ctx.register_table(name, Arc::new(empty))
-            .map_err(QueryError::Sql)?;
-        return Ok(());
+        return Ok(Arc::new(empty));
     }
+    let schema = merged_schema(files)?;
+    // File URLs, not paths parsed as globs: `[`, `*` or `?` in a folder name stay literal.
     let urls = files
         .iter()
-        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(QueryError::Sql)?;
+        .map(|f| {
+            let url = std::path::absolute(f)
+                .ok()
+                .and_then(|a| url::Url::from_file_path(a).ok())
+                .ok_or_else(|| QueryError::Schema(format!("{}: not a file path", f.display())))?;
+            ListingTableUrl::try_new(url, None).map_err(QueryError::Sql)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let format = ParquetFormat::default().with_force_view_types(false);
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await
-        .map_err(|e| QueryError::Schema(format!("{name}: {e}")))?;
-    let table = ListingTable::try_new(config).map_err(QueryError::Sql)?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(QueryError::Sql)?;
-    Ok(())
+        .with_schema(schema);
+    Ok(Arc::new(
+        ListingTable::try_new(config).map_err(QueryError::Sql)?,
+    ))
+}
+
+/// The merged Arrow schema of Parquet `files` (read from their footers); a column some file
+/// lacks is nullable.
+fn merged_schema(files: &[PathBuf]) -> Result<SchemaRef, QueryError> {
+    let mut schemas = Vec::with_capacity(files.len());
+    for f in files {
+        let file = std::fs::File::open(f).map_err(io_err("opening", f))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| QueryError::Schema(format!("{}: {e}", f.display())))?;
+        let schema = reader.schema();
+        schemas.push(Schema::new(schema.fields().clone()));
+    }
+    let merged = Schema::try_merge(schemas.iter().cloned()).map_err(|e| {
+        QueryError::Schema(format!(
+            "the accepted files of {} do not share one schema: {e}",
+            files[0]
+                .parent()
+                .and_then(|b| b.parent())
+                .unwrap_or(&files[0])
+                .display()
+        ))
+    })?;
+    let fields: Vec<Field> = merged
+        .fields()
+        .iter()
+        .map(|f| {
+            let everywhere = schemas.iter().all(|s| s.field_with_name(f.name()).is_ok());
+            f.as_ref()
+                .clone()
+                .with_nullable(f.is_nullable() || !everywhere)
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// Registers table `rejected` (see [`query`]) of `batch_dirs` in `ctx`.

@@ -113,15 +113,33 @@ pub async fn session(
     }
     register_batches(&ctx, batch_dirs)?;
     let datasets = by_dataset(batch_dirs);
-    for (dataset, dirs) in &datasets {
-        let files = errors::accepted_files(dirs)?;
-        errors::register_accepted(&ctx, &accepted_table(dataset), &files).await?;
-        if datasets.len() == 1 {
-            errors::register_accepted(&ctx, "accepted", &files).await?;
-        }
-    }
     if datasets.is_empty() {
-        errors::register_accepted(&ctx, "accepted", &[]).await?;
+        ctx.register_table("accepted", errors::accepted_table(&[])?)
+            .map_err(QueryError::Sql)?;
+    }
+    for (dataset, dirs) in &datasets {
+        // A dataset whose files cannot be read as one table loses its table, not the query.
+        let table = match errors::accepted_files(dirs).and_then(|f| errors::accepted_table(&f)) {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::warn!(dataset, error = %e, "its accepted rows are not queryable");
+                continue;
+            }
+        };
+        let name = accepted_table(dataset);
+        if ctx.table_exist(name.as_str()).unwrap_or(false) {
+            tracing::warn!(
+                dataset,
+                table = name,
+                "another dataset's accepted rows have this table name; not registered"
+            );
+            continue;
+        }
+        if datasets.len() == 1 {
+            ctx.register_table("accepted", table.clone())
+                .map_err(QueryError::Sql)?;
+        }
+        ctx.register_table(name, table).map_err(QueryError::Sql)?;
     }
     Ok(ctx)
 }

@@ -37,10 +37,16 @@ impl Mirror {
     ) -> Result<(), StageError> {
         let all = format!("{table}_all");
         self.register(ctx, &all).await?;
+        // A mirror written before change capture has no `_deleted_at` (and no tombstones).
         let current = ctx
             .table(all.as_str())
             .await
-            .and_then(|df| df.filter(col(DELETED_AT_COLUMN).is_null()))
+            .and_then(
+                |df| match df.schema().field_with_unqualified_name(DELETED_AT_COLUMN) {
+                    Ok(_) => df.filter(col(DELETED_AT_COLUMN).is_null()),
+                    Err(_) => Ok(df),
+                },
+            )
             .map_err(self.query_err("defining the current rows"))?;
         ctx.register_table(table, current.into_view())
             .map_err(self.query_err("registering the table"))?;

@@ -18,9 +18,17 @@ fn setup(home: &Path) {
 /// Adds account `account` (the simulator's key), dataset `dataset` (the built-in charges
 /// schema) and `flow`, a charges dataflow of them run once.
 fn add_flow(home: &Path, account: &str, dataset: &str, flow: &str) {
-    let mut cat = Catalog::open(home).unwrap();
-    cat.add_account(account, None, &Secret::new(SIM_KEY))
+    Catalog::open(home)
+        .unwrap()
+        .add_account(account, None, &Secret::new(SIM_KEY))
         .unwrap();
+    add_dataflow(home, account, dataset, flow);
+}
+
+/// Adds dataset `dataset` (the built-in charges schema) and `flow`, a charges dataflow of
+/// account `account` into it, run once.
+fn add_dataflow(home: &Path, account: &str, dataset: &str, flow: &str) {
+    let mut cat = Catalog::open(home).unwrap();
     cat.create_dataset(&NewDataset {
         name: dataset.into(),
         description: None,
@@ -276,5 +284,63 @@ async fn sql_reads_the_chosen_accounts_mirror_and_batches_and_names_the_tables_i
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no catalog"), "{}", text(&o));
     assert!(!empty.join("catalog.sqlite").exists());
+    // A connected account a dataflow reads through but that has not run yet: said so.
+    add_dataflow(home.path(), "shop", "shop-later", "later");
+    Catalog::open(home.path())
+        .unwrap()
+        .set_dataflow_stripe_account("later", Some("acct_2Shop"))
+        .unwrap();
+    let o = sql(&[
+        "--account",
+        "shop",
+        "--stripe-account",
+        "acct_2Shop",
+        counted,
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("acct_2Shop of account \"shop\" has no mirror yet"),
+        "{}",
+        text(&o)
+    );
     sim.shutdown().await;
+}
+
+/// The README's first command: every resource through the pipeline, nothing lost (fetched =
+/// staged = ingested + rejected), and the closing lines point at the batches and the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_every_resource_with_nothing_lost_and_points_at_the_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = ["demo", "--count", "400", "--corrupt-rate", "0.03", "--out"];
+    let mut json_args = args.to_vec();
+    let json_out = dir.path().join("json");
+    json_args.extend([json_out.to_str().unwrap(), "--json"]);
+    let o = output(command(None, &json_args, &[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let reports: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), Resource::ALL.len());
+    for r in reports {
+        let n = |k: &str| r[k].as_u64().unwrap();
+        assert_eq!(n("fetched"), 400, "{r}");
+        assert_eq!(n("staged"), n("fetched"), "{r}");
+        assert_eq!(n("ingested") + n("rejected"), n("fetched"), "{r}");
+    }
+    assert!(reports.iter().any(|r| r["rejected"].as_u64() > Some(0)));
+    let mut text_args = args.to_vec();
+    text_args.push(out.to_str().unwrap());
+    let o = output(command(None, &text_args, &[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for r in Resource::ALL {
+        assert!(stdout.contains(r.path()), "{stdout}");
+    }
+    assert!(stdout.contains("rejected.parquet"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}/mirror/<resource>/", out.display())),
+        "{stdout}"
+    );
+    assert!(out.join("mirror/charges/_delta_log").is_dir());
 }
