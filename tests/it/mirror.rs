@@ -377,6 +377,28 @@ async fn fields_outside_the_decoded_schema_survive_in_raw_and_a_mapping_reads_th
     assert!(seen > 0, "extended_authorization.status read from _raw");
 }
 
+/// The first row of `sql` over a one-off run's folder (its mirror and batches), integer
+/// columns by name.
+async fn query_row(root: &Path, sql: &str) -> std::collections::HashMap<String, u64> {
+    let dirs = stripe_xdm::inspect::batch_dirs_under(root);
+    let out = stripe_xdm::inspect::sql(&root.join("mirror"), &dirs, sql)
+        .await
+        .unwrap();
+    let schema = out[0].schema();
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let v = out[0]
+                .column(i)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0);
+            (f.name().clone(), v as u64)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -392,26 +414,18 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
         .await
         .unwrap();
     assert!(run.counts.rejected > 0);
-    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.as_path());
-    let out = stripe_xdm::inspect::sql(
-        &dir.as_path().join("mirror"),
-        &dirs,
+    let get = query_row(
+        dir,
         "SELECT (SELECT count(*) FROM refunds) AS mirrored, (SELECT count(*) FROM rejected) AS rejected, \
          (SELECT count(*) FROM accepted) AS accepted, (SELECT count(*) FROM accepted_refunds) AS refunds",
     )
-    .await
-    .unwrap();
-    let row = &out[0];
-    let get = |c: &str| {
-        row.column_by_name(c)
-            .unwrap()
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0) as u64
-    };
+    .await;
+    let get = |c: &str| get[c];
     assert_eq!(get("mirrored"), run.counts.staged);
     assert_eq!(get("rejected"), run.counts.rejected);
     assert_eq!(get("accepted"), run.counts.ingested);
     assert_eq!(get("refunds"), run.counts.ingested);
+    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.as_path());
     let err = stripe_xdm::inspect::sql(&dir.as_path().join("mirror"), &dirs, "SELECT * FROM nope")
         .await
         .unwrap_err()
@@ -421,23 +435,15 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     let charges = pipeline::run(&client, builtin(Resource::Charges, dir.as_path()))
         .await
         .unwrap();
-    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.as_path());
-    let out = stripe_xdm::inspect::sql(
-        &dir.as_path().join("mirror"),
-        &dirs,
+    let count = query_row(
+        dir,
         "SELECT (SELECT count(*) FROM accepted_charges) AS c, (SELECT count(*) FROM accepted_refunds) AS r",
     )
-    .await
-    .unwrap();
-    let count = |c: &str| {
-        out[0]
-            .column_by_name(c)
-            .unwrap()
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0) as u64
-    };
+    .await;
+    let count = |c: &str| count[c];
     assert_eq!(count("c"), charges.counts.ingested);
     assert_eq!(count("r"), run.counts.ingested);
+    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.as_path());
     let err = stripe_xdm::inspect::sql(
         &dir.as_path().join("mirror"),
         &dirs,
@@ -487,21 +493,12 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
         newer.join("manifest.json"),
     )
     .unwrap();
-    let dirs = stripe_xdm::inspect::batch_dirs_under(dir.as_path());
-    let out = stripe_xdm::inspect::sql(
-        &dir.join("mirror"),
-        &dirs,
+    let count = query_row(
+        dir,
         "SELECT count(*) AS n, count(extra) AS e FROM accepted_refunds",
     )
-    .await
-    .unwrap();
-    let count = |c: &str| {
-        out[0]
-            .column_by_name(c)
-            .unwrap()
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0) as u64
-    };
+    .await;
+    let count = |c: &str| count[c];
     assert_eq!(count("n"), 2 * run.counts.ingested);
     assert_eq!(count("e"), run.counts.ingested);
 }
