@@ -135,6 +135,27 @@ pub enum QueryError {
     /// The accepted files of the batches do not share one schema.
     #[error("the accepted files do not share one schema: {0}")]
     Schema(String),
+    /// An accepted file's Parquet footer could not be read.
+    #[error("reading the schema of {}: {source}", path.display())]
+    Footer {
+        /// The file.
+        path: PathBuf,
+        /// Parquet's error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A dataset's accepted files have schemas that cannot be merged.
+    #[error("the accepted files under {} do not share one schema: {source}", dataset.display())]
+    Merge {
+        /// The dataset folder.
+        dataset: PathBuf,
+        /// Arrow's error.
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// A file path that cannot be a `file://` URL.
+    #[error("{}: not a file path a table can be read from", .0.display())]
+    FilePath(PathBuf),
     /// DataFusion rejected or failed the query.
     #[error("query failed: {0}")]
     Sql(#[source] datafusion::error::DataFusionError),
@@ -336,7 +357,7 @@ pub fn accepted_table(
             let url = std::path::absolute(f)
                 .ok()
                 .and_then(|a| url::Url::from_file_path(a).ok())
-                .ok_or_else(|| QueryError::Schema(format!("{}: not a file path", f.display())))?;
+                .ok_or_else(|| QueryError::FilePath(f.clone()))?;
             ListingTableUrl::try_new(url, None).map_err(QueryError::Sql)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -357,20 +378,23 @@ fn merged_schema(files: &[PathBuf]) -> Result<SchemaRef, QueryError> {
     for f in files {
         let file = std::fs::File::open(f).map_err(io_err("opening", f))?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| QueryError::Schema(format!("{}: {e}", f.display())))?;
+            .map_err(|source| QueryError::Footer {
+            path: f.clone(),
+            source,
+        })?;
         let schema = reader.schema();
         schemas.push(Schema::new(schema.fields().clone()));
     }
-    let merged = Schema::try_merge(schemas.iter().cloned()).map_err(|e| {
-        QueryError::Schema(format!(
-            "the accepted files of {} do not share one schema: {e}",
-            files[0]
-                .parent()
-                .and_then(|b| b.parent())
+    // `<dataset>/batches/<batch>/part-*.parquet`: the dataset folder names the table's files.
+    let merged =
+        Schema::try_merge(schemas.iter().cloned()).map_err(|source| QueryError::Merge {
+            dataset: files[0]
+                .ancestors()
+                .nth(3)
                 .unwrap_or(&files[0])
-                .display()
-        ))
-    })?;
+                .to_path_buf(),
+            source,
+        })?;
     let fields: Vec<Field> = merged
         .fields()
         .iter()

@@ -77,6 +77,19 @@ fn raw_rows(batches: &[RecordBatch]) -> Vec<(Option<String>, String, Option<Stri
     out
 }
 
+/// A simulator of `count` objects per resource, `rate` of them served corrupt (records that do
+/// not decode), and a client of it.
+async fn corrupt_sim(
+    count: u64,
+    rate: f64,
+) -> (stripe_xdm::sim::SimHandle, stripe_xdm::source::StripeClient) {
+    let faults = Faults {
+        corrupt_rate: rate,
+        ..Faults::default()
+    };
+    sim(SimConfig::default().with_counts(count).with_faults(faults)).await
+}
+
 async fn mirror_rows(path: &Path, resource: Resource) -> Vec<RecordBatch> {
     use futures::TryStreamExt;
     let mirror = Mirror::open_existing(path, resource).await.unwrap();
@@ -92,11 +105,7 @@ async fn mirror_rows(path: &Path, resource: Resource) -> Vec<RecordBatch> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_resource_is_staged_in_a_delta_table_readable_by_delta_and_plain_parquet() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Faults {
-        corrupt_rate: 0.02,
-        ..Faults::default()
-    };
-    let (handle, client) = sim(SimConfig::default().with_counts(400).with_faults(faults)).await;
+    let (handle, client) = corrupt_sim(400, 0.02).await;
     for resource in Resource::ALL {
         let report = pipeline::run(&client, builtin(resource, dir.path()))
             .await
@@ -405,11 +414,7 @@ async fn sql_runs_over_the_mirror_and_the_rejected_rows() {
     // Brackets in the path are no glob: the accepted files are found as they are.
     let root = tmp.path().join("out [x]");
     let dir = &root;
-    let faults = Faults {
-        corrupt_rate: 0.05,
-        ..Faults::default()
-    };
-    let (_handle, client) = sim(SimConfig::default().with_counts(500).with_faults(faults)).await;
+    let (_handle, client) = corrupt_sim(500, 0.05).await;
     let run = pipeline::run(&client, builtin(Resource::Refunds, dir.as_path()))
         .await
         .unwrap();
@@ -569,11 +574,7 @@ impl stripe_xdm::pipeline::ProgressSink for CancelAfter {
 async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let faults = Faults {
-        corrupt_rate: 0.03,
-        ..Faults::default()
-    };
-    let (handle, client) = sim(SimConfig::default().with_counts(4000).with_faults(faults)).await;
+    let (handle, client) = corrupt_sim(4000, 0.03).await;
     let store = Arc::new(History::default());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut cfg = builtin(Resource::Charges, dir.path());
@@ -631,11 +632,7 @@ async fn a_resume_behind_the_mirrors_last_commit_stages_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_that_do_not_decode_are_staged_as_received_and_rejected_again_by_a_remap() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Faults {
-        corrupt_rate: 0.05,
-        ..Faults::default()
-    };
-    let (handle, client) = sim(SimConfig::default().with_counts(1200).with_faults(faults)).await;
+    let (handle, client) = corrupt_sim(1200, 0.05).await;
     let simulator = handle.simulator().clone();
     let resource = Resource::Charges;
     let n = simulator.count(resource, None, None);
@@ -834,11 +831,7 @@ async fn chunks_larger_than_a_row_group_are_encoded_as_several_with_every_record
 async fn a_mirror_written_before_decode_errors_were_staged_gains_the_column_and_keeps_its_rows() {
     use arrow::datatypes::Schema;
     use std::sync::Arc;
-    let faults = Faults {
-        corrupt_rate: 0.05,
-        ..Faults::default()
-    };
-    let (handle, client) = sim(SimConfig::default().with_counts(600).with_faults(faults)).await;
+    let (handle, client) = corrupt_sim(600, 0.05).await;
     let resource = Resource::Charges;
     let n = handle.simulator().count(resource, None, None);
     let corrupt = handle.simulator().corrupt_count(resource, None, None);
