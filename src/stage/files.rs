@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::kernel::Add;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
@@ -136,7 +136,13 @@ impl FileSink {
 /// row, without a dictionary; min/max statistics of string columns only for the columns Delta
 /// readers prune on (`STATS_COLUMNS`: `id`, `_batch`, and `_decode_error`, whose null counts
 /// tell which row groups hold records that did not decode), as no other string range prunes a
-/// file.
+/// file; version 2 data pages, with the encodings of version 1 (plain values, dictionaries where
+/// they are kept). A version 1 page is assembled by copying levels and values into one buffer
+/// and compressed into another that grows past the page's size, two copies of every page of
+/// `_raw` (the JSON of every record) that a version 2 page, which compresses its values where
+/// they were encoded, does not make (BENCHMARKS.md §2l). Every Parquet reader of the last years
+/// reads version 2 pages (arrow-rs, DuckDB, Spark, polars, pyarrow); Platform's batches stay
+/// version 1.
 /// [`crate::columnar::fit_to_rows`] then drops the dictionaries of mostly distinct columns and
 /// the compression of columns of a few bytes per row group.
 pub(crate) fn writer_props(
@@ -149,6 +155,10 @@ pub(crate) fn writer_props(
             parquet::basic::ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_max_row_group_row_count(Some(8 * 1024))
+        .set_writer_version(WriterVersion::PARQUET_2_0)
+        // Version 2's own default for values without a dictionary is DELTA_BYTE_ARRAY and
+        // DELTA_BINARY_PACKED, slower to write and to read.
+        .set_encoding(Encoding::PLAIN)
         .set_column_dictionary_enabled(raw, false)
         .set_created_by(format!("stripe-xdm {}", env!("CARGO_PKG_VERSION")));
     crate::columnar::byte_statistics_only_for(builder, schema, stats_columns).build()
@@ -307,6 +317,73 @@ mod tests {
                 "maxValues": {"id": "c", "n": 9},
                 "nullCount": {"id": 1, "n": 0},
             })
+        );
+    }
+
+    #[test]
+    fn mirror_files_hold_version_2_pages_with_version_1_encodings() {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{Field, Schema};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use parquet::basic::PageType;
+        use parquet::column::page::PageReader;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("amount", DataType::Int64, true),
+            Field::new(RAW_COLUMN, DataType::Utf8, false),
+        ]));
+        let rows = 3000;
+        let ids: Vec<String> = (0..rows).map(|i| format!("ch_{i:024}")).collect();
+        let raws: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"id":"{id}","object":"charge"}}"#))
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(Int64Array::from_iter((0..rows).map(|i| Some(i * 7)))),
+                Arc::new(StringArray::from(raws)),
+            ],
+        )
+        .unwrap();
+        let props = writer_props(&schema, &["id"]);
+        let mut w = ParallelWriter::try_new(Vec::new(), schema.clone(), props).unwrap();
+        w.write(&batch).unwrap();
+        let file = bytes::Bytes::from(w.into_inner().unwrap());
+
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        let row_group = reader.get_row_group(0).unwrap();
+        for (leaf, chunk) in row_group.metadata().columns().iter().enumerate() {
+            let encodings = chunk.encodings().collect::<Vec<_>>();
+            assert!(
+                encodings.iter().all(|e| matches!(
+                    e,
+                    Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY
+                )),
+                "{}: {encodings:?}",
+                chunk.column_path()
+            );
+            let mut pages = row_group.get_column_page_reader(leaf).unwrap();
+            let mut data_pages = 0;
+            while let Some(page) = pages.get_next_page().unwrap() {
+                if page.page_type() != PageType::DICTIONARY_PAGE {
+                    assert_eq!(page.page_type(), PageType::DATA_PAGE_V2);
+                    data_pages += 1;
+                }
+            }
+            assert!(data_pages > 0, "{}", chunk.column_path());
+        }
+        let read = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(
+            arrow::compute::concat_batches(&schema, &read).unwrap(),
+            batch
         );
     }
 }
