@@ -181,14 +181,21 @@ impl From<SourceError> for PipelineError {
 }
 
 impl PipelineError {
-    /// True for errors caused by configuration or credentials (exit code 2).
+    /// True for errors caused by configuration or credentials (exit code 2): a request Stripe
+    /// refuses (4xx other than 429), a refused key, a client that cannot be configured or a
+    /// request that cannot be built. Retries exhausted (Stripe's 5xx and 429, or a network that
+    /// does not answer, the usual outage), a malformed list or a cursor that does not advance
+    /// are failures of the run to retry later (exit code 1).
     pub fn is_usage(&self) -> bool {
         match self {
-            PipelineError::Source(e) => {
-                e.status()
-                    .is_none_or(|s| (400..500).contains(&s) && s != 429)
-                    || e.is_auth()
-            }
+            PipelineError::Source(e) => match **e {
+                SourceError::Stripe { status, .. } => (400..500).contains(&status) && status != 429,
+                SourceError::Config(_) | SourceError::Network { .. } => true,
+                SourceError::RetriesExhausted { .. }
+                | SourceError::Envelope { .. }
+                | SourceError::InvalidResponse { .. }
+                | SourceError::StuckCursor { .. } => e.is_auth(),
+            },
             PipelineError::Map(_) | PipelineError::Xdm(_) | PipelineError::Mismatch { .. } => true,
             _ => false,
         }
@@ -469,4 +476,56 @@ fn schema_name(schema: &XdmSchema) -> String {
         .or(schema.title())
         .unwrap_or("(untitled XDM schema)")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stripe(status: u16) -> SourceError {
+        SourceError::Stripe {
+            status,
+            endpoint: "GET /v1/charges".into(),
+            error_type: None,
+            code: None,
+            message: "refused".into(),
+            param: None,
+            request_id: None,
+            hint: None,
+        }
+    }
+
+    fn exhausted(last_status: Option<u16>) -> SourceError {
+        SourceError::RetriesExhausted {
+            endpoint: "GET /v1/charges".into(),
+            attempts: 4,
+            last_status,
+            request_id: None,
+            last_error: "connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn refusals_are_usage_errors_and_outages_are_not() {
+        let usage = |e: SourceError| PipelineError::from(e).is_usage();
+        for status in [400, 401, 403, 404] {
+            assert!(usage(stripe(status)), "{status}");
+        }
+        assert!(usage(SourceError::Config("bad base URL".into())));
+        assert!(usage(SourceError::Network {
+            endpoint: "GET /v1/charges".into(),
+            message: "builder error".into(),
+        }));
+        for status in [429, 500, 503] {
+            assert!(!usage(stripe(status)), "{status}");
+        }
+        for last in [None, Some(429), Some(502)] {
+            assert!(!usage(exhausted(last)), "{last:?}");
+        }
+        assert!(!usage(SourceError::InvalidResponse {
+            endpoint: "GET /v1/account".into(),
+            request_id: None,
+            message: "not an object".into(),
+        }));
+    }
 }

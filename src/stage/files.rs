@@ -326,7 +326,6 @@ mod tests {
         use arrow::datatypes::{Field, Schema};
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         use parquet::basic::PageType;
-        use parquet::column::page::PageReader;
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let schema: SchemaRef = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, false),

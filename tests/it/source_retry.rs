@@ -94,6 +94,8 @@ async fn connection_refused_exhausts_retries_with_a_network_error() {
         "{e}"
     );
     assert_no_key(&e);
+    // A server that does not answer is an outage to retry later (exit 1), not a usage error.
+    assert!(!stripe_xdm::pipeline::PipelineError::from(e).is_usage());
 }
 
 #[tokio::test]
