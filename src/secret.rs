@@ -42,22 +42,34 @@ impl Secret {
     }
 
     /// The masked form: the key's prefix up to and including the mode (`sk_test_`), `…`, and the
-    /// last four characters. Short values are fully masked.
+    /// last four characters; a value not shaped like a Stripe key shows only `…` and its last four.
+    /// Short values are fully masked.
     pub fn masked(&self) -> String {
         let v = &self.0;
         let n = v.chars().count();
         if n < 12 {
             return "****".to_string();
         }
-        let prefix_len = [
-            "sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_",
-        ]
-        .iter()
-        .find(|p| v.starts_with(**p))
-        .map(|p| p.len())
-        .unwrap_or(3);
+        let prefix = STRIPE_KEY_PREFIXES
+            .iter()
+            .find(|p| v.starts_with(**p))
+            .copied()
+            .unwrap_or("");
         let last: String = v.chars().skip(n - 4).collect();
-        format!("{}…{}", &v[..prefix_len], last)
+        format!("{prefix}…{last}")
+    }
+
+    /// `live` or `test` for a value shaped like a Stripe key (`sk_live_…`, `rk_test_…`), else
+    /// `None`.
+    pub fn stripe_mode(&self) -> Option<&'static str> {
+        let prefix = STRIPE_KEY_PREFIXES
+            .iter()
+            .find(|p| self.0.starts_with(**p))?;
+        Some(if prefix.ends_with("live_") {
+            "live"
+        } else {
+            "test"
+        })
     }
 
     /// True for live-mode keys (`sk_live_`, `rk_live_`).
@@ -145,9 +157,29 @@ pub(crate) fn cut(text: &str, max: usize) -> String {
     }
 }
 
+/// The prefixes of Stripe's API keys, up to and including the mode.
+const STRIPE_KEY_PREFIXES: [&str; 6] = [
+    "sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_shows_a_stripe_prefix_and_four_characters_at_most() {
+        let key = Secret::new("sk_test_51AbCdEf0123456789");
+        assert_eq!(key.masked(), "sk_test_…6789");
+        assert_eq!(key.stripe_mode(), Some("test"));
+        assert_eq!(
+            Secret::new("rk_live_51AbCdEf0123456789").stripe_mode(),
+            Some("live")
+        );
+        let other = Secret::new("hunter2secretvalue");
+        assert_eq!(other.masked(), "…alue");
+        assert_eq!(other.stripe_mode(), None);
+        assert_eq!(Secret::new("short").masked(), "****");
+    }
 
     #[test]
     fn mask_url_keeps_scheme_host_port_only() {

@@ -71,14 +71,9 @@ pub(super) async fn deliver(
     .await
 }
 
-/// One run of the command, blocking: `Ok` on exit 0, else what went wrong (with the end of
-/// stderr).
-fn run_once(
-    command: &str,
-    env: &[(&'static str, String)],
-    input: Arc<[u8]>,
-    timeout: Duration,
-) -> Result<(), String> {
+/// `sh -c command` in its own process group, with the environment minus
+/// [`SECRET_ENV_VARS`] plus `env`, the payload to come on stdin.
+fn shell(command: &str, env: &[(&'static str, String)]) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -90,7 +85,18 @@ fn run_once(
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let mut child = cmd
+    cmd
+}
+
+/// One run of the command, blocking: `Ok` on exit 0, else what went wrong (with the end of
+/// stderr).
+fn run_once(
+    command: &str,
+    env: &[(&'static str, String)],
+    input: Arc<[u8]>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = shell(command, env)
         .spawn()
         .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -183,5 +189,26 @@ fn describe_exit(status: ExitStatus) -> String {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         (None, None) => format!("ended abnormally ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_command_does_not_inherit_the_tools_secrets() {
+        let cmd = shell("true", &[("STRIPE_XDM_RUN_ID", "7".into())]);
+        let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.get_envs().collect();
+        for var in [
+            "STRIPE_API_KEY",
+            "AEP_ACCESS_TOKEN",
+            "AEP_API_KEY",
+            "AEP_CLIENT_SECRET",
+        ] {
+            assert!(envs.contains(&(OsStr::new(var), None)), "{var}: {envs:?}");
+        }
+        assert!(envs.contains(&(OsStr::new("STRIPE_XDM_RUN_ID"), Some(OsStr::new("7")))));
     }
 }

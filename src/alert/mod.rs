@@ -30,7 +30,12 @@ use crate::net::retry::RetryPolicy;
 
 /// Environment variables holding this tool's secrets, removed from an alert command's
 /// environment.
-pub const SECRET_ENV_VARS: [&str; 3] = ["STRIPE_API_KEY", "AEP_ACCESS_TOKEN", "AEP_API_KEY"];
+pub const SECRET_ENV_VARS: [&str; 4] = [
+    "STRIPE_API_KEY",
+    crate::upload::ENV_ACCESS_TOKEN,
+    crate::upload::ENV_API_KEY,
+    crate::upload::ENV_CLIENT_SECRET,
+];
 
 /// The longest a command target is shown in [`AlertDelivery::target`] (in characters, after
 /// `cmd: `).

@@ -260,6 +260,20 @@ pub async fn update_dataflow(
 ) -> Result<Updated> {
     let current = cat.dataflow(name)?;
     let etag = etag.unwrap_or(current.etag);
+    if changes.error_diagnostics == Some(false) {
+        // Platform keeps error diagnostics on while partial ingestion is on; said before
+        // anything is changed rather than ignored.
+        let ds = cat.dataset(&current.dataset)?;
+        let partial = changes
+            .partial_ingestion
+            .unwrap_or(ds.partial_ingestion_percent);
+        if let Some(p) = partial {
+            return Err(AppError::Invalid(format!(
+                "--error-diagnostics false: dataset {:?} has partial ingestion on ({p}%), which keeps error diagnostics on; add --no-partial-ingestion to turn both off",
+                ds.name
+            )));
+        }
+    }
     let mut update = DataflowUpdate {
         name: changes.rename,
         description: changes.description,

@@ -5,7 +5,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
-use super::{check_label, unix_now, Catalog, CatalogError, RunStatus, SqlContext};
+use super::{check_label, unix_now, Catalog, CatalogError, SqlContext};
 use crate::schedule::{Frequency, Schedule};
 use crate::Resource;
 
@@ -553,13 +553,17 @@ impl Catalog {
             .optional()
             .ctx(format!("look up the active run of dataflow {name:?}"))?;
         let cancelled_run = match active {
-            Some((run_id, status)) if !cancel_active => {
-                let status = status.parse().unwrap_or(RunStatus::Running);
-                return Err(CatalogError::RunInProgress {
-                    dataflow: name.to_string(),
-                    run_id,
-                    status,
-                });
+            Some((run_id, _)) if !cancel_active => {
+                return Err(super::runs::in_progress(&tx, name, run_id, |interrupted| {
+                    if interrupted {
+                        format!(
+                            "`stripe-xdm dataflows run {name}` resumes it, or delete with --cancel"
+                        )
+                    } else {
+                        "wait for it to end, or delete with --cancel (the run then commits nothing)"
+                            .into()
+                    }
+                }));
             }
             Some((run_id, _)) => Some(run_id),
             None => None,

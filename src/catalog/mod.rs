@@ -128,7 +128,7 @@ pub enum CatalogError {
         name: String,
     },
     /// The account is used by dataflows.
-    #[error("account {account:?} is used by dataflow(s) {}: delete them or move them to another account first", dataflows.join(", "))]
+    #[error("account {account:?} is used by dataflow(s) {}: delete them first (a dataflow keeps its account)", dataflows.join(", "))]
     AccountInUse {
         /// The account.
         account: String,
@@ -187,7 +187,7 @@ pub enum CatalogError {
         actual: i64,
     },
     /// A run is scheduled or running for the dataflow.
-    #[error("dataflow {dataflow:?} has run {run_id} {status}: wait for it, or cancel it")]
+    #[error("dataflow {dataflow:?} has run {run_id} {}: {remedy}", if *.interrupted { "interrupted (the process that ran it has ended)".to_string() } else { .status.to_string() })]
     RunInProgress {
         /// The dataflow.
         dataflow: String,
@@ -195,6 +195,10 @@ pub enum CatalogError {
         run_id: i64,
         /// Its status.
         status: RunStatus,
+        /// Running, with the process that ran it gone: waiting to be resumed.
+        interrupted: bool,
+        /// What the caller can do about it.
+        remedy: String,
     },
     /// A run is not in the state the operation needs.
     #[error("run {run_id} is {status}, expected {expected}")]

@@ -39,7 +39,7 @@ pub fn process_alive(pid: u32) -> Option<bool> {
 }
 
 /// A run whose owner is gone: no owner, or an owner that is not alive (and not us).
-fn abandoned(run: &Run) -> bool {
+pub(super) fn abandoned(run: &Run) -> bool {
     match run.owner_pid {
         None => true,
         Some(pid) if pid == std::process::id() => false,
@@ -86,10 +86,13 @@ impl Catalog {
             return self.start_run(id, 0, now).map(Some);
         }
         if !abandoned(&run) {
+            let owner = run.owner_pid.map(|p| format!(" (process {p} runs it)"));
             return Err(CatalogError::RunInProgress {
                 dataflow: dataflow.to_string(),
                 run_id: id,
                 status: run.status,
+                interrupted: false,
+                remedy: format!("wait for it to end{}", owner.unwrap_or_default()),
             });
         }
         tx.execute(

@@ -227,6 +227,30 @@ pub(super) fn expect_status(run: &Run, expected: RunStatus) -> Result<(), Catalo
     })
 }
 
+/// The refusal of an operation because run `run_id` of dataflow `name` is scheduled or running;
+/// `remedy` says what to do, given whether the run is interrupted (running, with the process that
+/// ran it gone).
+pub(super) fn in_progress(
+    conn: &rusqlite::Connection,
+    name: &str,
+    run_id: i64,
+    remedy: impl FnOnce(bool) -> String,
+) -> CatalogError {
+    match run_in(conn, run_id) {
+        Ok(run) => {
+            let interrupted = run.status == RunStatus::Running && super::recovery::abandoned(&run);
+            CatalogError::RunInProgress {
+                dataflow: name.to_string(),
+                run_id,
+                status: run.status,
+                interrupted,
+                remedy: remedy(interrupted),
+            }
+        }
+        Err(e) => e,
+    }
+}
+
 pub(super) fn run_in(conn: &rusqlite::Connection, id: i64) -> Result<Run, CatalogError> {
     conn.query_row(&format!("{SELECT} WHERE r.id = ?1"), [id], Run::from_row)
         .optional()
@@ -247,11 +271,13 @@ fn refuse_active(tx: &Transaction<'_>, dataflow_id: i64, name: &str) -> Result<(
         .optional()
         .ctx(format!("look up the active run of dataflow {name:?}"))?;
     match active {
-        Some((run_id, status)) => Err(CatalogError::RunInProgress {
-            dataflow: name.to_string(),
-            run_id,
-            status: status.parse().unwrap_or(RunStatus::Running),
-        }),
+        Some((run_id, _)) => Err(in_progress(tx, name, run_id, |interrupted| {
+            if interrupted {
+                format!("`stripe-xdm dataflows run {name}` resumes it")
+            } else {
+                "wait for it to end".into()
+            }
+        })),
         None => Ok(()),
     }
 }

@@ -52,8 +52,10 @@ async fn plan(cat: &Catalog, a: &BackfillArgs) -> Result<u8, CliError> {
         );
         print!("{estimate}");
         println!(
-            "Run it with: stripe-xdm backfill {:?} --concurrency {} (resumable: Ctrl-C or a crash continues from the last checkpoint)",
-            flow.name, a.run.concurrency
+            "Run it with: stripe-xdm backfill {}{} --concurrency {} (resumable: Ctrl-C or a crash continues from the last checkpoint)",
+            super::flows::shell_word(&flow.name),
+            a.run.api.as_flags(),
+            a.run.concurrency
         );
     }
     Ok(0)

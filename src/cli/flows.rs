@@ -44,6 +44,19 @@ impl HomeArgs {
     }
 }
 
+/// `s` as one word of a POSIX shell command: as it is when it holds no character the shell
+/// treats specially, else single-quoted.
+pub(super) fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 pub(super) fn cat_err(e: CatalogError) -> CliError {
     CliError::chain(&e, super::EXIT_USAGE)
 }
@@ -69,6 +82,22 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
+    /// The flags given, as they would be typed again (` --base-url http://…`), for a command
+    /// the output suggests.
+    pub(super) fn as_flags(&self) -> String {
+        let mut out = String::new();
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push_str(&format!(" --{name} {}", shell_word(&v)));
+            }
+        };
+        flag("base-url", self.base_url.clone());
+        flag("rate", self.rate.map(|r| r.to_string()));
+        flag("endpoint-rate", self.endpoint_rate.map(|r| r.to_string()));
+        flag("stripe-account", self.stripe_account.clone());
+        out
+    }
+
     /// The flags as overrides of an account's stored settings.
     pub(super) fn overrides(&self) -> stripe_xdm::app::ApiOverrides {
         stripe_xdm::app::ApiOverrides {
@@ -342,4 +371,24 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
         DatasetsCommand::Push(x) => return super::platform::dataset_push(&mut cat, x).await,
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggested_flags_are_typed_as_given_and_quoted_for_the_shell() {
+        let api = ApiArgs {
+            base_url: Some("http://127.0.0.1:12112".into()),
+            rate: Some(40.0),
+            endpoint_rate: None,
+            stripe_account: Some("acct_1 x'y".into()),
+        };
+        assert_eq!(
+            api.as_flags(),
+            r" --base-url http://127.0.0.1:12112 --rate 40 --stripe-account 'acct_1 x'\''y'"
+        );
+        assert_eq!(ApiArgs::default().as_flags(), "");
+    }
 }

@@ -136,11 +136,11 @@ pub struct PartEntry {
 
 /// A manifest that cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("manifest {path} is not valid: {reason}")]
+#[error("manifest {path} {reason}")]
 pub struct ManifestError {
     /// The file.
     pub path: String,
-    /// The parser's message.
+    /// What is wrong, as a predicate ("is not valid: …", "does not exist: …").
     pub reason: String,
 }
 
@@ -170,8 +170,15 @@ impl Manifest {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-        serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
+        let text = std::fs::read(path).map_err(|e| {
+            err(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "does not exist: the folder is not a committed batch".to_string()
+                }
+                _ => format!("cannot be read: {e}"),
+            })
+        })?;
+        serde_json::from_slice(&text).map_err(|e| err(format!("is not valid: {e}")))
     }
 }
 

@@ -179,12 +179,17 @@ impl StripeClient {
         // Stripe masks keys in its messages; make sure ours is never echoed in full regardless.
         let message = message.replace(cfg.key.expose(), &cfg.key.masked());
         let key = cfg.key.expose();
-        let mode = if cfg.key.is_live() { "live" } else { "test" };
         let hint = match status {
-            401 => Some(format!(
-                "check the API key ({}, a {mode}-mode key): it may be wrong, for the other mode (test vs live), or revoked/rolled",
-                cfg.key.masked()
-            )),
+            401 => Some(match cfg.key.stripe_mode() {
+                Some(mode) => format!(
+                    "check the API key ({}, a {mode}-mode key): it may be wrong, for the other mode (test vs live), or revoked/rolled",
+                    cfg.key.masked()
+                ),
+                None => format!(
+                    "check the API key ({}): it is not shaped like a Stripe secret key (sk_test_…, sk_live_…, rk_…)",
+                    cfg.key.masked()
+                ),
+            }),
             403 if key.starts_with("rk_") => Some(format!(
                 "the restricted key {} lacks read permission on this resource ({endpoint}): grant it 'Read' in the Dashboard under Developers → API keys",
                 cfg.key.masked()

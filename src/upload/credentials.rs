@@ -105,6 +105,11 @@ impl PlatformCredentials {
             // With a client secret the token is exchanged; one given too is used first.
             (Some(_), token) => Secret::new(token.unwrap_or_default()),
             (None, _) => Secret::new(value(ENV_ACCESS_TOKEN).map_err(|e| {
+                // The inner message, not its Display: the prefix is added once, below.
+                let e = match e {
+                    UploadError::Credentials(m) => m,
+                    e => e.to_string(),
+                };
                 UploadError::Credentials(format!(
                     "{e}; or give {ENV_CLIENT_SECRET} (OAuth Server-to-Server) to have tokens exchanged and refreshed"
                 ))

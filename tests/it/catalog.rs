@@ -439,10 +439,20 @@ fn delete_removes_runs_and_refuses_while_running() {
     };
     c.record_alert(&d).unwrap();
     assert_eq!(c.alert_deliveries(r.id).unwrap().len(), 1);
-    assert!(matches!(
-        c.delete_dataflow("flow", false),
-        Err(CatalogError::RunInProgress { .. })
-    ));
+    let refused = c.delete_dataflow("flow", false).unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!("has run {} running", r.id)) && refused.contains("--cancel"),
+        "{refused}"
+    );
+    // Interrupted (its process let go of it): the message says so and how to resume it.
+    c.release_run(r.id).unwrap();
+    let refused = c.delete_dataflow("flow", false).unwrap_err().to_string();
+    assert!(
+        refused.contains("interrupted")
+            && refused.contains("`stripe-xdm dataflows run flow` resumes it")
+            && refused.contains("--cancel"),
+        "{refused}"
+    );
     let del = c.delete_dataflow("flow", true).unwrap();
     assert_eq!((del.runs_removed, del.cancelled_run), (1, Some(r.id)));
     assert!(matches!(

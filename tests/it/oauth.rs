@@ -106,4 +106,5 @@ fn a_client_secret_stands_in_for_the_access_token() {
         err.contains("AEP_ACCESS_TOKEN") && err.contains("AEP_CLIENT_SECRET"),
         "{err}"
     );
+    assert_eq!(err.matches("Platform credentials").count(), 1, "{err}");
 }

@@ -301,6 +301,30 @@ async fn the_tutorial_end_to_end() {
     )
     .await;
     assert!(t.contains("mapping v2"), "{t}");
+    // Error diagnostics cannot go off while partial ingestion keeps them on: refused, unchanged.
+    let before = json(h, &["dataflows", "show", "charges-hourly", "--json"]).await;
+    let o = xdm(
+        h,
+        &[
+            "dataflows",
+            "update",
+            "charges-hourly",
+            "--description",
+            "y",
+            "--error-diagnostics",
+            "false",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("partial ingestion on (10%)")
+            && text(&o).contains("--no-partial-ingestion"),
+        "{}",
+        text(&o)
+    );
+    let after = json(h, &["dataflows", "show", "charges-hourly", "--json"]).await;
+    assert_eq!(after["etag"], before["etag"]);
     let run2 = json(h, &run_args).await;
     assert_eq!(run2["mapping_version"], 2, "{run2}");
     assert_eq!(
