@@ -108,11 +108,8 @@ pub fn mapping_import(a: ImportArgs) -> Result<u8> {
     }
     for u in &imported.untranslated {
         eprintln!(
-            "not translated: mapping #{} {} → {}: {}",
-            u.index + 1,
-            u.source,
-            u.destination,
-            u.reason
+            "not translated: mappings[{}] {} → {}: {}",
+            u.index, u.source, u.destination, u.reason
         );
     }
     Ok(if imported.untranslated.is_empty() {

@@ -74,15 +74,28 @@ pub(super) struct TargetArgs {
     #[arg(long, value_name = "ID")]
     pub upload_dataset_id: Option<String>,
     /// Platform gateway for uploads (default: Platform's production gateway).
-    #[arg(long, value_name = "URL", requires = "upload_dataset_id")]
+    #[arg(long, value_name = "URL")]
     pub platform_url: Option<String>,
     /// Platform credentials file for uploads (default: the AEP_* environment at run time).
-    #[arg(long, value_name = "PATH", requires = "upload_dataset_id")]
+    #[arg(long, value_name = "PATH")]
     pub platform_credentials_file: Option<PathBuf>,
 }
 
 impl TargetArgs {
-    fn targets(&self) -> app::Targets {
+    /// The targets of a new dataflow: `--platform-url` and `--platform-credentials-file` belong
+    /// to an upload target, so they need `--upload-dataset-id`.
+    fn targets(&self) -> Result<app::Targets> {
+        if self.upload_dataset_id.is_none()
+            && (self.platform_url.is_some() || self.platform_credentials_file.is_some())
+        {
+            return Err(CliError::usage(
+                "--platform-url and --platform-credentials-file set where uploads go: they need --upload-dataset-id",
+            ));
+        }
+        Ok(self.all_targets())
+    }
+
+    fn all_targets(&self) -> app::Targets {
         app::Targets {
             alert_webhook: self.alert_webhook.clone(),
             alert_command: self.alert_command.clone(),
@@ -314,7 +327,7 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
             start_time,
             backfill: x.no_backfill.then_some(false),
         },
-        targets: x.targets.targets(),
+        targets: x.targets.targets()?,
         stripe_accounts: x.stripe_account.clone(),
         all_connected_accounts: x.all_connected_accounts,
     };
@@ -367,7 +380,22 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
     if x.no_upload {
         changes.upload = Some(None);
     } else if x.targets.upload_dataset_id.is_some() {
-        changes.upload = Some(x.targets.targets().upload);
+        changes.upload = Some(x.targets.all_targets().upload);
+    } else if x.targets.platform_url.is_some() || x.targets.platform_credentials_file.is_some() {
+        // The gateway or the credentials of the upload the dataflow already has.
+        let Some(mut upload) = cat.dataflow(&x.name).map_err(cat_err)?.upload else {
+            return Err(CliError::usage(format!(
+                "dataflow {:?} uploads nowhere: give --upload-dataset-id with --platform-url or --platform-credentials-file",
+                x.name
+            )));
+        };
+        if let Some(url) = &x.targets.platform_url {
+            upload.base_url = Some(url.clone());
+        }
+        if let Some(path) = &x.targets.platform_credentials_file {
+            upload.credentials_file = Some(absolute(path).display().to_string());
+        }
+        changes.upload = Some(Some(upload));
     }
     if x.no_partial_ingestion {
         changes.partial_ingestion = Some(None);

@@ -302,14 +302,22 @@ fn restore_sigpipe() {
 /// context.
 const QUIET: &str = "buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error";
 
-fn init_logging(verbose: u8) {
-    let level = match verbose {
+/// The log filter of `-v` given `verbose` times: warnings; stripe-xdm's own info (the libraries'
+/// info lines, Delta's a dozen per commit, would bury them); stripe-xdm's debug with the
+/// libraries' info; everything's debug.
+fn log_filter(verbose: u8) -> String {
+    let levels = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "warn,stripe_xdm=info",
+        2 => "info,stripe_xdm=debug",
         _ => "debug",
     };
+    format!("{levels},{QUIET}")
+}
+
+fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRIPE_XDM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},{QUIET}")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(verbose)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -362,6 +370,15 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("reading {0}")]
     struct Outer(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn one_v_logs_stripe_xdms_info_and_only_the_libraries_warnings() {
+        assert!(log_filter(1).starts_with("warn,stripe_xdm=info,"));
+        assert!(log_filter(2).starts_with("info,stripe_xdm=debug,"));
+        for v in 0..4 {
+            tracing_subscriber::EnvFilter::try_new(log_filter(v)).expect("a valid filter");
+        }
+    }
 
     #[test]
     fn the_chain_adds_causes_the_message_lacks() {

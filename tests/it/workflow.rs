@@ -325,6 +325,31 @@ async fn the_tutorial_end_to_end() {
     );
     let after = json(h, &["dataflows", "show", "charges-hourly", "--json"]).await;
     assert_eq!(after["etag"], before["etag"]);
+    // The credentials file alone can be swapped; the upload keeps its dataset and gateway.
+    let creds2 = work.path().join("aep-rotated.env");
+    std::fs::copy(&creds, &creds2).unwrap();
+    ok(
+        h,
+        &[
+            "dataflows",
+            "update",
+            "charges-hourly",
+            "--platform-credentials-file",
+            creds2.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let after = json(h, &["dataflows", "show", "charges-hourly", "--json"]).await;
+    let upload = &after["upload"];
+    assert_eq!(upload["dataset_id"], dataset_id.as_str(), "{after}");
+    assert_eq!(upload["base_url"], before["upload"]["base_url"], "{after}");
+    assert!(
+        upload["credentials_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("aep-rotated.env"),
+        "{after}"
+    );
     let run2 = json(h, &run_args).await;
     assert_eq!(run2["mapping_version"], 2, "{run2}");
     assert_eq!(
