@@ -285,20 +285,8 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
 
 /// `stripe-xdm sim`.
 pub async fn sim(a: SimArgs) -> Result<u8> {
-    let config = SimConfig::default()
-        .with_seed(a.seed)
-        .with_counts(a.count)
-        .with_faults(Faults {
-            rate_429: a.rate_429,
-            rate_5xx: a.rate_5xx,
-            slow_rate: a.slow_rate,
-            slow_ms: a.slow_ms,
-            corrupt_rate: a.corrupt_rate,
-            rate_limit: a.rate_limit,
-            ..Faults::default()
-        });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], a.port));
-    let handle = Simulator::new(config)
+    let handle = Simulator::new(sim_config(&a))
         .start_on(addr)
         .await
         .map_err(|e| CliError::usage(format!("cannot listen on {addr}: {e}")))?;
@@ -315,4 +303,52 @@ pub async fn sim(a: SimArgs) -> Result<u8> {
     handle.shutdown().await;
     println!("served {} requests", stats.requests);
     Ok(0)
+}
+
+/// The simulator `sim`'s flags describe.
+fn sim_config(a: &SimArgs) -> SimConfig {
+    let accounts: Vec<&str> = a.connected_accounts.iter().map(String::as_str).collect();
+    SimConfig::default()
+        .with_seed(a.seed)
+        .with_counts(a.count)
+        .with_connected_accounts(&accounts)
+        .with_faults(Faults {
+            rate_429: a.rate_429,
+            rate_5xx: a.rate_5xx,
+            slow_rate: a.slow_rate,
+            slow_ms: a.slow_ms,
+            corrupt_rate: a.corrupt_rate,
+            rate_limit: a.rate_limit,
+            ..Faults::default()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Sim {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    #[test]
+    fn sim_lists_the_connected_accounts_it_is_given() {
+        let parsed = Sim::try_parse_from([
+            "sim",
+            "--connected-account",
+            "acct_1A",
+            "--connected-account",
+            "acct_1B",
+            "--count",
+            "5",
+        ])
+        .unwrap();
+        let config = sim_config(&parsed.args);
+        assert_eq!(config.connected_accounts, ["acct_1A", "acct_1B"]);
+        let none = sim_config(&Sim::try_parse_from(["sim"]).unwrap().args);
+        assert!(none.connected_accounts.is_empty());
+    }
 }

@@ -31,7 +31,8 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "stripe-xdm", version, about, long_about = None)]
 pub struct Cli {
-    /// Log more (-v info, -vv debug). Logs go to stderr and never contain keys.
+    /// Log more (-v stripe-xdm's info, -vv its debug and the libraries' info, -vvv all debug).
+    /// Logs go to stderr and never contain keys.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -231,6 +232,10 @@ pub struct SimArgs {
     /// Enforce a request rate (requests/s) like Stripe's limiter: faster clients get 429s.
     #[arg(long)]
     pub rate_limit: Option<f64>,
+    /// A connected account `GET /v1/accounts` lists (Stripe Connect; repeat for more): lists
+    /// read through any `Stripe-Account` serve the same objects.
+    #[arg(long = "connected-account", value_name = "ACCT")]
+    pub connected_accounts: Vec<String>,
 }
 
 /// Parses the command line, runs it, and returns the exit code.
