@@ -109,12 +109,31 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         let list = app::upload::pending_batches(&a.batch).map_err(super::dataflows::app_err)?;
         if list.is_empty() && !a.json {
             println!(
-                "every committed batch of {} is already ingested",
+                "nothing to upload: every committed batch of {} with records is already ingested (a batch without records is never sent: Platform fails a batch without files)",
                 a.batch.display()
             );
         }
         list
     } else {
+        if let Some(batch_id) = without_records(&a.batch) {
+            // What a dataflow run records for such a batch: skipped, nothing to send.
+            let report = UploadReport {
+                batch_id,
+                dataset_id: a.dataset_id.clone(),
+                dry_run: a.dry_run,
+                status: Some(stripe_xdm::runner::UPLOAD_SKIPPED.into()),
+                ..UploadReport::default()
+            };
+            if a.json {
+                print(&report, true);
+            } else {
+                println!(
+                    "batch {}: no records, nothing to send (Platform fails a batch without files)",
+                    report.batch_id
+                );
+            }
+            return Ok(0);
+        }
         vec![a.batch.clone()]
     };
     // Recording uploads in the catalog is best effort: the batch's own upload state is the record.
@@ -135,6 +154,14 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         );
     }
     Ok(if all_ok { 0 } else { super::EXIT_DATA })
+}
+
+/// The batch id of `dir` when it is a committed, successful batch without records (a run whose
+/// window held nothing): there is nothing to send.
+fn without_records(dir: &std::path::Path) -> Option<String> {
+    let m = stripe_xdm::sink::Manifest::read(&dir.join(stripe_xdm::sink::MANIFEST_FILE)).ok()?;
+    let empty = m.files.is_empty() && m.parts.is_empty();
+    (empty && m.status == stripe_xdm::sink::BatchStatus::Success).then_some(m.batch_id)
 }
 
 impl HomeArgs {

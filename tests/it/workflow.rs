@@ -379,6 +379,26 @@ async fn the_tutorial_end_to_end() {
     )
     .await;
     assert!(t.contains("already ingested"), "{t}");
+    // The next window held nothing: its batch is not sent, and that is not a failure.
+    assert_eq!(run2["fetched"], 0, "{run2}");
+    let empty = dataset_dir
+        .join("batches")
+        .join(run2["batch_id"].as_str().unwrap());
+    let t = ok(
+        h,
+        &[
+            "upload",
+            empty.to_str().unwrap(),
+            "--dataset-id",
+            &dataset_id,
+            "--credentials-file",
+            creds.to_str().unwrap(),
+            "--base-url",
+            &platform.base_url(),
+        ],
+    )
+    .await;
+    assert!(t.contains("no records, nothing to send"), "{t}");
 
     // Delete: the dataflow goes, its batches stay.
     ok(h, &["dataflows", "delete", "charges-hourly"]).await;
