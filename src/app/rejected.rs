@@ -123,15 +123,40 @@ pub async fn replay_latest(
         })
 }
 
+/// The dataset of `cat` named `name` when `batch` lies in its folder (`<home>/data/…`).
+fn catalog_dataset(
+    cat: &Catalog,
+    batch: &Path,
+    name: &str,
+) -> Result<Option<crate::catalog::Dataset>> {
+    let data = cat.home().join("data");
+    let inside = match (std::fs::canonicalize(batch), std::fs::canonicalize(&data)) {
+        (Ok(b), Ok(d)) => b.starts_with(d),
+        _ => false,
+    };
+    if !inside {
+        return Ok(None);
+    }
+    match cat.dataset(name) {
+        Ok(ds) => Ok(Some(ds)),
+        Err(crate::catalog::CatalogError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Replays the rejected rows of the batch at `batch` (`<out>/<dataset>/{batches,failed}/<id>`)
-/// with `mapping` against `schema` (default: the resource's built-in schema), from `mirror`, or
-/// else the mirror beside the batch (`<out>/mirror/<resource>`) when there is one.
+/// with `mapping` against `schema`, from `mirror`, or else the mirror beside the batch
+/// (`<out>/mirror/<resource>`) when there is one. Without `schema`, a batch of a dataset of
+/// `cat` (under `<home>/data/`) is validated as that dataset's runs are (its schema, its primary
+/// identity required when it is Profile-enabled), any other against the resource's built-in
+/// schema.
 pub async fn replay_batch(
     batch: &Path,
     mapping: Mapping,
     schema: Option<&Path>,
     tenant: &str,
     mirror: Option<PathBuf>,
+    cat: Option<&Catalog>,
 ) -> Result<ReplayReport> {
     let manifest = crate::sink::Manifest::read(&batch.join(crate::sink::MANIFEST_FILE))
         .map_err(|e| AppError::Invalid(format!("{}: not a batch: {e}", batch.display())))?;
@@ -139,7 +164,14 @@ pub async fn replay_batch(
         .resource
         .parse()
         .map_err(|e| AppError::Invalid(format!("{}: {e}", batch.display())))?;
-    let schema = super::oneoff::load_schema(schema, resource, tenant)?;
+    let of_dataset = match (schema, cat) {
+        (None, Some(cat)) => catalog_dataset(cat, batch, &manifest.dataset)?,
+        _ => None,
+    };
+    let schema = match of_dataset {
+        Some(dataset) => dataset.schema()?,
+        None => super::oneoff::load_schema(schema, resource, tenant)?,
+    };
     let beside = batch
         .ancestors()
         .nth(3)

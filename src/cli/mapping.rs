@@ -79,7 +79,8 @@ pub struct ReplayArgs {
     /// The corrected mapping SQL file.
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Target XDM schema (default: the resource's built-in one).
+    /// Target XDM schema (default: for a batch of a dataset of the catalog, the dataset's, with
+    /// its primary identity required when it is Profile-enabled; else the resource's built-in one).
     #[arg(long)]
     pub schema: Option<PathBuf>,
     /// Tenant id substituted for ${tenant}.
@@ -93,6 +94,8 @@ pub struct ReplayArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub home: super::flows::HomeArgs,
 }
 
 async fn sample_page(
@@ -170,12 +173,15 @@ fn schema_label(schema: &stripe_xdm::xdm::XdmSchema) -> String {
 /// `stripe-xdm errors replay`.
 pub async fn errors_replay(a: ReplayArgs) -> Result<u8> {
     let mapping = Mapping::from_file(&a.mapping, &a.tenant).map_err(CliError::usage)?;
+    // A batch of a catalog dataset is validated as its runs are (Profile's primary identity).
+    let cat = a.home.open_existing()?;
     let report = app::rejected::replay_batch(
         &a.batch,
         mapping,
         a.schema.as_deref(),
         &a.tenant,
         a.mirror.clone(),
+        cat.as_ref(),
     )
     .await
     .map_err(app_err)?;

@@ -85,6 +85,17 @@ pub enum MapError {
         #[source]
         source: ArrowError,
     },
+    /// The SQL is not a projection of the resource table: it filters, joins, aggregates,
+    /// orders, limits or windows, so its rows would not be one per record of a chunk.
+    #[error("mapping {origin} is not a projection of `{table}`: it has {what}; a mapping returns one row per record, in order (use CASE/TRY_CAST/NULL instead of WHERE, joins, aggregates, DISTINCT, ORDER BY, LIMIT or window functions)")]
+    NotProjection {
+        /// The mapping's origin.
+        origin: String,
+        /// The table name.
+        table: String,
+        /// What it has, e.g. `a WHERE (Filter)`.
+        what: String,
+    },
     /// The SQL changes the number of rows.
     #[error("mapping {origin} returned {got} rows for {expected} source rows: a mapping must be a projection (one row per record); use CASE/TRY_CAST/NULL instead of WHERE, joins or aggregates")]
     RowCount {
@@ -199,6 +210,13 @@ impl Mapper {
         ctx.register_batch(&table, RecordBatch::new_empty(source_schema.clone()))
             .map_err(compile)?;
         let df = ctx.sql(&mapping.sql).await.map_err(compile)?;
+        if let Some(what) = not_projection(df.logical_plan()) {
+            return Err(MapError::NotProjection {
+                origin: mapping.origin.clone(),
+                table,
+                what,
+            });
+        }
         let output_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let reads_raw = references_column(df.logical_plan(), RAW_COLUMN);
         let prepared = prepare(df).await;
@@ -392,6 +410,43 @@ async fn prepare(df: DataFrame) -> Option<Prepared> {
     let task_ctx = Arc::new(df.task_ctx());
     let plan = df.create_physical_plan().await.ok()?;
     reusable(&plan).then_some(Prepared { plan, task_ctx })
+}
+
+/// What makes `plan` other than a projection of one table (rows in, the same rows out, in
+/// order): the first node that is not a projection, an alias or the table scan, in words.
+fn not_projection(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        let what = match node {
+            LogicalPlan::Projection(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::TableScan(_) => return Ok(TreeNodeRecursion::Continue),
+            LogicalPlan::Filter(_) => "a WHERE (or HAVING)",
+            LogicalPlan::Aggregate(_) => "an aggregate (GROUP BY or an aggregate function)",
+            LogicalPlan::Join(_) => "a join",
+            LogicalPlan::Limit(_) => "a LIMIT or OFFSET",
+            LogicalPlan::Sort(_) => "an ORDER BY",
+            LogicalPlan::Distinct(_) => "a DISTINCT",
+            LogicalPlan::Union(_) => "a UNION",
+            LogicalPlan::Window(_) => "a window function (it would see one chunk at a time)",
+            LogicalPlan::Unnest(_) => "an UNNEST (one row per list element)",
+            other => {
+                found = Some(format!(
+                    "a {} step",
+                    other
+                        .display()
+                        .to_string()
+                        .split(':')
+                        .next()
+                        .unwrap_or("plan")
+                ));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        };
+        found = Some(what.to_string());
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found
 }
 
 /// True when an expression of the plan refers to a column called `name` (true when unsure).

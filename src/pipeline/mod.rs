@@ -194,7 +194,7 @@ impl PipelineError {
                 SourceError::RetriesExhausted { .. }
                 | SourceError::Envelope { .. }
                 | SourceError::InvalidResponse { .. }
-                | SourceError::StuckCursor { .. } => e.is_auth(),
+                | SourceError::StuckCursor { .. } => false,
             },
             PipelineError::Map(_) | PipelineError::Xdm(_) | PipelineError::Mismatch { .. } => true,
             _ => false,

@@ -375,3 +375,96 @@ async fn a_second_run_starts_where_the_first_ended() {
     assert!(t.contains("success"), "{t}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
+    let sim = start(SimConfig::default().with_count(Resource::Customers, 200)).await;
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let h = home.path();
+    add_account(h, &sim.base_url()).await;
+    let schema = customers_schema(files.path(), true);
+    ok(&xdm(
+        h,
+        &[
+            "datasets",
+            "create",
+            "cust",
+            "--schema",
+            &schema,
+            "--profile",
+            "--partial-ingestion",
+            "100",
+        ],
+        None,
+    )
+    .await);
+    ok(&xdm(
+        h,
+        &[
+            "dataflows",
+            "create",
+            "c",
+            "--account",
+            "main",
+            "--resource",
+            "customers",
+            "--dataset",
+            "cust",
+            "--frequency",
+            "hour",
+            "--interval",
+            "1",
+        ],
+        None,
+    )
+    .await);
+    let o = xdm(
+        h,
+        &["dataflows", "run", "c", "--rate", "1000", "--json"],
+        None,
+    )
+    .await;
+    ok(&o);
+    let run: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Customers without an email lack the primary identity: rejected by the run.
+    let missing = run["rejected_by_code"]["INGEST-1555-400"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(missing > 0, "{run}");
+
+    // The same mapping replayed over the batch's rejected rows lets none of them in.
+    let mapping = files.path().join("same.sql");
+    std::fs::write(
+        &mapping,
+        stripe_xdm::defaults::mapping_sql(Resource::Customers),
+    )
+    .unwrap();
+    let batch = h
+        .join("data")
+        .join("cust")
+        .join("batches")
+        .join(run["batch_id"].as_str().unwrap());
+    let o = xdm(
+        h,
+        &[
+            "errors",
+            "replay",
+            batch.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ingested"], 0, "{report}");
+    assert_eq!(
+        report["still_rejected"]["INGEST-1555-400"].as_u64(),
+        Some(missing),
+        "{report}"
+    );
+    sim.shutdown().await;
+}

@@ -659,22 +659,47 @@ async fn a_projection_is_planned_once_and_maps_like_a_plan_made_per_chunk() {
 }
 
 #[tokio::test]
-async fn a_mapping_that_filters_is_planned_per_chunk_and_refused_by_the_row_count() {
+async fn a_mapping_that_filters_joins_orders_or_aggregates_is_refused_when_compiled() {
+    // Even a WHERE that keeps every row is refused: a mapping is a projection, one row per
+    // record, in order.
     let resource = Resource::Charges;
     let builtin = Mapping::builtin(resource, "acme");
-    let mapper = Mapper::new(
-        resource,
-        Mapping {
-            sql: format!("{}\nWHERE amount > 1000", builtin.sql.trim_end()),
-            origin: "test".into(),
-        },
-    )
-    .await
-    .expect("mapper");
-    assert!(!mapper.is_prepared());
-    let (batch, _) = page(resource, 100);
-    let err = mapper.map(batch).await.unwrap_err().to_string();
-    assert!(err.contains("one row per record"), "{err}");
+    let body = builtin.sql.trim_end();
+    let cases = [
+        (format!("{body}\nWHERE amount >= 0"), "a WHERE"),
+        (format!("{body}\nORDER BY created"), "an ORDER BY"),
+        (format!("{body}\nLIMIT 10"), "a LIMIT"),
+        (
+            "SELECT id AS \"_id\", max(created) AS \"timestamp\" FROM charges GROUP BY id".into(),
+            "an aggregate",
+        ),
+        (
+            "SELECT a.id AS \"_id\" FROM charges a JOIN charges b ON a.id = b.id".into(),
+            "a join",
+        ),
+        (
+            "SELECT id AS \"_id\", row_number() OVER () AS n FROM charges".into(),
+            "a window function",
+        ),
+    ];
+    for (sql, what) in cases {
+        let err = Mapper::new(
+            resource,
+            Mapping {
+                sql,
+                origin: "test".into(),
+            },
+        )
+        .await
+        .expect_err(what)
+        .to_string();
+        assert!(
+            err.contains(&format!("it has {what}")) && err.contains("one row per record"),
+            "{what}: {err}"
+        );
+    }
+    // The built-in mapping is a projection.
+    assert!(Mapper::new(resource, builtin).await.unwrap().is_prepared());
 }
 
 #[tokio::test]
