@@ -347,11 +347,15 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
                     x.schema.display()
                 ))
             })?;
+            let schema_json = substitute_tenant(&text, &x.tenant);
+            // Said with the file's name (the catalog only sees the text).
+            stripe_xdm::xdm::XdmSchema::from_json_str(&schema_json)
+                .map_err(|e| CliError::usage(format!("XDM schema {}: {e}", x.schema.display())))?;
             let ds = cat
                 .create_dataset(&NewDataset {
                     name: x.name,
                     description: x.description,
-                    schema_json: substitute_tenant(&text, &x.tenant),
+                    schema_json,
                     profile_enabled: x.profile,
                     error_diagnostics: x.error_diagnostics,
                     partial_ingestion_percent: x.partial_ingestion,

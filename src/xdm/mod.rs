@@ -64,9 +64,9 @@ pub enum XdmError {
         source: std::io::Error,
     },
     /// The schema text is not JSON.
-    #[error("XDM schema {origin} is not valid JSON")]
+    #[error("{}not valid JSON: {source}", if .origin.is_empty() { String::new() } else { format!("XDM schema {} is ", .origin) })]
     Json {
-        /// Where the text came from (a path, or `<string>`).
+        /// Where the text came from (a path; empty for text given as such).
         origin: String,
         /// The parse error.
         #[source]

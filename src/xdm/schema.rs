@@ -301,7 +301,7 @@ pub struct XdmSchema {
 impl XdmSchema {
     /// Parses a schema from JSON text (Platform's compatibility-mode, fully resolved form).
     pub fn from_json_str(text: &str) -> Result<XdmSchema, XdmError> {
-        XdmSchema::parse_text(text, "<string>")
+        XdmSchema::parse_text(text, "")
     }
 
     /// Reads and parses a schema file.

@@ -245,6 +245,16 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
         )
         .await;
     assert_eq!(good["sound"], true, "{good}");
+    // The built-in SQL as a file holds it, `${tenant}` and all, is replaced as `--tenant` does.
+    let templated = api
+        .ok(
+            "POST",
+            "/api/mapping/check",
+            Some(json!({"resource": "charges", "new_dataset": new_dataset,
+                        "sql": stripe_xdm::defaults::mapping_sql(stripe_xdm::Resource::Charges)})),
+        )
+        .await;
+    assert_eq!(templated["sound"], true, "{templated}");
     let rows = api
         .ok(
             "POST",

@@ -468,3 +468,23 @@ async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_schema_file_that_is_not_json_is_named_with_where_it_breaks() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.xdm.json");
+    std::fs::write(&bad, "{\n  \"title\": \"x\",\n  \"type\": \n}\n").unwrap();
+    let o = xdm(
+        home.path(),
+        &["datasets", "create", "d", "--schema", bad.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("bad.xdm.json") && t.contains("not valid JSON") && t.contains("line 4"),
+        "{t}"
+    );
+    assert!(!t.contains("<string>"), "{t}");
+}

@@ -55,6 +55,8 @@ pub(crate) struct CreateDataflow {
     #[serde(flatten)]
     dataset: DatasetChoice,
     sql: Option<String>,
+    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    tenant: Option<String>,
     #[serde(default)]
     alerts: AlertsForm,
     #[serde(flatten)]
@@ -91,7 +93,7 @@ pub(crate) async fn create_dataflow(State(c): Shared, Json(d): Json<CreateDatafl
                 resource: r,
                 dataset,
                 new_dataset,
-                mapping: mapping_of(d.sql, r),
+                mapping: mapping_of(d.sql, r, d.tenant.as_deref()),
                 alerts: d.alerts.into(),
                 schedule,
                 targets: app::Targets {
@@ -119,6 +121,8 @@ pub(crate) struct UpdateDataflow {
     interval: Option<u32>,
     start_time: Option<String>,
     sql: Option<String>,
+    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    tenant: Option<String>,
     alerts: Option<AlertsForm>,
 }
 
@@ -138,7 +142,7 @@ pub(crate) async fn update_dataflow(
             mapping: u
                 .sql
                 .filter(|s| !s.trim().is_empty())
-                .map(|sql| mapping_of(Some(sql), r)),
+                .map(|sql| mapping_of(Some(sql), r, u.tenant.as_deref())),
             alerts: u.alerts.map(Alerts::from),
             ..Default::default()
         };
@@ -289,6 +293,8 @@ pub(crate) async fn rejected_summary(State(c): Shared, Query(q): Query<FlowQuery
 pub(crate) struct SqlRequest {
     dataflow: String,
     sql: String,
+    /// Replaces `${tenant}` in a replay's mapping (default: `tenant`).
+    tenant: Option<String>,
 }
 
 /// The most rows a console query returns.
@@ -325,7 +331,7 @@ pub(crate) async fn rejected_replay(State(c): Shared, Json(q): Json<SqlRequest>)
             &cat,
             &c.runner.out_dir,
             &q.dataflow,
-            mapping_of(Some(q.sql), r),
+            mapping_of(Some(q.sql), r, q.tenant.as_deref()),
         )
         .await?;
         to_json(report)

@@ -288,13 +288,16 @@ pub(crate) async fn default_mapping(Query(q): Query<DefaultMapping>) -> ApiResul
     to_json(json!({ "sql": m.sql, "origin": m.origin }))
 }
 
-fn mapping_of(sql: Option<String>, r: Resource) -> Mapping {
+/// The mapping a request sends (`${tenant}` replaced by its `tenant`, as `--tenant` does), or
+/// the resource's built-in one.
+fn mapping_of(sql: Option<String>, r: Resource, tenant: Option<&str>) -> Mapping {
+    let tenant = tenant.unwrap_or(DEFAULT_TENANT);
     match sql.filter(|s| !s.trim().is_empty()) {
         Some(sql) => Mapping {
-            sql,
+            sql: substitute_tenant(&sql, tenant),
             origin: "from the console".into(),
         },
-        None => Mapping::builtin(r, DEFAULT_TENANT),
+        None => Mapping::builtin(r, tenant),
     }
 }
 
@@ -304,13 +307,15 @@ pub(crate) struct CheckMapping {
     #[serde(flatten)]
     dataset: DatasetChoice,
     sql: Option<String>,
+    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    tenant: Option<String>,
 }
 
 pub(crate) async fn check_mapping(State(c): Shared, Json(m): Json<CheckMapping>) -> ApiResult {
     let r = resource(&m.resource)?;
     let cat = c.catalog()?;
     let (dataset, schema) = m.dataset.schema(&cat, r)?;
-    let mapping = mapping_of(m.sql, r);
+    let mapping = mapping_of(m.sql, r, m.tenant.as_deref());
     match app::dataflows::check_fits_schema("(new)", &mapping, r, &schema, &dataset).await {
         Ok(()) => to_json(json!({ "sound": true, "errors": [] })),
         Err(AppError::Misfit { problems, .. }) => {
@@ -328,6 +333,8 @@ pub(crate) struct MappingPreview {
     dataset: DatasetChoice,
     sql: Option<String>,
     rows: Option<usize>,
+    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    tenant: Option<String>,
 }
 
 pub(crate) async fn mapping_preview(State(c): Shared, Json(m): Json<MappingPreview>) -> ApiResult {
@@ -339,7 +346,7 @@ pub(crate) async fn mapping_preview(State(c): Shared, Json(m): Json<MappingPrevi
         let rows = app::mapping_rows(
             r,
             &page,
-            mapping_of(m.sql, r),
+            mapping_of(m.sql, r, m.tenant.as_deref()),
             &schema,
             m.rows.unwrap_or(5).clamp(1, 100),
         )
