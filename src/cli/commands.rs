@@ -308,7 +308,13 @@ pub async fn sim(a: SimArgs) -> Result<u8> {
 /// The simulator `sim`'s flags describe.
 fn sim_config(a: &SimArgs) -> SimConfig {
     let accounts: Vec<&str> = a.connected_accounts.iter().map(String::as_str).collect();
-    SimConfig::default()
+    let config = a
+        .restricted_keys
+        .iter()
+        .fold(SimConfig::default(), |c, (key, resources)| {
+            c.with_restricted_key(key.clone(), resources)
+        });
+    config
         .with_seed(a.seed)
         .with_counts(a.count)
         .with_connected_accounts(&accounts)
@@ -335,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn sim_lists_the_connected_accounts_it_is_given() {
+    fn sim_takes_connected_accounts_and_restricted_keys() {
         let parsed = Sim::try_parse_from([
             "sim",
             "--connected-account",
@@ -344,10 +350,21 @@ mod tests {
             "acct_1B",
             "--count",
             "5",
+            "--restricted-key",
+            "rk_test_x=charges,refunds",
         ])
         .unwrap();
         let config = sim_config(&parsed.args);
         assert_eq!(config.connected_accounts, ["acct_1A", "acct_1B"]);
+        assert_eq!(
+            config.restricted,
+            [(
+                "rk_test_x".to_string(),
+                vec![Resource::Charges, Resource::Refunds]
+            )]
+        );
+        let bad = Sim::try_parse_from(["sim", "--restricted-key", "rk_test_x=charge5"]);
+        assert!(bad.is_err());
         let none = sim_config(&Sim::try_parse_from(["sim"]).unwrap().args);
         assert!(none.connected_accounts.is_empty());
     }

@@ -236,6 +236,31 @@ pub struct SimArgs {
     /// read through any `Stripe-Account` serve the same objects.
     #[arg(long = "connected-account", value_name = "ACCT")]
     pub connected_accounts: Vec<String>,
+    /// A restricted key the simulator accepts, with the resources it may read
+    /// (`rk_test_…=charges,customers`; repeat for more): its other list requests get Stripe's
+    /// 403.
+    #[arg(long = "restricted-key", value_name = "KEY=RESOURCES", value_parser = parse_restricted)]
+    pub restricted_keys: Vec<(String, Vec<stripe_xdm::Resource>)>,
+}
+
+/// `KEY=resource,resource` of `sim --restricted-key`.
+fn parse_restricted(s: &str) -> Result<(String, Vec<stripe_xdm::Resource>), String> {
+    let (key, list) = s
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=RESOURCES, e.g. rk_test_x=charges,customers".to_string())?;
+    if key.trim().is_empty() {
+        return Err("the key before `=` is empty".into());
+    }
+    let resources = list
+        .split(',')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| {
+            r.trim()
+                .parse::<stripe_xdm::Resource>()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((key.trim().to_string(), resources))
 }
 
 /// Parses the command line, runs it, and returns the exit code.
