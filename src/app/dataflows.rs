@@ -332,3 +332,41 @@ pub async fn update_dataflow(
     };
     Ok(Updated { dataflow, dataset })
 }
+
+/// The tenant of an XDM schema: its one top-level `_<tenant>` object, leaving out Adobe's own
+/// underscore fields (`_id`, `_repo`, `_experience`, `_dc`, `_acp_system_metadata`).
+pub fn schema_tenant(schema_json: &str) -> Option<String> {
+    const ADOBE: [&str; 5] = ["_id", "_repo", "_experience", "_dc", "_acp_system_metadata"];
+    let root: serde_json::Value = serde_json::from_str(schema_json).ok()?;
+    let mut tenants = root
+        .get("properties")?
+        .as_object()?
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with('_') && !ADOBE.contains(&k.as_str()) && v.get("properties").is_some()
+        })
+        .map(|(k, _)| k[1..].to_string());
+    let tenant = tenants.next()?;
+    tenants.next().is_none().then_some(tenant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schemas_tenant_is_its_one_underscore_object() {
+        let schema = |props: &str| format!(r#"{{"type": "object", "properties": {{{props}}}}}"#);
+        let tenant = r#""_acme": {"type": "object", "properties": {"a": {"type": "string"}}}"#;
+        let id = r#""_id": {"type": "string"}"#;
+        let repo = r#""_repo": {"type": "object", "properties": {"b": {"type": "string"}}}"#;
+        assert_eq!(
+            schema_tenant(&schema(&format!("{id}, {repo}, {tenant}"))).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(schema_tenant(&schema(&format!("{id}, {repo}"))), None);
+        let other = r#""_beta": {"type": "object", "properties": {}}"#;
+        assert_eq!(schema_tenant(&schema(&format!("{tenant}, {other}"))), None);
+        assert_eq!(schema_tenant("not json"), None);
+    }
+}

@@ -132,7 +132,8 @@ pub(super) struct DataflowCreateArgs {
     /// Mapping SQL file (default: the built-in sql/<resource>.sql).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
-    /// Tenant id substituted for ${tenant} in the mapping.
+    /// Tenant id substituted for ${tenant} in the mapping (default: the tenant of the dataset's
+    /// schema, its one `_<tenant>` field, else `tenant`).
     #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
     pub tenant: String,
     /// Description.
@@ -215,7 +216,8 @@ struct DataflowUpdateArgs {
     /// New mapping SQL file: adds a mapping version; later runs use it.
     #[arg(long)]
     mapping: Option<PathBuf>,
-    /// Tenant id substituted for ${tenant} in the new mapping.
+    /// Tenant id substituted for ${tenant} in the new mapping (default: the tenant of the
+    /// dataset's schema, its one `_<tenant>` field, else `tenant`).
     #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
     tenant: String,
     /// New alerts (repeatable; replaces the set).
@@ -282,6 +284,18 @@ pub(super) fn app_err(e: app::AppError) -> CliError {
     CliError::chain(&e, code)
 }
 
+/// The tenant `${tenant}` stands for: `--tenant` when given, else the tenant of `dataset`'s
+/// schema when it names one (a dataset made with `datasets create --tenant acme` holds `_acme`).
+fn tenant_for(cat: &Catalog, given: &str, dataset: &str) -> String {
+    if given != stripe_xdm::map::DEFAULT_TENANT {
+        return given.to_string();
+    }
+    cat.dataset(dataset)
+        .ok()
+        .and_then(|ds| app::dataflows::schema_tenant(&ds.schema_json))
+        .unwrap_or_else(|| given.to_string())
+}
+
 /// The name a dataflow gets when none is given.
 pub(super) fn default_name(resource: Resource) -> String {
     app::dataflows::default_name(resource)
@@ -308,9 +322,10 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
         Some(t) => super::commands::parse_time("--start-time", t)?,
         None => now,
     };
+    let tenant = tenant_for(cat, &x.tenant, &dataset_name);
     let mapping = match &x.mapping {
-        Some(p) => Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?,
-        None => Mapping::builtin(resource, &x.tenant),
+        Some(p) => Mapping::from_file(p, &tenant).map_err(CliError::usage)?,
+        None => Mapping::builtin(resource, &tenant),
     };
     let request = app::NewDataflowRequest {
         name: x.name.clone(),
@@ -360,7 +375,9 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
         changes.start_time = Some(super::commands::parse_time("--start-time", t)?);
     }
     if let Some(p) = &x.mapping {
-        changes.mapping = Some(Mapping::from_file(p, &x.tenant).map_err(CliError::usage)?);
+        let dataset = cat.dataflow(&x.name).map_err(cat_err)?.dataset;
+        let tenant = tenant_for(cat, &x.tenant, &dataset);
+        changes.mapping = Some(Mapping::from_file(p, &tenant).map_err(CliError::usage)?);
     }
     if x.no_alerts {
         changes.alerts = Some(Alerts::default());

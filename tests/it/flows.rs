@@ -395,10 +395,14 @@ async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
             "--profile",
             "--partial-ingestion",
             "100",
+            "--tenant",
+            "acme",
         ],
         None,
     )
     .await);
+    // No --tenant: the built-in mapping takes the dataset's (`_acme`); with `_tenant` it would
+    // not fit the dataset's schema and the create would be refused.
     ok(&xdm(
         h,
         &[
@@ -453,6 +457,8 @@ async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
             batch.to_str().unwrap(),
             "--mapping",
             mapping.to_str().unwrap(),
+            "--tenant",
+            "acme",
             "--json",
         ],
         None,
