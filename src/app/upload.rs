@@ -8,6 +8,14 @@ use crate::catalog::{Catalog, RunUpload};
 use crate::sink::{Manifest, MANIFEST_FILE};
 use crate::upload::{upload_batch, UploadConfig, UploadOptions, UploadReport, UploadState};
 
+/// The batch id of `dir` when it is a committed, successful batch without records (a run whose
+/// window held nothing): there is nothing to send, and Platform fails a batch without files.
+pub fn without_records(dir: &Path) -> Option<String> {
+    let m = Manifest::read(&dir.join(MANIFEST_FILE)).ok()?;
+    let empty = m.files.is_empty() && m.parts.is_empty();
+    (empty && m.status == crate::sink::BatchStatus::Success).then_some(m.batch_id)
+}
+
 /// Committed batches of a dataset directory (`<out>/<dataset>`) with rows that Platform has not
 /// ingested yet, oldest first (by manifest time). A further batch of a split run counts only
 /// once the run's first batch is committed (a crash in between leaves it to the resumed run).

@@ -115,7 +115,7 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         }
         list
     } else {
-        if let Some(batch_id) = without_records(&a.batch) {
+        if let Some(batch_id) = app::upload::without_records(&a.batch) {
             // What a dataflow run records for such a batch: skipped, nothing to send.
             let report = UploadReport {
                 batch_id,
@@ -154,14 +154,6 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         );
     }
     Ok(if all_ok { 0 } else { super::EXIT_DATA })
-}
-
-/// The batch id of `dir` when it is a committed, successful batch without records (a run whose
-/// window held nothing): there is nothing to send.
-fn without_records(dir: &std::path::Path) -> Option<String> {
-    let m = stripe_xdm::sink::Manifest::read(&dir.join(stripe_xdm::sink::MANIFEST_FILE)).ok()?;
-    let empty = m.files.is_empty() && m.parts.is_empty();
-    (empty && m.status == stripe_xdm::sink::BatchStatus::Success).then_some(m.batch_id)
 }
 
 impl HomeArgs {

@@ -363,41 +363,32 @@ async fn the_tutorial_end_to_end() {
 
     // upload --all: every batch of the dataset is already ingested.
     let dataset_dir = home.join("data").join("Stripe charges");
-    let t = ok(
-        h,
-        &[
-            "upload",
-            dataset_dir.to_str().unwrap(),
-            "--all",
+    let (creds_path, platform_url) = (creds.to_str().unwrap(), platform.base_url());
+    let upload = |target: &Path, all: bool| {
+        let mut args = vec!["upload", target.to_str().unwrap()];
+        if all {
+            args.push("--all");
+        }
+        args.extend([
             "--dataset-id",
             &dataset_id,
             "--credentials-file",
-            creds.to_str().unwrap(),
+            creds_path,
             "--base-url",
-            &platform.base_url(),
-        ],
-    )
-    .await;
+            &platform_url,
+        ]);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = upload(&dataset_dir, true);
+    let t = ok(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert!(t.contains("already ingested"), "{t}");
     // The next window held nothing: its batch is not sent, and that is not a failure.
     assert_eq!(run2["fetched"], 0, "{run2}");
     let empty = dataset_dir
         .join("batches")
         .join(run2["batch_id"].as_str().unwrap());
-    let t = ok(
-        h,
-        &[
-            "upload",
-            empty.to_str().unwrap(),
-            "--dataset-id",
-            &dataset_id,
-            "--credentials-file",
-            creds.to_str().unwrap(),
-            "--base-url",
-            &platform.base_url(),
-        ],
-    )
-    .await;
+    let args = upload(&empty, false);
+    let t = ok(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert!(t.contains("no records, nothing to send"), "{t}");
 
     // Delete: the dataflow goes, its batches stay.
