@@ -73,6 +73,10 @@ pub fn one_off_config(
             )));
         }
     }
+    if let Some(name) = &req.dataset {
+        crate::sink::check_dataset_name(name)
+            .map_err(|reason| AppError::Invalid(format!("--dataset {name:?}: {reason}")))?;
+    }
     if let Some(p) = req.partial_ingestion {
         if !(p > 0.0 && p <= 100.0) {
             return Err(AppError::Invalid(format!(

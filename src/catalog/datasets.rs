@@ -137,6 +137,11 @@ impl Catalog {
     /// exactly one primary identity; partial ingestion forces error diagnostics on.
     pub fn create_dataset(&mut self, new: &NewDataset) -> Result<Dataset, CatalogError> {
         check_label("dataset", &new.name)?;
+        crate::sink::check_dataset_name(&new.name).map_err(|reason| CatalogError::InvalidName {
+            what: "dataset",
+            name: new.name.clone(),
+            reason,
+        })?;
         let diagnostics = check_options(
             &new.name,
             &new.schema_json,

@@ -183,7 +183,7 @@ pub(super) struct DataflowRunArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `created` windows fetched at once (dense windows split while they run).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::parse_concurrency)]
     pub concurrency: usize,
     /// Minimum seconds between checkpoints (each commits the staged records to the mirror and
     /// saves the window cursors; a kill -9 resumes from the last one).

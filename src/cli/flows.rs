@@ -69,11 +69,11 @@ pub struct ApiArgs {
     #[arg(long)]
     pub base_url: Option<String>,
     /// Request budget per second (default: 25 for test keys, 100 for live keys).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_rate)]
     pub rate: Option<f64>,
     /// Request budget per second and endpoint (default: Stripe's 25; raise it only if Stripe
     /// raised your limits).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_rate)]
     pub endpoint_rate: Option<f64>,
     /// Read through this connected account (`Stripe-Account: acct_…`); default: the one the
     /// account was added with, else the key's own account.

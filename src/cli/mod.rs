@@ -123,11 +123,11 @@ pub struct SourceArgs {
     #[arg(long)]
     pub stripe_account: Option<String>,
     /// Request budget per second (default: 25 for test keys, 100 for live keys).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Request budget per second and endpoint (default: Stripe's 25; raise it only if Stripe
     /// raised your limits, or against the simulator).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_rate)]
     pub endpoint_rate: Option<f64>,
     /// Retries per request on 429/409/5xx/network errors.
     #[arg(long, default_value_t = 8)]
@@ -170,7 +170,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "stripe-xdm-out")]
     pub out: PathBuf,
     /// `created` windows fetched at once (dense windows split while they run).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = parse_concurrency)]
     pub concurrency: usize,
     /// No progress display.
     #[arg(long, short)]
@@ -241,6 +241,26 @@ pub struct SimArgs {
     /// 403.
     #[arg(long = "restricted-key", value_name = "KEY=RESOURCES", value_parser = parse_restricted)]
     pub restricted_keys: Vec<(String, Vec<stripe_xdm::Resource>)>,
+}
+
+/// `--rate` and `--endpoint-rate`: requests per second, as the client accepts them.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
+    stripe_xdm::source::rate::check_rate(r)
+}
+
+/// `--concurrency`: `created` windows fetched at once, 1 to the pipeline's `MAX_CONCURRENCY`.
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    let max = stripe_xdm::pipeline::MAX_CONCURRENCY;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "windows fetched at once: a whole number from 1 to {max} (Stripe's 25 requests a second per endpoint are filled by a few)"
+        )),
+    }
 }
 
 /// `KEY=resource,resource` of `sim --restricted-key`.
@@ -400,6 +420,31 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("reading {0}")]
     struct Outer(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn rates_and_concurrency_are_refused_outside_what_a_run_can_use() {
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert_eq!(parse_rate("0.01"), Ok(0.01));
+        for bad in ["1e-300", "0", "-5", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_concurrency("4"), Ok(4));
+        assert_eq!(parse_concurrency("64"), Ok(64));
+        for bad in ["0", "65", "100000", "-1", "four"] {
+            assert!(parse_concurrency(bad).is_err(), "{bad}");
+        }
+        let e = Cli::try_parse_from([
+            "stripe-xdm",
+            "run",
+            "--resource",
+            "charges",
+            "--rate",
+            "1e-300",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--rate") && e.contains("at least 0.01"), "{e}");
+    }
 
     #[test]
     fn one_v_logs_stripe_xdms_info_and_only_the_libraries_warnings() {

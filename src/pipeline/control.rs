@@ -57,6 +57,10 @@ pub struct Dedup {
     pub changed: Arc<std::collections::HashSet<String>>,
 }
 
+/// The most `created` windows a run fetches at once. Stripe allows 25 list requests a second
+/// per endpoint, which a few windows already fill; more only split the range finer.
+pub const MAX_CONCURRENCY: usize = 64;
+
 /// Outside controls of a run; the default is a plain run (one window, no checkpoints, no
 /// cancellation, no progress).
 #[derive(Clone)]

@@ -30,7 +30,9 @@ mod resume;
 use crate::xdm::{SchemaProblem, XdmError, XdmSchema};
 use crate::Resource;
 pub use changes::{Changes, Tombstone, ABSENT, DELETES_FILE, EVENT_HORIZON_SECS, EVENT_LAG_SECS};
-pub use control::{CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl};
+pub use control::{
+    CheckpointStore, Dedup, MemoryCheckpoints, Progress, ProgressSink, RunControl, MAX_CONCURRENCY,
+};
 pub use drive::{
     checkpoint_totals, CheckpointTotals, CHUNK_CHANNEL, EARLIEST_CREATED, PAGE_CHANNEL,
 };

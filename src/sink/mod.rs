@@ -117,6 +117,18 @@ impl Default for SinkOptions {
 }
 
 /// The directory layout of one dataset's output.
+/// Checks that `name` can name a dataset's folder (`<out>/<name>`): one path component, so a
+/// dataset's files stay under the output folder. `Err` says why not.
+pub fn check_dataset_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err("it names a folder: not empty, `.` or `..`");
+    }
+    if name.contains(['/', '\\', '\0']) {
+        return Err("it names one folder: no `/` or `\\`");
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct DatasetDir {
     root: PathBuf,

@@ -109,9 +109,7 @@ impl StripeClient {
             ),
         ] {
             if let Some(r) = rate {
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(config_err(format!("{name} must be positive, got {r}")));
-                }
+                super::rate::check_rate(r).map_err(|e| config_err(format!("{name}: {e}")))?;
             }
         }
 

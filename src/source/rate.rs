@@ -15,6 +15,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// The slowest request budget accepted, in requests per second: one request every 100 s.
+pub const MIN_RATE: f64 = 0.01;
+
+/// Checks a request budget in requests per second: a finite number of at least [`MIN_RATE`].
+pub fn check_rate(per_sec: f64) -> Result<f64, String> {
+    if per_sec.is_finite() && per_sec >= MIN_RATE {
+        Ok(per_sec)
+    } else {
+        Err(format!(
+            "a request budget is in requests per second, a number of at least {MIN_RATE} (one request every 100 s); got {per_sec}"
+        ))
+    }
+}
+
 /// A shared async GCRA limiter: `per_sec` requests per second, bursts of at most `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {

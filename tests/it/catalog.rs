@@ -161,6 +161,21 @@ fn removing_a_used_account_names_the_dataflows() {
 fn dataset_rules() {
     let home = tempfile::tempdir().unwrap();
     let mut c = Catalog::open(home.path()).unwrap();
+    // A dataset's name is its folder under `<home>/data`: one folder, never outside.
+    for bad in ["../../escape", "..", ".", "a/b", "a\\b"] {
+        let e = c.create_dataset(&dataset(bad)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CatalogError::InvalidName {
+                    what: "dataset",
+                    ..
+                }
+            ),
+            "{bad}: {e}"
+        );
+    }
+    assert!(c.list_datasets().unwrap().is_empty());
     // Exactly one primary identity: Profile allowed.
     let d = c
         .create_dataset(&NewDataset {

@@ -682,7 +682,7 @@ async fn run_refuses_a_non_positive_endpoint_rate() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("endpoint requests per second must be positive"),
+        text(&o).contains("--endpoint-rate") && text(&o).contains("at least 0.01"),
         "{}",
         text(&o)
     );
