@@ -187,6 +187,17 @@ pub fn summarize(batch_dir: &Path, samples_per_code: usize) -> Result<ErrorSumma
         });
     }
     if !path.exists() {
+        // A committed batch without rejected rows; a folder without a manifest is no batch.
+        if !batch_dir.join(crate::sink::MANIFEST_FILE).exists() {
+            return Err(SinkError::Io {
+                action: "reading batch directory",
+                path: batch_dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no manifest.json or rejected.parquet: not a batch (<out>/<dataset>/batches/<id> or …/failed/<id>)",
+                ),
+            });
+        }
         return Ok(ErrorSummary::default());
     }
     let batches = read_parquet(&path)?;

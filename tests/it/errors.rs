@@ -192,5 +192,8 @@ async fn a_clean_batch_has_an_empty_summary() {
     let out = query(&dirs, "SELECT count(*) FROM accepted").await.unwrap();
     assert_eq!(ints(&out[0], 0), vec![report.counts.ingested as i64]);
     assert!(summarize(&dir.path().join("nope"), 1).is_err());
+    // A folder that is no batch is said to be so, not summarised as clean.
+    let e = summarize(dir.path(), 1).unwrap_err().to_string();
+    assert!(e.contains("not a batch"), "{e}");
     handle.shutdown().await;
 }
