@@ -97,6 +97,11 @@ pub fn import_mapping_set(json: &str, resource: Resource) -> Result<Imported, Im
             "expected an object with a `mappings` array (or the array itself)".to_string(),
         )
     })?;
+    if mappings.is_empty() {
+        return Err(ImportError::Shape(
+            "its `mappings` array is empty: there is nothing to import".to_string(),
+        ));
+    }
     let mut untranslated = Vec::new();
     let mut root_fields: Vec<(String, Node)> = Vec::new();
     let mut translated = 0usize;

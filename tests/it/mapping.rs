@@ -448,6 +448,11 @@ fn untranslatable_mappings_are_reported_with_reasons() {
         import_mapping_set("{\"name\": 1}", Resource::Charges),
         Err(ImportError::Shape(_))
     ));
+    // An empty set says so, not "none of the 0 mappings could be translated: ".
+    let empty = import_mapping_set("[]", Resource::Charges)
+        .unwrap_err()
+        .to_string();
+    assert!(empty.contains("`mappings` array is empty"), "{empty}");
     assert!(matches!(
         import_mapping_set("{", Resource::Charges),
         Err(ImportError::Json(_))
