@@ -333,6 +333,37 @@ pub async fn update_dataflow(
     Ok(Updated { dataflow, dataset })
 }
 
+/// The upload target of dataflow `name` with its gateway and/or credentials file replaced by
+/// those given (`None` keeps the current one); refused when the dataflow uploads nowhere.
+pub fn upload_settings(
+    cat: &Catalog,
+    name: &str,
+    base_url: Option<String>,
+    credentials_file: Option<String>,
+) -> Result<crate::catalog::UploadTarget> {
+    let Some(mut upload) = cat.dataflow(name)?.upload else {
+        return Err(AppError::Invalid(format!(
+            "dataflow {name:?} uploads nowhere: give --upload-dataset-id with --platform-url or --platform-credentials-file"
+        )));
+    };
+    upload.base_url = base_url.or(upload.base_url);
+    upload.credentials_file = credentials_file.or(upload.credentials_file);
+    Ok(upload)
+}
+
+/// The tenant `${tenant}` stands for in a mapping of a dataflow writing to `dataset`: `given`
+/// (`--tenant`) unless it is the default, else the tenant of the dataset's schema when it names
+/// one (a dataset made with `datasets create --tenant acme` holds `_acme`).
+pub fn mapping_tenant(cat: &Catalog, given: &str, dataset: &str) -> String {
+    if given != crate::map::DEFAULT_TENANT {
+        return given.to_string();
+    }
+    cat.dataset(dataset)
+        .ok()
+        .and_then(|ds| schema_tenant(&ds.schema_json))
+        .unwrap_or_else(|| given.to_string())
+}
+
 /// The tenant of an XDM schema: its one top-level `_<tenant>` object, leaving out Adobe's own
 /// underscore fields (`_id`, `_repo`, `_experience`, `_dc`, `_acp_system_metadata`).
 pub fn schema_tenant(schema_json: &str) -> Option<String> {

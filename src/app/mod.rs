@@ -96,6 +96,15 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// An XDM schema (a file, or a built-in one) that does not parse.
+    #[error("XDM schema {origin}: {source}")]
+    Schema {
+        /// The file, or `built-in sql/<resource>.xdm.json`.
+        origin: String,
+        /// The parser's answer (with line and column for JSON that does not parse).
+        #[source]
+        source: crate::xdm::XdmError,
+    },
     /// Bad input, with a message naming it.
     #[error("{0}")]
     Invalid(String),

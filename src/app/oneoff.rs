@@ -113,19 +113,34 @@ pub fn one_off_config(
 
 /// The XDM schema of a file, or the resource's built-in one, with `${tenant}` substituted.
 pub fn load_schema(path: Option<&Path>, resource: Resource, tenant: &str) -> Result<XdmSchema> {
-    let text = match path {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| {
-            AppError::Invalid(format!("cannot read XDM schema file {}: {e}", p.display()))
-        })?,
-        None => crate::defaults::xdm_schema_json(resource).to_string(),
-    };
-    XdmSchema::from_json_str(&substitute_tenant(&text, tenant)).map_err(|e| {
-        AppError::Invalid(format!(
-            "XDM schema {}: {e}",
-            path.map(|p| p.display().to_string())
-                .unwrap_or_else(|| format!("built-in sql/{resource}.xdm.json"))
+    match path {
+        Some(p) => schema_file(p, tenant).map(|(schema, _)| schema),
+        None => XdmSchema::from_json_str(&substitute_tenant(
+            crate::defaults::xdm_schema_json(resource),
+            tenant,
         ))
-    })
+        .map_err(|source| AppError::Schema {
+            origin: format!("built-in sql/{resource}.xdm.json"),
+            source,
+        }),
+    }
+}
+
+/// The XDM schema file at `path` with `${tenant}` replaced: parsed, and as text (what a
+/// dataset stores). Errors name the file.
+pub fn schema_file(path: &Path, tenant: &str) -> Result<(XdmSchema, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AppError::Invalid(format!(
+            "cannot read XDM schema file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let text = substitute_tenant(&text, tenant);
+    let schema = XdmSchema::from_json_str(&text).map_err(|source| AppError::Schema {
+        origin: path.display().to_string(),
+        source,
+    })?;
+    Ok((schema, text))
 }
 
 /// What the demo runs.

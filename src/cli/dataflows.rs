@@ -284,18 +284,6 @@ pub(super) fn app_err(e: app::AppError) -> CliError {
     CliError::chain(&e, code)
 }
 
-/// The tenant `${tenant}` stands for: `--tenant` when given, else the tenant of `dataset`'s
-/// schema when it names one (a dataset made with `datasets create --tenant acme` holds `_acme`).
-fn tenant_for(cat: &Catalog, given: &str, dataset: &str) -> String {
-    if given != stripe_xdm::map::DEFAULT_TENANT {
-        return given.to_string();
-    }
-    cat.dataset(dataset)
-        .ok()
-        .and_then(|ds| app::dataflows::schema_tenant(&ds.schema_json))
-        .unwrap_or_else(|| given.to_string())
-}
-
 /// The name a dataflow gets when none is given.
 pub(super) fn default_name(resource: Resource) -> String {
     app::dataflows::default_name(resource)
@@ -322,7 +310,7 @@ async fn create_dataflow(cat: &mut Catalog, mut x: DataflowCreateArgs) -> Result
         Some(t) => super::commands::parse_time("--start-time", t)?,
         None => now,
     };
-    let tenant = tenant_for(cat, &x.tenant, &dataset_name);
+    let tenant = app::dataflows::mapping_tenant(cat, &x.tenant, &dataset_name);
     let mapping = match &x.mapping {
         Some(p) => Mapping::from_file(p, &tenant).map_err(CliError::usage)?,
         None => Mapping::builtin(resource, &tenant),
@@ -376,7 +364,7 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
     }
     if let Some(p) = &x.mapping {
         let dataset = cat.dataflow(&x.name).map_err(cat_err)?.dataset;
-        let tenant = tenant_for(cat, &x.tenant, &dataset);
+        let tenant = app::dataflows::mapping_tenant(cat, &x.tenant, &dataset);
         changes.mapping = Some(Mapping::from_file(p, &tenant).map_err(CliError::usage)?);
     }
     if x.no_alerts {
@@ -399,19 +387,14 @@ async fn update_dataflow(cat: &mut Catalog, x: DataflowUpdateArgs) -> Result<()>
     } else if x.targets.upload_dataset_id.is_some() {
         changes.upload = Some(x.targets.all_targets().upload);
     } else if x.targets.platform_url.is_some() || x.targets.platform_credentials_file.is_some() {
-        // The gateway or the credentials of the upload the dataflow already has.
-        let Some(mut upload) = cat.dataflow(&x.name).map_err(cat_err)?.upload else {
-            return Err(CliError::usage(format!(
-                "dataflow {:?} uploads nowhere: give --upload-dataset-id with --platform-url or --platform-credentials-file",
-                x.name
-            )));
-        };
-        if let Some(url) = &x.targets.platform_url {
-            upload.base_url = Some(url.clone());
-        }
-        if let Some(path) = &x.targets.platform_credentials_file {
-            upload.credentials_file = Some(absolute(path).display().to_string());
-        }
+        let credentials = x.targets.platform_credentials_file.as_deref().map(absolute);
+        let upload = app::dataflows::upload_settings(
+            cat,
+            &x.name,
+            x.targets.platform_url.clone(),
+            credentials.map(|p| p.display().to_string()),
+        )
+        .map_err(app_err)?;
         changes.upload = Some(Some(upload));
     }
     if x.no_partial_ingestion {

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use stripe_xdm::catalog::{Catalog, CatalogError, NewDataset};
-use stripe_xdm::map::substitute_tenant;
 use stripe_xdm::Secret;
 
 pub use super::dataflows::{dataflows, DataflowsArgs};
@@ -341,16 +340,9 @@ pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
     let mut cat = a.home.open()?;
     match a.command {
         DatasetsCommand::Create(x) => {
-            let text = std::fs::read_to_string(&x.schema).map_err(|e| {
-                CliError::usage(format!(
-                    "cannot read XDM schema file {}: {e}",
-                    x.schema.display()
-                ))
-            })?;
-            let schema_json = substitute_tenant(&text, &x.tenant);
-            // Said with the file's name (the catalog only sees the text).
-            stripe_xdm::xdm::XdmSchema::from_json_str(&schema_json)
-                .map_err(|e| CliError::usage(format!("XDM schema {}: {e}", x.schema.display())))?;
+            // Parsed here so errors name the file (the catalog only sees the text).
+            let (_, schema_json) = stripe_xdm::app::oneoff::schema_file(&x.schema, &x.tenant)
+                .map_err(super::dataflows::app_err)?;
             let ds = cat
                 .create_dataset(&NewDataset {
                     name: x.name,

@@ -183,21 +183,11 @@ impl From<SourceError> for PipelineError {
 }
 
 impl PipelineError {
-    /// True for errors caused by configuration or credentials (exit code 2): a request Stripe
-    /// refuses (4xx other than 429), a refused key, a client that cannot be configured or a
-    /// request that cannot be built. Retries exhausted (Stripe's 5xx and 429, or a network that
-    /// does not answer, the usual outage), a malformed list or a cursor that does not advance
-    /// are failures of the run to retry later (exit code 1).
+    /// True for errors caused by configuration or credentials (exit code 2); for Stripe's,
+    /// [`SourceError::is_usage`] decides.
     pub fn is_usage(&self) -> bool {
         match self {
-            PipelineError::Source(e) => match **e {
-                SourceError::Stripe { status, .. } => (400..500).contains(&status) && status != 429,
-                SourceError::Config(_) | SourceError::Network { .. } => true,
-                SourceError::RetriesExhausted { .. }
-                | SourceError::Envelope { .. }
-                | SourceError::InvalidResponse { .. }
-                | SourceError::StuckCursor { .. } => false,
-            },
+            PipelineError::Source(e) => e.is_usage(),
             PipelineError::Map(_) | PipelineError::Xdm(_) | PipelineError::Mismatch { .. } => true,
             _ => false,
         }

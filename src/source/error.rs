@@ -98,6 +98,22 @@ impl SourceError {
         }
     }
 
+    /// True when the caller must fix something before trying again (exit code 2): a request
+    /// Stripe refuses (4xx other than 429), a client that cannot be configured or a request that
+    /// cannot be built. Retries exhausted (Stripe's 5xx and 429, or a network that does not
+    /// answer, the usual outage), a malformed list or a cursor that does not advance are
+    /// failures to retry later (exit code 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            SourceError::Stripe { status, .. } => (400..500).contains(status) && *status != 429,
+            SourceError::Config(_) | SourceError::Network { .. } => true,
+            SourceError::RetriesExhausted { .. }
+            | SourceError::Envelope { .. }
+            | SourceError::InvalidResponse { .. }
+            | SourceError::StuckCursor { .. } => false,
+        }
+    }
+
     /// The HTTP status behind this error, if any.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -82,15 +82,17 @@ impl PlatformCredentials {
         what: &str,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, UploadError> {
-        let value = |k: &str| {
+        // What is wrong with `k`, as a reason; wrapped in `UploadError::Credentials` once.
+        let reason = |k: &str| -> Result<String, String> {
             match get(k) {
-            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-            Some(_) => Err(UploadError::Credentials(format!("{what} {k} is empty"))),
-            None => Err(UploadError::Credentials(format!(
-                "{what} {k} is not set (credentials are read from the environment or a credentials file, never from the command line)"
-            ))),
-        }
+                Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                Some(_) => Err(format!("{what} {k} is empty")),
+                None => Err(format!(
+                    "{what} {k} is not set (credentials are read from the environment or a credentials file, never from the command line)"
+                )),
+            }
         };
+        let value = |k: &str| reason(k).map_err(UploadError::Credentials);
         let optional = |k: &str| {
             get(k)
                 .map(|v| v.trim().to_string())
@@ -104,12 +106,7 @@ impl PlatformCredentials {
         let access_token = match (&oauth, optional(ENV_ACCESS_TOKEN)) {
             // With a client secret the token is exchanged; one given too is used first.
             (Some(_), token) => Secret::new(token.unwrap_or_default()),
-            (None, _) => Secret::new(value(ENV_ACCESS_TOKEN).map_err(|e| {
-                // The inner message, not its Display: the prefix is added once, below.
-                let e = match e {
-                    UploadError::Credentials(m) => m,
-                    e => e.to_string(),
-                };
+            (None, _) => Secret::new(reason(ENV_ACCESS_TOKEN).map_err(|e| {
                 UploadError::Credentials(format!(
                     "{e}; or give {ENV_CLIENT_SECRET} (OAuth Server-to-Server) to have tokens exchanged and refreshed"
                 ))
