@@ -16,11 +16,14 @@ use parquet::schema::types::ColumnPath;
 ///   values saves nothing (ZSTD sees the same bytes either way) and costs a hash and a table
 ///   probe per value, which was the largest part of Parquet encoding for Stripe objects after
 ///   ZSTD (BENCHMARKS.md §2h). Columns with repeats (statuses, currencies, brands) keep theirs.
-/// - columns whose values come to less than [`SMALL_COLUMN_BYTES`] per row group at the
-///   sampled density (fields that are mostly null, flags) are written uncompressed: ZSTD saves
-///   at most a kilobyte on them, and each compressed column chunk creates a ZSTD compressor
-///   and decompressor, which on a virtual machine costs more than compressing the chunk
-///   (BENCHMARKS.md §2j).
+/// - columns whose encoded values come to less than [`SMALL_COLUMN_BYTES`] per row group at
+///   the sampled density are written uncompressed: fields that are mostly null, flags, and
+///   columns that keep a dictionary of a few values (statuses, currencies, countries), whose
+///   pages hold the dictionary once and a few bits per row. ZSTD saves little on a chunk of a
+///   few kilobytes (often nothing: the bit-packed indices of a dictionary do not compress), and
+///   each compressed column chunk creates a ZSTD compressor and decompressor, whose CPU
+///   detection alone (three `cpuid`s each, ~4 µs apiece on this virtual machine) costs more
+///   than compressing the chunk (BENCHMARKS.md §2j, §2m).
 ///
 /// Columns inside lists keep the defaults.
 pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterProperties {
@@ -33,10 +36,16 @@ pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterPrope
     let group = props.max_row_group_row_count().unwrap_or(1024 * 1024);
     for (path, array) in leaves {
         let path = ColumnPath::new(path);
-        if props.dictionary_enabled(&path) && mostly_distinct(array) {
+        let distinct = distinct_values(array);
+        let dictionary = props.dictionary_enabled(&path);
+        if dictionary && distinct.mostly_distinct {
             builder = builder.set_column_dictionary_enabled(path.clone(), false);
         }
-        let per_group = value_bytes(array).saturating_mul(group) / rows;
+        let per_group = if dictionary && !distinct.mostly_distinct && distinct.values > 0 {
+            dictionary_bytes(array, &distinct, group, rows)
+        } else {
+            value_bytes(array).saturating_mul(group) / rows
+        };
         if rows >= MIN_SAMPLE_ROWS
             && per_group < SMALL_COLUMN_BYTES
             && props.compression(&path) != Compression::UNCOMPRESSED
@@ -48,7 +57,7 @@ pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterPrope
 }
 
 /// The size under which a column chunk is written uncompressed (see [`fit_to_rows`]).
-pub const SMALL_COLUMN_BYTES: usize = 2048;
+pub const SMALL_COLUMN_BYTES: usize = 8 * 1024;
 
 /// Rows a sample needs before it may turn compression off: a file that starts with a few
 /// records (the changed objects of an incremental run) may go on with a long backfill, where a
@@ -157,29 +166,43 @@ fn value_leaves<'a>(
     }
 }
 
-/// Whether more than half of the first (up to 8,192) non-null values of a string, binary or
-/// fixed-width array are distinct; too few values (under 64) to tell are not.
-fn mostly_distinct(array: &dyn Array) -> bool {
+/// What the first (up to 8,192) non-null values of a leaf array hold: how many were sampled,
+/// and whether more than half are distinct; for a column that is not mostly distinct, how many
+/// distinct values and their bytes (as a dictionary page holds them).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Distinct {
+    values: usize,
+    mostly_distinct: bool,
+    distinct: usize,
+    distinct_bytes: usize,
+}
+
+/// The [`Distinct`] of a string, binary or fixed-width array; too few values (under 64) to tell
+/// are not mostly distinct; other types are all zero.
+fn distinct_values(array: &dyn Array) -> Distinct {
     const SAMPLE: usize = 8192;
-    fn count<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> bool {
+    fn count<'a>(values: impl Iterator<Item = Option<&'a [u8]>>, prefix: usize) -> Distinct {
         let values: Vec<&[u8]> = values.flatten().take(SAMPLE).collect();
-        if values.len() < 64 {
-            return false;
-        }
         let mut seen = HashSet::with_capacity(values.len());
-        let mut distinct = 0;
+        let mut out = Distinct {
+            values: values.len(),
+            ..Distinct::default()
+        };
         for v in &values {
             if seen.insert(*v) {
-                distinct += 1;
-                if distinct * 2 > values.len() {
-                    return true;
+                out.distinct += 1;
+                out.distinct_bytes += v.len() + prefix;
+                if values.len() >= 64 && out.distinct * 2 > values.len() {
+                    out.mostly_distinct = true;
+                    return out;
                 }
             }
         }
-        false
+        out
     }
     if let Some(values) = byte_values(array) {
-        return count(values);
+        // A dictionary page holds each string with its 4-byte length.
+        return count(values, 4);
     }
     let t = array.data_type();
     match t.primitive_width() {
@@ -187,7 +210,7 @@ fn mostly_distinct(array: &dyn Array) -> bool {
         Some(width) if t.is_primitive() => {
             let data = array.to_data();
             let Some(buffer) = data.buffers().first() else {
-                return false;
+                return Distinct::default();
             };
             let values = &buffer.as_slice()[data.offset() * width..][..data.len() * width];
             count(
@@ -195,10 +218,25 @@ fn mostly_distinct(array: &dyn Array) -> bool {
                     .chunks_exact(width)
                     .enumerate()
                     .map(|(i, v)| array.is_valid(i).then_some(v)),
+                0,
             )
         }
-        _ => false,
+        _ => Distinct::default(),
     }
+}
+
+/// The bytes per row group of a column written with a dictionary: the dictionary (the sample's
+/// distinct values, scaled up when a row group holds more rows than the sample, which can only
+/// overstate it) and one bit-packed index per non-null value.
+fn dictionary_bytes(array: &dyn Array, distinct: &Distinct, group: usize, rows: usize) -> usize {
+    let scale = group.div_ceil(rows).max(1);
+    let dictionary = distinct.distinct_bytes.saturating_mul(scale);
+    let bits = (usize::BITS - (distinct.distinct * scale).leading_zeros()) as usize;
+    let valid = array.len() - array.null_count();
+    let indices = (valid.saturating_mul(group) / rows)
+        .saturating_mul(bits)
+        .div_ceil(8);
+    dictionary.saturating_add(indices)
 }
 
 #[cfg(test)]
@@ -332,6 +370,48 @@ mod tests {
         for column in ["id", "never", "rare", "flag"] {
             assert_eq!(few.compression(&ColumnPath::from(column)), zstd, "{column}");
         }
+    }
+
+    #[test]
+    fn columns_with_a_dictionary_of_a_few_values_are_written_uncompressed() {
+        let n = 4096;
+        // Three statuses over every row: a dictionary of ~30 bytes and 2 bits a row, ~2 KiB
+        // per row group of 8,192, although the plain values would be ~100 KiB.
+        let status: ArrayRef =
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| {
+                ["requires_payment_method", "succeeded", "failed"][i % 3]
+            })));
+        // 1,000 distinct descriptions of ~60 bytes repeating: not mostly distinct, but the
+        // dictionary alone is ~64 KiB, which ZSTD shrinks.
+        let description: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| {
+            format!(
+                "Order {:04} of the spring catalogue, shipped by ground",
+                i % 1000
+            )
+        })));
+        let batch =
+            RecordBatch::try_from_iter(vec![("status", status), ("description", description)])
+                .unwrap();
+        let zstd = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).unwrap());
+        let props = WriterProperties::builder()
+            .set_compression(zstd)
+            .set_max_row_group_row_count(Some(8192))
+            .build();
+        let fitted = fit_to_rows(props, &batch);
+        let status = ColumnPath::from("status");
+        let description = ColumnPath::from("description");
+        assert!(fitted.dictionary_enabled(&status));
+        assert!(fitted.dictionary_enabled(&description));
+        assert_eq!(fitted.compression(&status), Compression::UNCOMPRESSED);
+        assert_eq!(fitted.compression(&description), zstd);
+        // Written and read back unchanged.
+        let mut w = ParallelWriter::try_new(Vec::new(), batch.schema(), fitted).unwrap();
+        w.write(&batch).unwrap();
+        let back = read(w.into_inner().unwrap());
+        assert_eq!(
+            arrow::compute::concat_batches(&batch.schema(), &back).unwrap(),
+            batch
+        );
     }
 
     #[test]

@@ -323,6 +323,12 @@ impl BatchWriter {
         let path = self.staging.join(&name);
         let file = DirectFile::create(&path).map_err(io_err("creating", &path))?;
         let props = crate::columnar::fit_to_rows(self.props.clone(), first);
+        // Platform reads whole files and prunes nothing; min/max of every string (names,
+        // addresses, descriptions) costs a comparison per value (BENCHMARKS.md §2m). `_id`
+        // keeps them for readers that look rows up by it.
+        let props =
+            crate::columnar::byte_statistics_only_for(props.into_builder(), &self.schema, &["_id"])
+                .build();
         let writer = ParallelWriter::try_new(file, self.schema.clone(), props).map_err(|e| {
             SinkError::Parquet {
                 path: path.clone(),
@@ -505,7 +511,9 @@ pub fn split_files(files: Vec<FileEntry>, max_files: usize, max_bytes: u64) -> V
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// The Parquet settings of accepted files: ZSTD at [`ZSTD_LEVEL`], row groups of
-/// [`SinkOptions::row_group_rows`], and `created_by` naming this tool.
+/// [`SinkOptions::row_group_rows`], and `created_by` naming this tool. Each file then fits them
+/// to its first rows ([`crate::columnar::fit_to_rows`]) and keeps string min/max statistics
+/// only for `_id`.
 pub fn writer_props(options: &SinkOptions) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
