@@ -114,9 +114,9 @@ impl AppError {
     /// Whether the caller should fix its input or configuration (rather than retry later).
     pub fn is_usage(&self) -> bool {
         match self {
-            AppError::Stripe { source, .. } => {
-                source.is_auth() || matches!(**source, crate::source::SourceError::Config(_))
-            }
+            // The same rule as a run's (a 404 or a refused key is usage in `preview` and
+            // `accounts test` as in `run`; an outage is not).
+            AppError::Stripe { source, .. } => source.is_usage(),
             AppError::Runner(e) => !matches!(e, crate::runner::RunnerError::Interrupted { .. }),
             AppError::Pipeline(e) | AppError::Replay { source: e, .. } => e.is_usage(),
             AppError::Upload(e) => e.is_usage(),
@@ -163,4 +163,41 @@ pub fn parse_time(what: &str, value: &str) -> Result<i64> {
     Err(AppError::Invalid(format!(
         "{what} {value:?} is not a time: use unix seconds, RFC 3339 (2026-01-31T00:00:00Z) or YYYY-MM-DD"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceError;
+
+    fn stripe(status: u16) -> SourceError {
+        SourceError::Stripe {
+            status,
+            endpoint: "GET /v1/charges".into(),
+            error_type: Some("invalid_request_error".into()),
+            code: None,
+            message: "No such endpoint".into(),
+            param: None,
+            request_id: None,
+            hint: None,
+        }
+    }
+
+    #[test]
+    fn stripe_errors_are_usage_by_the_same_rule_as_a_run() {
+        // A 404 (a resource or account that does not exist) is fixed by the caller, in
+        // `preview` and `accounts test` as in `run`.
+        assert!(AppError::stripe("previewing charges", stripe(404)).is_usage());
+        assert!(AppError::stripe("testing account", stripe(401)).is_usage());
+        // Retries that ran out (an outage) are tried again later.
+        let outage = SourceError::RetriesExhausted {
+            endpoint: "GET /v1/charges".into(),
+            attempts: 5,
+            last_status: Some(503),
+            request_id: None,
+            last_error: "503".into(),
+        };
+        assert!(!AppError::stripe("previewing charges", outage).is_usage());
+        assert!(!AppError::stripe("previewing charges", stripe(429)).is_usage());
+    }
 }

@@ -28,7 +28,7 @@ pub struct BackfillArgs {
 
 /// `stripe-xdm backfill`
 pub async fn backfill(a: BackfillArgs) -> Result<u8, CliError> {
-    let cat = a.home.open()?;
+    let cat = a.home.open_created()?;
     if !a.plan {
         return run_dataflow(&cat, a.run).await;
     }

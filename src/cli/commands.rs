@@ -234,9 +234,14 @@ pub async fn preview(a: PreviewArgs) -> Result<u8> {
     let page = match &a.account {
         Some(name) => {
             // The account's key, from the catalog: never from the environment or the command line.
-            app::first_page(&a.home.open()?, name, a.resource, &overrides(&a.source))
-                .await
-                .map_err(app_err)?
+            app::first_page(
+                &a.home.open_created()?,
+                name,
+                a.resource,
+                &overrides(&a.source),
+            )
+            .await
+            .map_err(app_err)?
         }
         None => {
             let use_sim = a.sim

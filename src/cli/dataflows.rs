@@ -498,7 +498,9 @@ async fn run_one(cat: &Catalog, name: &str, x: &DataflowRunArgs) -> Result<u8> {
 
 /// `stripe-xdm dataflows …`
 pub async fn dataflows(a: DataflowsArgs) -> Result<u8> {
-    let mut cat = a.home.open()?;
+    let mut cat = a
+        .home
+        .open_for(matches!(a.command, DataflowsCommand::Create(_)))?;
     match a.command {
         DataflowsCommand::Create(x) => create_dataflow(&mut cat, x).await?,
         DataflowsCommand::List(j) => {

@@ -41,6 +41,31 @@ impl HomeArgs {
     pub(super) fn open(&self) -> Result<Catalog> {
         Catalog::open(&self.path()?).map_err(cat_err)
     }
+
+    /// The home's catalog, which must exist: commands that only read or change what was
+    /// created before never create a home (a mistyped `--home` is an error, not a new empty
+    /// folder).
+    pub(super) fn open_created(&self) -> Result<Catalog> {
+        let home = self.path()?;
+        if !home.join(stripe_xdm::catalog::CATALOG_FILE).is_file() {
+            return Err(CliError::usage(format!(
+                "no catalog in {} (nothing was created there): check --home or \
+                 STRIPE_XDM_HOME; `accounts add`, `datasets create` and `dataflows create` \
+                 create one",
+                home.display()
+            )));
+        }
+        self.open()
+    }
+
+    /// [`HomeArgs::open`] when `creates`, else [`HomeArgs::open_created`].
+    pub(super) fn open_for(&self, creates: bool) -> Result<Catalog> {
+        if creates {
+            self.open()
+        } else {
+            self.open_created()
+        }
+    }
 }
 
 /// `s` as one word of a POSIX shell command: as it is when it holds no character the shell
@@ -235,7 +260,9 @@ pub(super) struct NameJsonArgs {
 
 /// `stripe-xdm accounts …`
 pub async fn accounts(a: AccountsArgs) -> Result<u8> {
-    let mut cat = a.home.open()?;
+    let mut cat = a
+        .home
+        .open_for(matches!(a.command, AccountsCommand::Add(_)))?;
     match a.command {
         AccountsCommand::Add(x) => {
             // Checked first, so nobody types a key for nothing.
@@ -337,7 +364,9 @@ struct DatasetCreateArgs {
 
 /// `stripe-xdm datasets …`
 pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
-    let mut cat = a.home.open()?;
+    let mut cat = a
+        .home
+        .open_for(matches!(a.command, DatasetsCommand::Create(_)))?;
     match a.command {
         DatasetsCommand::Create(x) => {
             // Parsed here so errors name the file (the catalog only sees the text).

@@ -499,7 +499,7 @@ struct RunShowArgs {
 
 /// `stripe-xdm runs …`
 pub async fn runs(a: RunsArgs) -> Result<u8> {
-    let cat = a.home.open()?;
+    let cat = a.home.open_created()?;
     match a.command {
         RunsCommand::List(x) => {
             if let Some(name) = &x.dataflow {
@@ -530,7 +530,7 @@ pub struct MonitorArgs {
 
 /// `stripe-xdm monitor`
 pub async fn monitor(a: MonitorArgs) -> Result<u8> {
-    let cat = a.home.open()?;
+    let cat = a.home.open_created()?;
     let rows = app::runs::monitor(&cat, now()).map_err(super::dataflows::app_err)?;
     print_monitor(&rows, a.json);
     Ok(0)

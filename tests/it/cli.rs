@@ -688,3 +688,39 @@ async fn run_refuses_a_non_positive_endpoint_rate() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_never_create_a_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typo = tmp.path().join("stripe-xmd");
+    let home = typo.to_str().unwrap();
+    for args in [
+        vec!["dataflows", "list", "--home", home],
+        vec!["accounts", "list", "--home", home],
+        vec!["datasets", "show", "payments", "--home", home],
+        vec!["runs", "list", "--home", home],
+        vec!["backfill", "charges-daily", "--plan", "--home", home],
+    ] {
+        let o = output(stripe_xdm(&args, None)).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!("no catalog in {home}")),
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert!(!typo.exists(), "{args:?} created {home}");
+    }
+    // A command that creates something creates the home.
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.xdm.json");
+    let o = output(stripe_xdm(
+        &[
+            "datasets", "create", "payments", "--schema", schema, "--home", home,
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = output(stripe_xdm(&["datasets", "list", "--home", home], None)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("payments"), "{}", text(&o));
+}
