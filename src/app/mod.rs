@@ -136,6 +136,21 @@ impl AppError {
     }
 }
 
+/// Makes sure `path`, given as `flag` (`--out`), is a folder this process can write to,
+/// creating it (and its parents) when missing: a file in its place, or a folder that cannot be
+/// created, is refused naming the flag and the path, before anything is fetched.
+pub fn output_folder(flag: &str, path: &std::path::Path) -> Result<()> {
+    let refuse = |reason: String| AppError::Invalid(format!("{flag} {}: {reason}", path.display()));
+    if path.exists() && !path.is_dir() {
+        return Err(refuse("not a folder".into()));
+    }
+    std::fs::create_dir_all(path).map_err(|e| refuse(format!("cannot create the folder ({e})")))?;
+    let probe = path.join(format!(".stripe-xdm-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| refuse(format!("cannot write in the folder ({e})")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// The application layer's result.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -199,5 +214,25 @@ mod tests {
         };
         assert!(!AppError::stripe("previewing charges", outage).is_usage());
         assert!(!AppError::stripe("previewing charges", stripe(429)).is_usage());
+    }
+
+    #[test]
+    fn an_output_folder_must_be_a_writable_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("passwd");
+        std::fs::write(&file, "root:x:0:0").unwrap();
+        let e = output_folder("--out", &file).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            format!("--out {}: not a folder", file.display())
+        );
+        let e = output_folder("--out", &file.join("below")).unwrap_err();
+        assert!(e.to_string().contains("cannot create the folder"), "{e}");
+        // A new folder is created, with its parents, and left empty.
+        let new = tmp.path().join("a/b");
+        output_folder("--out", &new).unwrap();
+        assert_eq!(std::fs::read_dir(&new).unwrap().count(), 0);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "root:x:0:0");
     }
 }

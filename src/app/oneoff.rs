@@ -73,6 +73,7 @@ pub fn one_off_config(
             )));
         }
     }
+    super::output_folder("--out", &req.out)?;
     if let Some(name) = &req.dataset {
         crate::sink::check_dataset_name(name)
             .map_err(|reason| AppError::Invalid(format!("--dataset {name:?}: {reason}")))?;
@@ -162,6 +163,7 @@ pub struct DemoRequest {
 /// built-in mappings, stops it, and returns the reports in [`Resource::ALL`]'s order.
 /// `started` hears the simulator's address once it listens.
 pub async fn demo(req: &DemoRequest, started: impl FnOnce(&str)) -> Result<Vec<RunReport>> {
+    super::output_folder("--out", &req.out)?;
     let config = SimConfig::default()
         .with_seed(req.seed)
         .with_counts(req.count)

@@ -455,6 +455,7 @@ async fn run_one(cat: &Catalog, name: &str, x: &DataflowRunArgs) -> Result<u8> {
     cfg.requests_per_sec = x.api.rate;
     cfg.endpoint_requests_per_sec = x.api.endpoint_rate;
     if let Some(out) = &x.out {
+        app::output_folder("--out", out).map_err(app_err)?;
         cfg.out_dir = out.clone();
     }
     cfg.concurrency = x.concurrency.max(1);

@@ -134,6 +134,7 @@ pub struct RemapArgs {
 pub async fn remap(home: &std::path::Path, a: RemapArgs) -> Result<u8> {
     let mut cfg = RunnerConfig::new(home);
     if let Some(out) = &a.out {
+        stripe_xdm::app::output_folder("--out", out).map_err(super::dataflows::app_err)?;
         cfg.out_dir = out.clone();
     }
     let report = runner::remap_dataflow(&cfg, &a.name)
