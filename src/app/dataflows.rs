@@ -28,6 +28,10 @@ pub struct Targets {
 
 impl Targets {
     fn validate(&self, flow: &str) -> Result<()> {
+        if let Some(upload) = &self.upload {
+            super::upload::check_target(upload)
+                .map_err(|e| AppError::Invalid(format!("dataflow {flow:?}: {e}")))?;
+        }
         AlertTargets {
             webhook: self.alert_webhook.clone(),
             command: self.alert_command.clone(),
@@ -273,6 +277,10 @@ pub async fn update_dataflow(
                 ds.name
             )));
         }
+    }
+    if let Some(Some(upload)) = &changes.upload {
+        super::upload::check_target(upload)
+            .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: {e}")))?;
     }
     let mut update = DataflowUpdate {
         name: changes.rename,

@@ -93,14 +93,13 @@ fn print(report: &UploadReport, json: bool) {
 
 /// `stripe-xdm upload`.
 pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
-    let credentials = match &a.credentials_file {
-        Some(path) => PlatformCredentials::from_file(path),
-        None => PlatformCredentials::from_env(),
+    // What the command line says is checked before any credential is read.
+    app::upload::check_dataset_id("--dataset-id", &a.dataset_id)
+        .and_then(|()| app::upload::check_base_url("--base-url", &a.base_url))
+        .map_err(super::dataflows::app_err)?;
+    if !a.all && app::upload::without_records(&a.batch).is_none() {
+        stripe_xdm::upload::check_batch(&a.batch).map_err(upload_error)?;
     }
-    .map_err(upload_error)?;
-    let mut cfg = UploadConfig::new(a.dataset_id.clone(), credentials);
-    cfg.base_url = a.base_url.trim_end_matches('/').to_string();
-    cfg.poll_interval = std::time::Duration::from_secs(a.poll_interval.max(1));
     let opts = UploadOptions {
         dry_run: a.dry_run,
         replay: a.replay,
@@ -136,6 +135,24 @@ pub async fn upload(a: UploadArgs) -> Result<u8, CliError> {
         }
         vec![a.batch.clone()]
     };
+    let credentials = match &a.credentials_file {
+        Some(path) => PlatformCredentials::from_file(path),
+        None => PlatformCredentials::from_env(),
+    };
+    let credentials = match credentials {
+        Ok(c) => c,
+        // Nothing to send: nothing needs them.
+        Err(_) if batches.is_empty() => PlatformCredentials::none(),
+        // A dry run sends nothing: it shows the requests without credentials, and says so.
+        Err(e) if a.dry_run => {
+            eprintln!("note: {e}; a dry run sends nothing, but an upload needs them");
+            PlatformCredentials::none()
+        }
+        Err(e) => return Err(upload_error(e)),
+    };
+    let mut cfg = UploadConfig::new(a.dataset_id.clone(), credentials);
+    cfg.base_url = a.base_url.trim_end_matches('/').to_string();
+    cfg.poll_interval = std::time::Duration::from_secs(a.poll_interval.max(1));
     // Recording uploads in the catalog is best effort: the batch's own upload state is the record.
     let mut cat = a.home.open_existing().ok().flatten();
     let one_json = a.all && a.json;

@@ -52,6 +52,18 @@ const KEYS: [(&str, &str); 7] = [
 ];
 
 impl PlatformCredentials {
+    /// No credentials, for a dry run, which plans requests and sends none: a request made with
+    /// them is refused by Platform (an empty token and API key).
+    pub fn none() -> Self {
+        PlatformCredentials {
+            access_token: Secret::new(String::new()),
+            api_key: Secret::new(String::new()),
+            org_id: String::new(),
+            sandbox: String::new(),
+            oauth: None,
+        }
+    }
+
     /// Reads `AEP_ACCESS_TOKEN`, `AEP_API_KEY`, `AEP_ORG_ID`, `AEP_SANDBOX`.
     pub fn from_env() -> Result<Self, UploadError> {
         Self::from_lookup("environment variable", |k| std::env::var(k).ok())

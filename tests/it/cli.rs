@@ -430,6 +430,65 @@ async fn upload_sends_a_committed_batch_and_refuses_a_second_time() {
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     assert!(text(&dry).contains("POST"), "{}", text(&dry));
     assert_eq!(platform.request_count(), 0, "a dry run sends nothing");
+    // A dry run needs no credentials, and says an upload does.
+    let mut bare = stripe_xdm(
+        &["upload", &batch, "--dataset-id", "ds1", "--dry-run"],
+        None,
+    );
+    for var in [
+        "AEP_ACCESS_TOKEN",
+        "AEP_API_KEY",
+        "AEP_ORG_ID",
+        "AEP_SANDBOX",
+    ] {
+        bare.env_remove(var);
+    }
+    let dry = output(bare).await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("POST"), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("an upload needs them"),
+        "{}",
+        text(&dry)
+    );
+    // What the command line says is refused before credentials are read (none are set here).
+    let missing = out.path().join("prices/batches/no-such-batch");
+    for (args, named) in [
+        (
+            vec!["upload", missing.to_str().unwrap(), "--dataset-id", "ds1"],
+            "no-such-batch",
+        ),
+        (
+            vec!["upload", &batch, "--dataset-id", "ds 1"],
+            "--dataset-id \"ds 1\"",
+        ),
+        (
+            vec!["upload", &batch, "--dataset-id", ""],
+            "--dataset-id is empty",
+        ),
+        (
+            vec![
+                "upload",
+                &batch,
+                "--dataset-id",
+                "ds1",
+                "--base-url",
+                "platform.adobe.io",
+            ],
+            "--base-url \"platform.adobe.io\"",
+        ),
+    ] {
+        let mut cmd = stripe_xdm(&args, None);
+        cmd.env_remove("AEP_ACCESS_TOKEN");
+        let o = output(cmd).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
+        assert!(
+            !text(&o).contains("AEP_ACCESS_TOKEN"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
     let up = output(run(args(&["--json"]))).await;
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
     let rep: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
