@@ -97,7 +97,7 @@ fn engine(
             .zip(ranges)
             .map(|(b, r)| (b, r.as_slice()))
             .collect();
-        let decoded = decode::decode_pages(resource, input);
+        let decoded = decode::decode_pages(resource, &input);
         let mapped = rt.block_on(mapper.map(decoded.batch)).expect("map");
         let validated = xdm::validate(&mapped.batch, schema).expect("validate");
         accepted += validated.accepted.num_rows();
@@ -114,7 +114,7 @@ fn decode_only(resource: Resource, pages: &Pages) -> RecordBatch {
         .zip(&pages.ranges)
         .map(|(b, r)| (b, r.as_slice()))
         .collect();
-    decode::decode_pages(resource, input).batch
+    decode::decode_pages(resource, &input).batch
 }
 
 fn bench(c: &mut Criterion) {

@@ -100,8 +100,13 @@ fn run_once(
         .spawn()
         .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input gets EPIPE here, which is not a failure.
+        // A command that does not read its input gets EPIPE here, which is not a failure. The
+        // command line restores SIGPIPE's default action (so `stripe-xdm … | head` ends
+        // quietly), which would kill the whole process on this write: the writing thread blocks
+        // the signal, so the write fails with EPIPE instead, and the signal left pending on the
+        // thread is discarded when it ends.
         std::thread::spawn(move || {
+            block_sigpipe();
             let _ = stdin.write_all(&input);
         });
     }
@@ -192,6 +197,19 @@ fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
+/// Blocks SIGPIPE on the calling thread: a write to a closed pipe then fails with EPIPE.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: a zeroed `sigset_t` is initialised by `sigemptyset` before use; the mask change
+    // affects only the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +228,45 @@ mod tests {
             assert!(envs.contains(&(OsStr::new(var), None)), "{var}: {envs:?}");
         }
         assert!(envs.contains(&(OsStr::new("STRIPE_XDM_RUN_ID"), Some(OsStr::new("7")))));
+    }
+
+    /// In a forked child with SIGPIPE's default action (as the command line sets it), writes to
+    /// a pipe whose reader is gone; returns how the child ended (`Some(code)` or the signal).
+    #[cfg(unix)]
+    fn write_to_closed_pipe(block: bool) -> Result<i32, i32> {
+        // SAFETY: the child only calls async-signal-safe functions (signal, pthread_sigmask,
+        // write, _exit) before it exits; the parent waits for it.
+        unsafe {
+            let mut fds = [0; 2];
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                if block {
+                    block_sigpipe();
+                }
+                let n = libc::write(fds[1], b"{}".as_ptr().cast(), 2);
+                libc::_exit(if n < 0 { 0 } else { 1 });
+            }
+            libc::close(fds[1]);
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            if libc::WIFSIGNALED(status) {
+                Err(libc::WTERMSIG(status))
+            } else {
+                Ok(libc::WEXITSTATUS(status))
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_command_that_does_not_read_its_input_cannot_kill_the_process() {
+        // Without the mask, SIGPIPE's default action kills the writer (what `serve` died of).
+        assert_eq!(write_to_closed_pipe(false), Err(libc::SIGPIPE));
+        // With it, the write fails with EPIPE and the process goes on.
+        assert_eq!(write_to_closed_pipe(true), Ok(0));
     }
 }

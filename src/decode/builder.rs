@@ -52,6 +52,16 @@ impl StrCol {
             self.data.truncate(self.offsets[len] as usize);
         }
     }
+    fn buffers(&self, f: &mut dyn FnMut(usize, usize)) {
+        f(self.data.len(), self.data.capacity());
+        f(self.offsets.len(), self.offsets.capacity());
+        f(self.valid.len(), self.valid.capacity());
+    }
+    fn reserve(&mut self, hint: &mut Hint<'_>) {
+        hint.reserve(&mut self.data);
+        hint.reserve(&mut self.offsets);
+        hint.reserve(&mut self.valid);
+    }
     fn finish(&mut self) -> StringArray {
         let data = std::mem::take(&mut self.data);
         let offsets = std::mem::replace(&mut self.offsets, vec![0]);
@@ -75,6 +85,36 @@ fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
         None
     } else {
         Some(NullBuffer::new(BooleanBuffer::from(valid)))
+    }
+}
+
+/// Capacities to reserve in fresh builders: the lengths another decoder's builders reached
+/// ([`StructCol::buffers`], in the same order), scaled from its rows to the rows expected.
+/// Reserving them up front spares each buffer its growth by doubling (a copy and page faults
+/// on new memory each time, ~2 % of a run: BENCHMARKS.md §2m).
+pub(crate) struct Hint<'a> {
+    lengths: std::slice::Iter<'a, usize>,
+    rows: usize,
+    rows_then: usize,
+}
+
+impl<'a> Hint<'a> {
+    /// `lengths` measured over `rows_then` records, for `rows` records.
+    pub fn new(lengths: &'a [usize], rows_then: usize, rows: usize) -> Self {
+        Hint {
+            lengths: lengths.iter(),
+            rows,
+            rows_then: rows_then.max(1),
+        }
+    }
+
+    /// Reserves the next length (scaled, with an eighth more) in `v`; nothing once the lengths
+    /// run out (a hint of another shape reserves what it can).
+    fn reserve<T>(&mut self, v: &mut Vec<T>) {
+        if let Some(&then) = self.lengths.next() {
+            let want = then.saturating_mul(self.rows) / self.rows_then;
+            v.reserve(want.saturating_add(want / 8));
+        }
     }
 }
 
@@ -233,6 +273,23 @@ impl StructCol {
         }
     }
 
+    /// Calls `f` with the length and capacity of every buffer of this builder and its
+    /// children, in a fixed order (the order [`Hint`] reserves in).
+    pub fn buffers(&self, f: &mut dyn FnMut(usize, usize)) {
+        f(self.valid.len(), self.valid.capacity());
+        for c in &self.children {
+            c.buffers(f);
+        }
+    }
+
+    /// Reserves the capacities of `hint` in this builder and its children.
+    pub fn reserve(&mut self, hint: &mut Hint<'_>) {
+        hint.reserve(&mut self.valid);
+        for c in &mut self.children {
+            c.reserve(hint);
+        }
+    }
+
     pub fn finish(&mut self) -> StructArray {
         let arrays: Vec<ArrayRef> = self.children.iter_mut().map(|c| c.finish()).collect();
         let valid = std::mem::take(&mut self.valid);
@@ -355,6 +412,86 @@ impl Col {
                 child.truncate(offsets[len] as usize);
             }
             Col::Struct(s) => s.truncate(len),
+        }
+    }
+
+    fn buffers(&self, f: &mut dyn FnMut(usize, usize)) {
+        match self {
+            Col::Int(d, v) | Col::Ts(d, v) => {
+                f(d.len(), d.capacity());
+                f(v.len(), v.capacity());
+            }
+            Col::Float(d, v) => {
+                f(d.len(), d.capacity());
+                f(v.len(), v.capacity());
+            }
+            Col::Bool(d, v) => {
+                f(d.len(), d.capacity());
+                f(v.len(), v.capacity());
+            }
+            Col::Str(s) => s.buffers(f),
+            Col::Map {
+                offsets,
+                keys,
+                values,
+                valid,
+            } => {
+                f(offsets.len(), offsets.capacity());
+                f(valid.len(), valid.capacity());
+                keys.buffers(f);
+                values.buffers(f);
+            }
+            Col::List {
+                offsets,
+                child,
+                valid,
+                ..
+            } => {
+                f(offsets.len(), offsets.capacity());
+                f(valid.len(), valid.capacity());
+                child.buffers(f);
+            }
+            Col::Struct(s) => s.buffers(f),
+        }
+    }
+
+    fn reserve(&mut self, hint: &mut Hint<'_>) {
+        match self {
+            Col::Int(d, v) | Col::Ts(d, v) => {
+                hint.reserve(d);
+                hint.reserve(v);
+            }
+            Col::Float(d, v) => {
+                hint.reserve(d);
+                hint.reserve(v);
+            }
+            Col::Bool(d, v) => {
+                hint.reserve(d);
+                hint.reserve(v);
+            }
+            Col::Str(s) => s.reserve(hint),
+            Col::Map {
+                offsets,
+                keys,
+                values,
+                valid,
+            } => {
+                hint.reserve(offsets);
+                hint.reserve(valid);
+                keys.reserve(hint);
+                values.reserve(hint);
+            }
+            Col::List {
+                offsets,
+                child,
+                valid,
+                ..
+            } => {
+                hint.reserve(offsets);
+                hint.reserve(valid);
+                child.reserve(hint);
+            }
+            Col::Struct(s) => s.reserve(hint),
         }
     }
 

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::Resource;
-use builder::StructCol;
+use builder::{Hint, StructCol};
 use visit::StructSeed;
 
 pub use schema::{arrow_schema, Kind};
@@ -110,6 +110,19 @@ impl RecordDecoder {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// The lengths of the builders' buffers now (see [`RecordDecoder::reserve`]).
+    fn lengths(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.root.buffers(&mut |len, _| out.push(len));
+        out
+    }
+
+    /// Reserves in fresh builders, for `rows` records, the capacities that `lengths` (of a
+    /// decoder of the same resource, after `rows_then` records) reached.
+    fn reserve(&mut self, lengths: &[usize], rows_then: usize, rows: usize) {
+        self.root.reserve(&mut Hint::new(lengths, rows_then, rows));
     }
 
     /// Takes the buffered records as a batch and starts a new one.
@@ -204,7 +217,7 @@ fn with_raw_column(batch: &RecordBatch, raw: ArrayRef) -> RecordBatch {
 
 /// Decodes the records of one page body (`records` are byte ranges of `body`).
 pub fn decode_records(resource: Resource, body: &Bytes, records: &[Range<usize>]) -> Decoded {
-    let mut part = Part::new(resource);
+    let mut part = Part::new(resource, records.len());
     part.push_page(body, records);
     part.finish()
 }
@@ -225,26 +238,45 @@ pub fn join_records<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> (Bytes, 
 
 /// Decodes many pages on the rayon pool and concatenates them in page order.
 ///
-/// Each rayon task decodes a run of consecutive pages into one set of builders, so the
-/// builders are allocated and the columns concatenated once per task, not once per page.
-pub fn decode_pages<'a, I>(resource: Resource, pages: I) -> Decoded
-where
-    I: IntoParallelIterator<Item = (&'a Bytes, &'a [Range<usize>])>,
-    I::Iter: IndexedParallelIterator,
-{
-    let parts: Vec<Decoded> = pages
-        .into_par_iter()
-        .fold(
-            || Part::new(resource),
-            |mut part, (body, records)| {
+/// The pages are cut into runs of consecutive pages with about as many records each, a few per
+/// thread, and each run is decoded by one task into one set of builders, so the builders are
+/// allocated and the columns concatenated once per run, not once per page. Each run's builders
+/// reserve up front what the last run of the same resource needed per record.
+pub fn decode_pages(resource: Resource, pages: &[(&Bytes, &[Range<usize>])]) -> Decoded {
+    let records: usize = pages.iter().map(|(_, r)| r.len()).sum();
+    let runs = (rayon::current_num_threads() * 2).clamp(1, pages.len().max(1));
+    let per_run = records.div_ceil(runs).max(1);
+    let mut cuts = vec![0];
+    let mut so_far = 0;
+    for (i, (_, r)) in pages.iter().enumerate() {
+        so_far += r.len();
+        if so_far >= per_run && i + 1 < pages.len() {
+            cuts.push(i + 1);
+            so_far = 0;
+        }
+    }
+    cuts.push(pages.len());
+    let parts: Vec<Decoded> = cuts
+        .par_windows(2)
+        .map(|w| {
+            let run = &pages[w[0]..w[1]];
+            let mut part = Part::new(resource, run.iter().map(|(_, r)| r.len()).sum());
+            for (body, records) in run {
                 part.push_page(body, records);
-                part
-            },
-        )
-        .map(Part::finish)
+            }
+            part.finish()
+        })
         .collect();
     concat(resource, parts)
 }
+
+/// The builder lengths of the last run of records of each resource and its record count, the
+/// capacities the next runs reserve (scaled to their records).
+static LENGTHS: std::sync::Mutex<Vec<(Resource, usize, Arc<[usize]>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Runs of fewer records are not measured: their lengths say little about the next runs.
+const MIN_MEASURED_RECORDS: usize = 256;
 
 /// The records of consecutive pages being decoded by one task.
 struct Part {
@@ -255,10 +287,19 @@ struct Part {
 }
 
 impl Part {
-    fn new(resource: Resource) -> Self {
+    /// A part for about `records` records.
+    fn new(resource: Resource, records: usize) -> Self {
+        let mut decoder = RecordDecoder::new(resource);
+        let last = LENGTHS
+            .lock()
+            .ok()
+            .and_then(|l| l.iter().find(|(r, ..)| *r == resource).cloned());
+        if let Some((_, rows_then, lengths)) = last {
+            decoder.reserve(&lengths, rows_then, records);
+        }
         Part {
-            decoder: RecordDecoder::new(resource),
-            raw: StringViewBuilder::new(),
+            decoder,
+            raw: StringViewBuilder::with_capacity(records),
             rejected: Vec::new(),
         }
     }
@@ -310,6 +351,15 @@ impl Part {
     }
 
     fn finish(mut self) -> Decoded {
+        let rows = self.decoder.len();
+        if rows >= MIN_MEASURED_RECORDS {
+            let lengths: Arc<[usize]> = self.decoder.lengths().into();
+            if let Ok(mut last) = LENGTHS.lock() {
+                let resource = self.decoder.resource();
+                last.retain(|(r, ..)| *r != resource);
+                last.push((resource, rows, lengths));
+            }
+        }
         Decoded {
             batch: self.decoder.finish(),
             raw: self.raw.finish(),
@@ -338,5 +388,83 @@ pub fn concat(resource: Resource, parts: Vec<Decoded>) -> Decoded {
         batch,
         raw: raw.finish(),
         rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capacities(d: &RecordDecoder) -> Vec<usize> {
+        let mut out = Vec::new();
+        d.root.buffers(&mut |_, cap| out.push(cap));
+        out
+    }
+
+    #[test]
+    fn builders_reserved_from_a_runs_lengths_do_not_grow_over_as_many_records() {
+        let records: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"re_{i:06}","object":"refund","amount":{},"currency":"usd","status":"succeeded","created":{},"charge":"ch_{i}","metadata":{{"order":"{i}"}}}}"#,
+                    100 + i,
+                    1_700_000_000 + i
+                )
+            })
+            .collect();
+        let (body, ranges) = join_records(records.iter().map(|r| r.as_bytes()));
+        let mut first = RecordDecoder::new(Resource::Refunds);
+        for r in &ranges {
+            first.push(&body[r.clone()]).unwrap();
+        }
+        let lengths = first.lengths();
+        assert!(lengths.iter().any(|&l| l > 300), "string data is measured");
+
+        let mut next = RecordDecoder::new(Resource::Refunds);
+        next.reserve(&lengths, ranges.len(), ranges.len());
+        let reserved = capacities(&next);
+        assert!(reserved.iter().zip(&lengths).all(|(c, l)| c >= l));
+        for r in &ranges {
+            next.push(&body[r.clone()]).unwrap();
+        }
+        assert_eq!(capacities(&next), reserved, "no buffer grew");
+        assert_eq!(next.finish(), first.finish());
+    }
+
+    #[test]
+    fn pages_decoded_in_runs_keep_their_order() {
+        let pages: Vec<(Bytes, Vec<Range<usize>>)> = (0..9)
+            .map(|p| {
+                let records: Vec<String> = (0..(p * 37 % 50 + 1))
+                    .map(|i| format!(r#"{{"id":"re_{p}_{i}","object":"refund","amount":{i}}}"#))
+                    .collect();
+                join_records(records.iter().map(|r| r.as_bytes()))
+            })
+            .collect();
+        let input: Vec<(&Bytes, &[Range<usize>])> =
+            pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
+        let decoded = decode_pages(Resource::Refunds, &input);
+        let expected: Vec<String> = pages
+            .iter()
+            .flat_map(|(b, ranges)| {
+                ranges
+                    .iter()
+                    .map(|r| std::str::from_utf8(&b[r.clone()]).unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let raw: Vec<String> = decoded.raw.iter().map(|v| v.unwrap().to_string()).collect();
+        assert_eq!(raw, expected);
+        let ids = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>();
+        let ids: Vec<&str> = ids.unwrap().iter().map(|v| v.unwrap()).collect();
+        let expected_ids: Vec<String> = expected
+            .iter()
+            .map(|r| r.split('"').nth(3).unwrap().to_string())
+            .collect();
+        assert_eq!(ids, expected_ids);
     }
 }

@@ -162,7 +162,7 @@ async fn tombstones(
 ) -> Result<Processed, PipelineError> {
     let objects: Vec<&Bytes> = group.iter().map(|c| &c.object).collect();
     let page = page_of(cfg.resource, &objects);
-    let mut decoded = decode::decode_pages(cfg.resource, vec![(&page.body, &page.records[..])]);
+    let mut decoded = decode::decode_pages(cfg.resource, &[(&page.body, &page.records[..])]);
     let at: HashMap<&str, i64> = group.iter().map(|c| (c.id.as_str(), c.at)).collect();
     let (now, api_version) = (chrono::Utc::now(), &client.config().stripe_version);
     let batch_id = cfg.batch_id.as_deref().unwrap_or_default();
@@ -193,7 +193,7 @@ async fn tombstones(
             .collect();
         let refs: Vec<&Bytes> = stubs.iter().collect();
         let page = page_of(cfg.resource, &refs);
-        let again = decode::decode_pages(cfg.resource, vec![(&page.body, &page.records[..])]);
+        let again = decode::decode_pages(cfg.resource, &[(&page.body, &page.records[..])]);
         source = decode::concat(cfg.resource, vec![decoded, again]).source_batch();
     }
     let xdm_ids = xdm_ids(mapper, source).await;

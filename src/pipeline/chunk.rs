@@ -102,7 +102,7 @@ pub(super) async fn process_pages(
         tokio::task::spawn_blocking(move || -> Result<_, arrow::error::ArrowError> {
             let decoded = decode::decode_pages(
                 resource,
-                pages
+                &pages
                     .iter()
                     .map(|p| (&p.body, p.records.as_slice()))
                     .collect::<Vec<_>>(),

@@ -53,7 +53,7 @@ fn decoded_pages(
         .collect();
     let input: Vec<(&Bytes, &[std::ops::Range<usize>])> =
         pages.iter().map(|(b, r)| (b, r.as_slice())).collect();
-    let d = stripe_xdm::decode::decode_pages(Resource::Charges, input);
+    let d = stripe_xdm::decode::decode_pages(Resource::Charges, &input);
     (pages, d)
 }
 
