@@ -327,14 +327,17 @@ pub async fn update_dataflow(
         upload: None,
     }
     .validate(name)?;
+    let options = changes.partial_ingestion.is_some() || changes.error_diagnostics.is_some();
+    if options {
+        update.dataset_options = Some(crate::catalog::DatasetOptions {
+            error_diagnostics: changes.error_diagnostics,
+            partial_ingestion_percent: changes.partial_ingestion,
+        });
+    }
+    // One transaction: a refused dataset option leaves the dataflow unchanged as well.
     let dataflow = cat.update_dataflow(name, etag, &update, now)?;
-    let dataset = if changes.partial_ingestion.is_some() || changes.error_diagnostics.is_some() {
-        let ds = cat.dataset(&dataflow.dataset)?;
-        let partial = changes
-            .partial_ingestion
-            .unwrap_or(ds.partial_ingestion_percent);
-        let diagnostics = changes.error_diagnostics.unwrap_or(ds.error_diagnostics);
-        Some(cat.update_dataset_options(&ds.name, diagnostics, partial)?)
+    let dataset = if options {
+        Some(cat.dataset(&dataflow.dataset)?)
     } else {
         None
     };

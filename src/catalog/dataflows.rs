@@ -128,6 +128,9 @@ pub struct DataflowUpdate {
     pub alert_command: Option<Option<String>>,
     /// New upload target (`Some(None)` turns uploads off).
     pub upload: Option<Option<UploadTarget>>,
+    /// New ingestion options of the dataflow's dataset, changed in the same transaction: a
+    /// refused option leaves the dataflow unchanged too.
+    pub dataset_options: Option<super::datasets::DatasetOptions>,
 }
 
 /// One version of a dataflow's mapping.
@@ -446,6 +449,9 @@ impl Catalog {
         }
         if let Some(sql) = &update.mapping_sql {
             insert_mapping(&tx, id, sql, ts)?;
+        }
+        if let Some(options) = &update.dataset_options {
+            super::datasets::set_options(&tx, &current.dataset, options)?;
         }
         bump(&tx, id, ts)?;
         let new_name = update.name.clone().unwrap_or_else(|| name.to_string());

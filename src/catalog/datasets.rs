@@ -1,7 +1,7 @@
 //! Datasets: a name, an XDM schema and the ingestion toggles (Profile, error diagnostics,
 //! partial ingestion with its threshold).
 
-use rusqlite::{OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
 use super::accounts::names_where;
@@ -98,6 +98,55 @@ impl Dataset {
 const COLUMNS: &str = "name, description, schema_json, profile_enabled, error_diagnostics, \
                        partial_ingestion_percent, platform_schema_id, platform_dataset_id, \
                        created_at, updated_at";
+
+/// New ingestion options of a dataset; `None` keeps the current one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatasetOptions {
+    /// Error diagnostics.
+    pub error_diagnostics: Option<bool>,
+    /// Partial ingestion's threshold in percent (`Some(None)` turns it off).
+    pub partial_ingestion_percent: Option<Option<f64>>,
+}
+
+/// Sets dataset `name`'s ingestion options inside `tx`, checked as at creation (partial
+/// ingestion forces diagnostics on); nothing is written when they are refused.
+pub(super) fn set_options(
+    tx: &Transaction<'_>,
+    name: &str,
+    options: &DatasetOptions,
+) -> Result<(), CatalogError> {
+    let current = tx
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
+            [name],
+            Dataset::from_row,
+        )
+        .optional()
+        .ctx(format!("read dataset {name:?}"))?
+        .ok_or_else(|| CatalogError::NotFound {
+            what: "dataset",
+            name: name.to_string(),
+        })?;
+    let partial = options
+        .partial_ingestion_percent
+        .unwrap_or(current.partial_ingestion_percent);
+    let diagnostics = check_options(
+        name,
+        &current.schema_json,
+        current.profile_enabled,
+        options
+            .error_diagnostics
+            .unwrap_or(current.error_diagnostics),
+        partial,
+    )?;
+    tx.execute(
+        "UPDATE datasets SET error_diagnostics = ?2, partial_ingestion_percent = ?3, updated_at = ?4
+         WHERE name = ?1",
+        (name, diagnostics, partial, unix_now()),
+    )
+    .ctx(format!("update dataset {name:?}"))?;
+    Ok(())
+}
 
 /// Checks the toggles against the schema; returns the effective error-diagnostics flag.
 fn check_options(
@@ -218,31 +267,14 @@ impl Catalog {
         partial_ingestion_percent: Option<f64>,
     ) -> Result<Dataset, CatalogError> {
         let tx = self.write_tx()?;
-        let current = tx
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
-                [name],
-                Dataset::from_row,
-            )
-            .optional()
-            .ctx(format!("read dataset {name:?}"))?
-            .ok_or_else(|| CatalogError::NotFound {
-                what: "dataset",
-                name: name.to_string(),
-            })?;
-        let diagnostics = check_options(
+        set_options(
+            &tx,
             name,
-            &current.schema_json,
-            current.profile_enabled,
-            error_diagnostics,
-            partial_ingestion_percent,
+            &DatasetOptions {
+                error_diagnostics: Some(error_diagnostics),
+                partial_ingestion_percent: Some(partial_ingestion_percent),
+            },
         )?;
-        tx.execute(
-            "UPDATE datasets SET error_diagnostics = ?2, partial_ingestion_percent = ?3, updated_at = ?4
-             WHERE name = ?1",
-            (name, diagnostics, partial_ingestion_percent, unix_now()),
-        )
-        .ctx(format!("update dataset {name:?}"))?;
         tx.commit().ctx(format!("commit dataset {name:?}"))?;
         self.dataset(name)
     }

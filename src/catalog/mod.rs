@@ -38,7 +38,9 @@ pub use dataflows::{
     mask_url, Alerts, Dataflow, DataflowUpdate, DeletedDataflow, MappingVersion, NewDataflow,
     UploadTarget,
 };
-pub use datasets::{dataset_schema, Dataset, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT};
+pub use datasets::{
+    dataset_schema, Dataset, DatasetOptions, NewDataset, DEFAULT_PARTIAL_INGESTION_PERCENT,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use recovery::{process_alive, Checkpoint};
 pub use runs::{Run, RunOutcome, RunStatus, RunUpload};

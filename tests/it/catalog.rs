@@ -331,6 +331,46 @@ fn updates_are_guarded_by_etag_and_version_mappings() {
     );
     let h = c.set_dataflow_enabled("flow2", false).unwrap();
     assert!(!h.enabled && h.etag == 3);
+
+    // A refused dataset option refuses the whole update: nothing else is changed.
+    let mixed = DataflowUpdate {
+        name: Some("flow3".into()),
+        description: Some(Some("new".into())),
+        mapping_sql: Some("SELECT id, email, name FROM customers".into()),
+        dataset_options: Some(stripe_xdm::catalog::DatasetOptions {
+            error_diagnostics: None,
+            partial_ingestion_percent: Some(Some(0.0)),
+        }),
+        ..Default::default()
+    };
+    let e = c.update_dataflow("flow2", h.etag, &mixed, t).unwrap_err();
+    assert!(
+        e.to_string().contains("partial ingestion threshold 0"),
+        "{e}"
+    );
+    let after = c.dataflow("flow2").unwrap();
+    assert_eq!(
+        (after.etag, after.mapping_version, after.description.clone()),
+        (3, 2, None)
+    );
+    assert!(c.dataflow("flow3").is_err());
+    // Accepted, it changes both in one go.
+    let both = DataflowUpdate {
+        description: Some(Some("new".into())),
+        dataset_options: Some(stripe_xdm::catalog::DatasetOptions {
+            error_diagnostics: None,
+            partial_ingestion_percent: Some(Some(2.5)),
+        }),
+        ..Default::default()
+    };
+    let k = c.update_dataflow("flow2", h.etag, &both, t).unwrap();
+    assert_eq!(k.etag, 4);
+    let ds = c.dataset(&k.dataset).unwrap();
+    assert_eq!(ds.partial_ingestion_percent, Some(2.5));
+    assert!(
+        ds.error_diagnostics,
+        "partial ingestion keeps diagnostics on"
+    );
 }
 
 #[test]
