@@ -37,6 +37,8 @@ pub enum CheckKind {
     Nullability,
     /// A string literal flowing into an `enum` field that is not one of its values.
     EnumLiteral,
+    /// The SQL filters, joins, aggregates, orders, limits or windows: not one row per record.
+    NotProjection,
 }
 
 impl CheckKind {
@@ -54,6 +56,7 @@ impl CheckKind {
             CheckKind::UnknownColumn => "unknown-column",
             CheckKind::Nullability => "nullability",
             CheckKind::EnumLiteral => "enum-literal",
+            CheckKind::NotProjection => "not-projection",
         }
     }
 }
@@ -174,6 +177,18 @@ pub async fn check_mapping_with_session(
     };
     let output: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let mut problems = Vec::new();
+    // What every run would refuse when it compiles the mapping (`MapError::NotProjection`).
+    if let Some(what) = super::not_projection(df.logical_plan()) {
+        problems.push(CheckProblem {
+            kind: CheckKind::NotProjection,
+            path: None,
+            line: None,
+            column: None,
+            message: format!(
+                "is not a projection of `{table}`: it has {what}; a mapping returns one row per record, in order (use CASE/TRY_CAST/NULL instead of WHERE, joins, aggregates, DISTINCT, ORDER BY, LIMIT or window functions)"
+            ),
+        });
+    }
     for p in schema.check_output(&output) {
         let kind = match p.kind {
             ProblemKind::UnknownColumn => CheckKind::UnknownColumn,

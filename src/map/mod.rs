@@ -414,7 +414,7 @@ async fn prepare(df: DataFrame) -> Option<Prepared> {
 
 /// What makes `plan` other than a projection of one table (rows in, the same rows out, in
 /// order): the first node that is not a projection, an alias or the table scan, in words.
-fn not_projection(plan: &LogicalPlan) -> Option<String> {
+pub(crate) fn not_projection(plan: &LogicalPlan) -> Option<String> {
     let mut found = None;
     let _ = plan.apply(|node| {
         let what = match node {

@@ -526,6 +526,28 @@ async fn builtin_mapping_is_sound_with_nullability_warnings() {
 }
 
 #[tokio::test]
+async fn a_mapping_that_is_not_a_projection_is_not_sound() {
+    let builtin = Mapping::builtin(Resource::Charges, "acme").sql;
+    let body = builtin.trim_end().trim_end_matches(';');
+    for (tail, what) in [
+        ("WHERE amount > 100", "a WHERE"),
+        ("ORDER BY amount", "an ORDER BY"),
+        ("LIMIT 5", "a LIMIT"),
+    ] {
+        let report = check(&format!("{body}\n{tail}")).await;
+        assert!(!report.is_sound(), "{tail}: {:#?}", report.problems);
+        let found = only(&report, CheckKind::NotProjection);
+        assert_eq!(found.len(), 1, "{tail}: {:#?}", report.problems);
+        assert!(found[0].message.contains(what), "{}", found[0].message);
+    }
+    let distinct = body.replacen("SELECT", "SELECT DISTINCT", 1);
+    let report = check(&distinct).await;
+    assert_eq!(only(&report, CheckKind::NotProjection).len(), 1);
+    // The built-in mapping itself is one.
+    assert!(only(&check(body).await, CheckKind::NotProjection).is_empty());
+}
+
+#[tokio::test]
 async fn syntax_error_has_line_and_column() {
     let report =
         check("SELECT\n    id AS \"_id\",\n    created AS \"timestamp\" created\nFROM charges")
