@@ -321,7 +321,10 @@ pub async fn query(batch_dirs: &[PathBuf], sql: &str) -> Result<Vec<RecordBatch>
     let accepted = accepted_table(&accepted_files(batch_dirs)?)?;
     ctx.register_table("accepted", accepted)
         .map_err(QueryError::Sql)?;
-    let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
+    let df = ctx
+        .sql_with_options(sql, super::read_only())
+        .await
+        .map_err(QueryError::Sql)?;
     df.collect().await.map_err(QueryError::Sql)
 }
 

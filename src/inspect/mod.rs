@@ -172,6 +172,15 @@ fn accepted_table(dataset: &str) -> String {
     format!("accepted_{name}")
 }
 
+/// What a user's query may do: read. The mirror and the batches are written by runs only, so
+/// no INSERT, DELETE, COPY … TO, CREATE (tables over arbitrary files) or SET.
+pub(crate) fn read_only() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// Runs `sql` over [`session`]'s tables.
 pub async fn sql(
     mirror_root: &Path,
@@ -183,12 +192,7 @@ pub async fn sql(
     ctx.sql("SET datafusion.catalog.information_schema = true")
         .await
         .map_err(QueryError::Sql)?;
-    // Read-only: the mirror is written by runs only (no INSERT, DELETE or CREATE here).
-    let options = datafusion::execution::context::SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = match ctx.sql_with_options(sql, options).await {
+    let df = match ctx.sql_with_options(sql, read_only()).await {
         Ok(df) => df,
         Err(e) => return Err(with_tables(&ctx, mirror_root, e).into()),
     };

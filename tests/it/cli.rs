@@ -373,6 +373,20 @@ async fn errors_summary_and_query_over_a_run() {
         "{}",
         text(&q)
     );
+    // Queries only read: no COPY … TO a file, no table over an arbitrary file.
+    let copied = out.path().join("copied.csv");
+    let copy = format!("COPY (SELECT 1) TO '{}'", copied.display());
+    let external = "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'";
+    for sql in [copy.as_str(), external] {
+        let o = output(stripe_xdm(
+            &["errors", "query", dataset.to_str().unwrap(), sql],
+            None,
+        ))
+        .await;
+        assert_eq!(o.status.code(), Some(2), "{sql}: {}", text(&o));
+        assert!(text(&o).contains("not supported"), "{sql}: {}", text(&o));
+    }
+    assert!(!copied.exists());
     sim.shutdown().await;
 }
 
