@@ -253,12 +253,37 @@ impl Catalog {
     /// Opens (creating if needed) `<home>/catalog.sqlite`, in WAL mode with a busy timeout, and
     /// applies pending migrations.
     pub fn open(home: &Path) -> Result<Catalog, CatalogError> {
-        std::fs::create_dir_all(home).map_err(|source| CatalogError::Io {
-            context: "cannot create the home folder".into(),
-            path: home.display().to_string(),
-            source,
-        })?;
+        let io = |context: &str, path: &Path| {
+            let (context, path) = (context.to_string(), path.display().to_string());
+            move |source| CatalogError::Io {
+                context,
+                path,
+                source,
+            }
+        };
+        let new_home = !home.exists();
+        std::fs::create_dir_all(home).map_err(io("cannot create the home folder", home))?;
         let path = home.join(CATALOG_FILE);
+        // The catalog holds alert webhooks (whose paths are often their credentials) and
+        // commands: only its owner reads it, as the account keys beside it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            if new_home {
+                std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io("cannot restrict the home folder", home))?;
+            }
+            if !path.exists() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io("cannot create the catalog", &path))?;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = new_home;
         let open_err = |source| CatalogError::Open {
             path: path.display().to_string(),
             source,

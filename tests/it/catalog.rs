@@ -561,3 +561,21 @@ fn two_connections_interleave_without_losing_updates() {
         1 + 2 * per_thread as usize
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_home_and_its_catalog_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let (c, _) = setup(&home);
+    drop(c);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    for entry in std::fs::read_dir(&home).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("catalog.sqlite") {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+}
