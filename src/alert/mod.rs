@@ -240,7 +240,7 @@ pub fn notification(kind: AlertKind, flow: &Dataflow, run: &Run) -> Value {
                 "sizeSummary": {"inputBytes": run.counts.bytes_in, "outputBytes": run.counts.bytes_out},
                 "recordSummary": {
                     "inputRecordCount": run.counts.fetched,
-                    "outputRecordCount": run.counts.ingested,
+                    "outputRecordCount": run.ingested(),
                     "failedRecordCount": run.counts.rejected,
                     "ingestedRatePercent": run.ingested_rate(),
                 },

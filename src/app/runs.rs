@@ -84,7 +84,8 @@ impl DataflowStatus {
     fn new(flow: Dataflow, runs: &[Run], next_run_time: Option<i64>) -> DataflowStatus {
         let last = runs.first();
         let total = total(runs);
-        let (received, ingested) = (total.fetched, total.ingested);
+        // A failed run ingested nothing, whatever passed validation.
+        let (received, ingested) = (total.fetched, runs.iter().map(Run::ingested).sum::<u64>());
         DataflowStatus {
             dataflow: flow.name,
             enabled: flow.enabled,

@@ -119,12 +119,24 @@ pub struct RunUpload {
 }
 
 impl Run {
-    /// Ingested / received, in percent (100 when nothing was received).
+    /// Ingested / received, in percent (100 when nothing was received, 0 for a failed run).
     pub fn ingested_rate(&self) -> f64 {
-        if self.counts.fetched == 0 {
+        if self.status == RunStatus::Failed {
+            0.0
+        } else if self.counts.fetched == 0 {
             100.0
         } else {
-            self.counts.ingested as f64 * 100.0 / self.counts.fetched as f64
+            self.ingested() as f64 * 100.0 / self.counts.fetched as f64
+        }
+    }
+
+    /// Records ingested as Platform counts them: the accepted rows of a committed run; none
+    /// for a run that failed (its batch was never committed, whatever passed validation) or
+    /// has not ended (as of its last checkpoint, the rows accepted so far).
+    pub fn ingested(&self) -> u64 {
+        match self.status {
+            RunStatus::Failed => 0,
+            _ => self.counts.ingested,
         }
     }
 

@@ -322,7 +322,7 @@ pub fn print_runs(list: &[Run], json: bool) {
                 opt_time(r.started_at),
                 window(r.window),
                 r.counts.fetched.to_string(),
-                r.counts.ingested.to_string(),
+                r.ingested().to_string(),
                 r.counts.rejected.to_string(),
                 format!("{:.1}%", r.ingested_rate()),
                 format!("v{}", r.mapping_version),
@@ -375,7 +375,13 @@ pub fn run(r: &Run, json: bool) {
             r.counts.events_read
         );
     }
-    println!("Records ingested: {}", r.counts.ingested);
+    println!("Records ingested: {}", r.ingested());
+    if r.ingested() != r.counts.ingested {
+        println!(
+            "                  ({} passed validation, not ingested: the run failed)",
+            r.counts.ingested
+        );
+    }
     println!("Records failed:   {}", r.counts.rejected);
     println!("Ingested rate:    {:.1}%", r.ingested_rate());
     println!(

@@ -73,7 +73,7 @@ pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
                 res.run.id,
                 res.run.status,
                 res.run.counts.fetched,
-                res.run.counts.ingested,
+                res.run.ingested(),
                 res.run.counts.rejected,
                 res.run
                     .upload

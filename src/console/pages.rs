@@ -56,7 +56,7 @@ fn runs_table(runs: &[Run]) -> String {
                 format!("<span class=\"status {0}\">{0}</span>", r.status.as_str()),
                 time(r.scheduled_time),
                 r.counts.fetched.to_string(),
-                r.counts.ingested.to_string(),
+                r.ingested().to_string(),
                 r.counts.rejected.to_string(),
                 rate_of(r).map_or("–".into(), |v| format!("{v:.0}/s")),
             ]
@@ -282,7 +282,7 @@ pub(crate) async fn monitoring(State(c): Shared, Query(q): Query<FlowFilter>) ->
         &[
             (
                 "ingested".into(),
-                charted.iter().map(|r| r.counts.ingested).collect(),
+                charted.iter().map(|r| r.ingested()).collect(),
             ),
             (
                 "failed".into(),
@@ -301,7 +301,7 @@ pub(crate) async fn monitoring(State(c): Shared, Query(q): Query<FlowFilter>) ->
         &charts::by_code(&errors),
     );
     let received: u64 = runs.iter().map(|r| r.counts.fetched).sum();
-    let ingested: u64 = runs.iter().map(|r| r.counts.ingested).sum();
+    let ingested: u64 = runs.iter().map(|r| r.ingested()).sum();
     let failed: u64 = runs.iter().map(|r| r.counts.rejected).sum();
     let body = format!(
         "{}<section class=\"cards\" id=\"totals\"><div class=\"card\"><b>{received}</b> received</div>\

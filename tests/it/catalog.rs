@@ -442,6 +442,15 @@ fn watermark_advances_only_on_success() {
         (r2.status, r2.failure_reason.as_deref()),
         (RunStatus::Failed, Some("stripe down"))
     );
+    // A failed run ingested nothing, whatever passed validation before it failed.
+    let mut over = r2.clone();
+    over.counts.fetched = 500;
+    over.counts.ingested = 431;
+    over.counts.rejected = 69;
+    assert_eq!((over.ingested(), over.ingested_rate()), (0, 0.0));
+    over.status = RunStatus::Success;
+    assert_eq!(over.ingested(), 431);
+    assert!((over.ingested_rate() - 86.2).abs() < 1e-9);
     assert_eq!(c.watermark("flow").unwrap(), Some(t - 30));
     let r3 = c.begin_run("flow", t + 3600, 30, t + 3700).unwrap();
     assert_eq!(r3.window, r2.window);
@@ -574,7 +583,11 @@ fn a_new_home_and_its_catalog_are_readable_by_their_owner_only() {
     assert_eq!(mode(&home), 0o700);
     for entry in std::fs::read_dir(&home).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("catalog.sqlite") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("catalog.sqlite")
+        {
             assert_eq!(mode(&p), 0o600, "{}", p.display());
         }
     }

@@ -246,7 +246,7 @@ pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiRes
                     "status": r.status.as_str(),
                     "scheduled_time": r.scheduled_time,
                     "received": r.counts.fetched,
-                    "ingested": r.counts.ingested,
+                    "ingested": r.ingested(),
                     "failed": r.counts.rejected,
                     "rate": crate::console::pages::rate_of(r),
                     "errors": r.counts.rejected_by_code,
