@@ -20,11 +20,11 @@ pub struct ServeArgs {
     /// Output folder (default: <home>/data).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Seconds between two looks at the schedules.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between two looks at the schedules (0.05 to 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_tick)]
     tick_secs: f64,
     /// `created` windows fetched at once per run.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::parse_concurrency)]
     concurrency: usize,
     /// Seconds between Platform batch status polls for dataflows that upload.
     #[arg(long, default_value_t = 10)]
@@ -43,12 +43,14 @@ pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
     cfg.requests_per_sec = a.api.rate;
     cfg.endpoint_requests_per_sec = a.api.endpoint_rate;
     if let Some(out) = &a.out {
+        // Checked now: every due run would otherwise fail on it (using up `once` dataflows).
+        stripe_xdm::app::output_folder("--out", out).map_err(super::dataflows::app_err)?;
         cfg.out_dir = out.clone();
     }
-    cfg.concurrency = a.concurrency.max(1);
+    cfg.concurrency = a.concurrency;
     cfg.upload_poll_interval = Duration::from_secs(a.poll_interval.max(1));
     let opts = ServeOptions {
-        tick: Duration::from_secs_f64(a.tick_secs.max(0.05)),
+        tick: Duration::from_secs_f64(a.tick_secs),
         max_ticks: a.max_ticks,
         ..ServeOptions::default()
     };
@@ -90,4 +92,14 @@ pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
         summary.runs.len()
     );
     Ok(0)
+}
+
+/// `--tick-secs`: a finite number of seconds from 0.05 to an hour.
+fn parse_tick(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (0.05..=3600.0).contains(&t) => Ok(t),
+        _ => Err(format!(
+            "{s:?}: seconds between two looks at the schedules, from 0.05 to 3600 (Platform's shortest schedule is every 15 minutes)"
+        )),
+    }
 }

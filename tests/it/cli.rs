@@ -797,3 +797,24 @@ async fn read_only_commands_never_create_a_home() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("payments"), "{}", text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_checks_its_flags_before_it_schedules_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let home = home.to_str().unwrap();
+    for (args, named) in [
+        (vec!["--tick-secs", "1e30"], "from 0.05 to 3600"),
+        (vec!["--tick-secs", "0"], "from 0.05 to 3600"),
+        (vec!["--concurrency", "0"], "from 1 to"),
+        (vec!["--out", file.to_str().unwrap()], "not a folder"),
+    ] {
+        let mut all = vec!["serve", "--home", home, "--max-ticks", "1"];
+        all.extend(&args);
+        let o = output(stripe_xdm(&all, None)).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
+    }
+}
