@@ -499,9 +499,13 @@ async fn run_one(cat: &Catalog, name: &str, x: &DataflowRunArgs) -> Result<u8> {
 
 /// `stripe-xdm dataflows …`
 pub async fn dataflows(a: DataflowsArgs) -> Result<u8> {
-    let mut cat = a
-        .home
-        .open_for(matches!(a.command, DataflowsCommand::Create(_)))?;
+    let creates = matches!(a.command, DataflowsCommand::Create(_));
+    let fresh = a.home.fresh().filter(|_| creates);
+    super::flows::undone_if_refused(fresh, dataflows_in(a, creates)).await
+}
+
+async fn dataflows_in(a: DataflowsArgs, creates: bool) -> Result<u8> {
+    let mut cat = a.home.open_for(creates)?;
     match a.command {
         DataflowsCommand::Create(x) => create_dataflow(&mut cat, x).await?,
         DataflowsCommand::List(j) => {

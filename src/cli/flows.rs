@@ -58,6 +58,16 @@ impl HomeArgs {
         self.open()
     }
 
+    /// What a command that creates the home would leave behind if it were refused: `None`
+    /// when the home already has a catalog.
+    pub(super) fn fresh(&self) -> Option<FreshHome> {
+        let dir = self.path().ok()?;
+        (!dir.join(stripe_xdm::catalog::CATALOG_FILE).exists()).then(|| FreshHome {
+            existed: dir.exists(),
+            dir,
+        })
+    }
+
     /// [`HomeArgs::open`] when `creates`, else [`HomeArgs::open_created`].
     pub(super) fn open_for(&self, creates: bool) -> Result<Catalog> {
         if creates {
@@ -66,6 +76,43 @@ impl HomeArgs {
             self.open_created()
         }
     }
+}
+
+/// A home that a command is about to create; [`FreshHome::undo`] removes it again when the
+/// command is refused, so a refused `accounts add`, `datasets create` or `dataflows create` (a
+/// wrong key, a schema file that does not parse, an unknown dataset) leaves no catalog behind
+/// for a later command to take for a real home.
+pub(super) struct FreshHome {
+    dir: PathBuf,
+    existed: bool,
+}
+
+impl FreshHome {
+    /// Removes what the command created: the folder, or only the catalog in a folder that
+    /// existed before.
+    pub(super) fn undo(self) {
+        if !self.existed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let file = format!("{}{suffix}", stripe_xdm::catalog::CATALOG_FILE);
+            let _ = std::fs::remove_file(self.dir.join(file));
+        }
+    }
+}
+
+/// Runs a command that creates the home when it has none, and removes that home again when the
+/// command is refused.
+pub(super) async fn undone_if_refused<F>(fresh: Option<FreshHome>, command: F) -> Result<u8>
+where
+    F: std::future::Future<Output = Result<u8>>,
+{
+    let result = command.await;
+    if let (Err(_), Some(fresh)) = (&result, fresh) {
+        fresh.undo();
+    }
+    result
 }
 
 /// `s` as one word of a POSIX shell command: as it is when it holds no character the shell
@@ -260,9 +307,13 @@ pub(super) struct NameJsonArgs {
 
 /// `stripe-xdm accounts …`
 pub async fn accounts(a: AccountsArgs) -> Result<u8> {
-    let mut cat = a
-        .home
-        .open_for(matches!(a.command, AccountsCommand::Add(_)))?;
+    let creates = matches!(a.command, AccountsCommand::Add(_));
+    let fresh = a.home.fresh().filter(|_| creates);
+    undone_if_refused(fresh, accounts_in(a, creates)).await
+}
+
+async fn accounts_in(a: AccountsArgs, creates: bool) -> Result<u8> {
+    let mut cat = a.home.open_for(creates)?;
     match a.command {
         AccountsCommand::Add(x) => {
             // Checked first, so nobody types a key for nothing.
@@ -364,9 +415,13 @@ struct DatasetCreateArgs {
 
 /// `stripe-xdm datasets …`
 pub async fn datasets(a: DatasetsArgs) -> Result<u8> {
-    let mut cat = a
-        .home
-        .open_for(matches!(a.command, DatasetsCommand::Create(_)))?;
+    let creates = matches!(a.command, DatasetsCommand::Create(_));
+    let fresh = a.home.fresh().filter(|_| creates);
+    undone_if_refused(fresh, datasets_in(a, creates)).await
+}
+
+async fn datasets_in(a: DatasetsArgs, creates: bool) -> Result<u8> {
+    let mut cat = a.home.open_for(creates)?;
     match a.command {
         DatasetsCommand::Create(x) => {
             // Parsed here so errors name the file (the catalog only sees the text).

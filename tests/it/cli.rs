@@ -763,7 +763,7 @@ async fn run_refuses_a_non_positive_endpoint_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_only_commands_never_create_a_home() {
+async fn only_a_command_that_creates_something_leaves_a_home() {
     let tmp = tempfile::tempdir().unwrap();
     let typo = tmp.path().join("stripe-xmd");
     let home = typo.to_str().unwrap();
@@ -783,6 +783,57 @@ async fn read_only_commands_never_create_a_home() {
         );
         assert!(!typo.exists(), "{args:?} created {home}");
     }
+    // A refused command that would have created the home leaves none: no folder, or, in a
+    // folder that existed, no catalog.
+    for args in [
+        vec![
+            "datasets",
+            "create",
+            "x",
+            "--schema",
+            "/no/such/schema.json",
+            "--home",
+            home,
+        ],
+        vec![
+            "dataflows",
+            "create",
+            "f",
+            "--account",
+            "a",
+            "--resource",
+            "charges",
+            "--dataset",
+            "d",
+            "--home",
+            home,
+        ],
+    ] {
+        let o = output(stripe_xdm(&args, None)).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(!typo.exists(), "{args:?} left {home}");
+    }
+    std::fs::create_dir(&typo).unwrap();
+    std::fs::write(typo.join("notes.txt"), "mine").unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "datasets",
+            "create",
+            "x",
+            "--schema",
+            "/no/such/schema.json",
+            "--home",
+            home,
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let left: Vec<String> = std::fs::read_dir(&typo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["notes.txt".to_string()]);
     // A command that creates something creates the home.
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.xdm.json");
     let o = output(stripe_xdm(
