@@ -72,6 +72,11 @@ pub(crate) async fn cut(
         let done = next.is_none();
         match next {
             Some(Ok(b)) => {
+                // A remap reads the whole mirror and keeps the dataflow's own span.
+                let b = match batch {
+                    None => within(b, &cfg.window)?,
+                    Some(_) => b,
+                };
                 read += b.num_rows() as u64;
                 pending_rows += b.num_rows();
                 pending.push(b);
@@ -268,4 +273,39 @@ fn arrow_err(e: arrow::error::ArrowError) -> PipelineError {
         action: "reading staged records back",
         source: Box::new(e),
     })
+}
+
+/// The rows of `b` whose `created` falls in `window` (all of them for an unbounded window);
+/// rows without `created` are kept, as no window can place them.
+fn within(b: RecordBatch, window: &crate::source::Window) -> Result<RecordBatch, PipelineError> {
+    use arrow::array::{Array, AsArray, BooleanArray};
+    use arrow::datatypes::TimestampSecondType;
+    if window.gte.is_none() && window.lt.is_none() {
+        return Ok(b);
+    }
+    let Some(created) = b.column_by_name("created") else {
+        return Ok(b);
+    };
+    // The mirror keeps Delta's microseconds; the window is in seconds.
+    let seconds = arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None);
+    let created = arrow::compute::cast(created, &seconds)
+        .map_err(|e| PipelineError::Internal(format!("the mirror's `created`: {e}")))?;
+    let Some(created) = created.as_primitive_opt::<TimestampSecondType>() else {
+        return Err(PipelineError::Internal(format!(
+            "the mirror's `created` is {}, not a timestamp",
+            created.data_type()
+        )));
+    };
+    let keep: BooleanArray = (0..created.len())
+        .map(|i| {
+            Some(
+                created.is_null(i) || {
+                    let t = created.value(i);
+                    window.gte.is_none_or(|g| t >= g) && window.lt.is_none_or(|l| t < l)
+                },
+            )
+        })
+        .collect();
+    arrow::compute::filter_record_batch(&b, &keep)
+        .map_err(|e| PipelineError::Internal(format!("filtering the mirror's rows: {e}")))
 }

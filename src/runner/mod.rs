@@ -235,6 +235,7 @@ fn load_flow(
 pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport, RunnerError> {
     let cat = Catalog::open(&cfg.home)?;
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
+    let window = ingested_span(&cat, &flow.name)?;
     let mapping = cat.mapping(&flow.name, None)?;
     let connected = connected_account(&flow, &cat.account(&flow.account)?);
     let run_cfg = RunConfig {
@@ -249,7 +250,7 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
         schema,
         out_dir: cfg.out_dir.clone(),
         dataset: flow.dataset.clone(),
-        window: Window::default(),
+        window,
         error_diagnostics: dataset.error_diagnostics,
         partial_ingestion: dataset.partial_ingestion_percent,
         chunk_records: cfg.chunk_records.max(1),
@@ -269,6 +270,32 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
     pipeline::remap(run_cfg)
         .await
         .map_err(|e| config_err(name, e))
+}
+
+/// The `created` span dataflow `name` ingested: from its first committed run's lower bound
+/// (none for a backfill) to its last committed run's upper bound. The mirror it shares with
+/// other dataflows of the account may hold more (history a dataflow without backfill never
+/// read, objects created after its last run): a remap reproduces the dataflow's own rows.
+fn ingested_span(cat: &Catalog, name: &str) -> Result<Window, RunnerError> {
+    let runs: Vec<_> = cat
+        .list_runs(Some(name), None)?
+        .into_iter()
+        .filter(|r| r.status == crate::catalog::RunStatus::Success)
+        .filter_map(|r| r.window)
+        .collect();
+    let (Some(first), Some(last)) = (
+        runs.iter().map(|w| w.gte).min(),
+        runs.iter().map(|w| w.lt).max(),
+    ) else {
+        return Err(RunnerError::Config {
+            dataflow: name.to_string(),
+            reason: "has no committed run: nothing was ingested to remap (run it first: stripe-xdm dataflows run NAME)".into(),
+        });
+    };
+    Ok(Window {
+        gte: first,
+        lt: Some(last),
+    })
 }
 
 /// Runs dataflow `name` for `scheduled_time` (or resumes its interrupted run), end to end.

@@ -479,3 +479,63 @@ async fn an_ended_subscription_is_fetched_again_not_deleted() {
     assert_eq!(none.events, 0);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remap_maps_only_what_the_dataflow_ingested() {
+    let sim = start_sim(SimConfig::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let t = now();
+    setup(home.path(), t - 3 * HOUR);
+    // A second dataflow of the same account and resource, without backfill: it shares the
+    // mirror `people` fills, but ingests only what is created after it started.
+    let mut cat = Catalog::open(home.path()).unwrap();
+    let people = cat.dataflow("people").unwrap();
+    cat.create_dataflow(
+        &NewDataflow {
+            name: "recent".into(),
+            description: None,
+            account: "main".into(),
+            resource: Resource::Customers,
+            dataset: "customers".into(),
+            mapping_sql: stripe_xdm::map::Mapping::builtin(Resource::Customers, "tenant").sql,
+            alerts: Alerts::default(),
+            schedule: Schedule::every(1, Frequency::Hour, t - 3 * HOUR).with_backfill(false),
+            alert_webhook: None,
+            alert_command: None,
+            upload: None,
+        },
+        t - 3 * HOUR - 1,
+    )
+    .unwrap();
+    drop((cat, people));
+    let cfg = runner(home.path(), &sim);
+    // Nothing committed yet: nothing to remap.
+    let e = stripe_xdm::runner::remap_dataflow(&cfg, "recent")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has no committed run"), "{e}");
+
+    let full = run_dataflow(&cfg, "people", t - 2 * HOUR, None)
+        .await
+        .unwrap();
+    assert_eq!(full.run.counts.fetched, CUSTOMERS);
+    let recent = run_dataflow(&cfg, "recent", t - 2 * HOUR, None)
+        .await
+        .unwrap();
+    assert_eq!(recent.run.status, RunStatus::Success);
+    let ingested = recent.run.counts.fetched;
+    assert!(ingested < CUSTOMERS, "the history is older than its start");
+
+    let remapped = stripe_xdm::runner::remap_dataflow(&cfg, "recent")
+        .await
+        .unwrap();
+    assert_eq!(remapped.counts.fetched, ingested, "only its own span");
+    assert_eq!(
+        remapped.counts.fetched,
+        remapped.counts.ingested + remapped.counts.rejected
+    );
+    let all = stripe_xdm::runner::remap_dataflow(&cfg, "people")
+        .await
+        .unwrap();
+    assert_eq!(all.counts.fetched, CUSTOMERS);
+}
