@@ -232,6 +232,11 @@ pub(crate) async fn drive(
     let mut pending: Vec<Page> = Vec::new();
     let mut events: Vec<WindowEvent> = Vec::new();
     let mut pending_records = 0usize;
+    // A chunk is cut at `chunk_records`, or when its first page has waited a checkpoint
+    // interval (at least a second): at a low request rate a chunk of 8,192 records takes
+    // minutes to fill, and nothing is checkpointed (or shown) before it is processed.
+    let flush_after = cfg.control.checkpoint_every.max(Duration::from_secs(1));
+    let mut pending_since: Option<Instant> = None;
     let mut cancel = cfg.control.cancel.clone();
     let mut failure: Option<PipelineError> = None;
     if let Some(set) = changes {
@@ -251,23 +256,29 @@ pub(crate) async fn drive(
         }
     }
     while failure.is_none() {
+        let wait = pending_since.map(|t| flush_after.saturating_sub(t.elapsed()));
+        // `None`: the pending pages have waited long enough, with no page since.
         let next = tokio::select! {
-            next = page_rx.recv() => next,
+            next = page_rx.recv() => Some(next),
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => None,
             _ = cancelled(&mut cancel) => {
                 failure = Some(PipelineError::Cancelled);
                 break;
             }
         };
-        let done = next.is_none();
-        if let Some(wp) = next {
+        let done = matches!(next, Some(None));
+        if let Some(Some(wp)) = next {
             pending_records += wp.page.len();
             progress_plan.apply(&wp.event);
             events.push(wp.event);
             pending.push(wp.page);
+            pending_since.get_or_insert_with(Instant::now);
         }
-        if (done && !pending.is_empty()) || pending_records >= cfg.chunk_records {
+        let waited = pending_since.is_some_and(|t| t.elapsed() >= flush_after);
+        if !pending.is_empty() && (done || waited || pending_records >= cfg.chunk_records) {
             let pages = std::mem::take(&mut pending);
             pending_records = 0;
+            pending_since = None;
             let processed = match process_pages(cfg, client, mapper, pages, true).await {
                 Ok(p) => p,
                 Err(e) => {

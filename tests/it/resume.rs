@@ -326,3 +326,48 @@ async fn a_429_burst_and_5xx_in_the_middle_of_deep_cursor_walks_lose_nothing() {
         "{stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_is_checkpointed_before_a_chunk_fills() {
+    use stripe_xdm::sim::SIM_KEY;
+    use stripe_xdm::source::{ClientConfig, StripeClient};
+    const RECORDS: u64 = 2_000;
+    let (handle, fast) = sim(SimConfig::default().with_count(Resource::Charges, RECORDS)).await;
+    // Five requests a second: the run's 20 pages take four seconds, far from a chunk of 8,192.
+    let mut slow = ClientConfig::new(handle.base_url(), stripe_xdm::Secret::new(SIM_KEY));
+    slow.requests_per_sec = Some(5.0);
+    slow.endpoint_requests_per_sec = Some(5.0);
+    let slow = StripeClient::new(slow).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryCheckpoints::default());
+    let config = |cancel| {
+        let mut cfg =
+            RunConfig::builtin(Resource::Charges, "acme", dir.path().to_path_buf()).unwrap();
+        cfg.batch_id = Some("slow".into());
+        cfg.control.concurrency = 1;
+        cfg.control.checkpoint_every = Duration::from_secs(1);
+        cfg.control.checkpoints = Some(store.clone());
+        cfg.control.cancel = cancel;
+        cfg
+    };
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let _ = tx.send(true);
+    });
+    match pipeline::run(&slow, config(Some(rx))).await {
+        Err(PipelineError::Cancelled) => {}
+        other => panic!("expected a cancelled run, got {other:?}"),
+    }
+    assert!(store.saves() > 0, "a checkpoint within the first seconds");
+    // The resumed run reads only the pages after the checkpoint, and loses nothing.
+    let resumed = pipeline::run(&fast, config(None)).await.unwrap();
+    assert_eq!(resumed.counts.fetched, RECORDS);
+    assert_eq!(
+        resumed.counts.fetched,
+        resumed.counts.ingested + resumed.counts.rejected
+    );
+    assert!(resumed.requests < 20, "{} requests", resumed.requests);
+    let (ids, rows) = committed_ids(&resumed);
+    assert_eq!((ids.len(), rows), (RECORDS as usize, RECORDS as usize));
+}
