@@ -38,6 +38,17 @@ pub enum UploadError {
         /// Its final status.
         status: String,
     },
+    /// Adobe IMS could not be reached, or failed (5xx, 429), exchanging OAuth credentials for
+    /// a token: retry later.
+    #[error("the OAuth exchange at {url} for client id {client_id} failed: {reason} — IMS did not answer; retry later")]
+    ImsUnavailable {
+        /// The token endpoint.
+        url: String,
+        /// The client id, masked.
+        client_id: String,
+        /// What happened.
+        reason: String,
+    },
     /// HTTP 401: the access token.
     #[error("{endpoint} failed: HTTP 401 Unauthorized: {message} — check the IMS access token (AEP_ACCESS_TOKEN / access_token): it is expired or invalid; generate a new one")]
     Unauthorized {
@@ -130,6 +141,7 @@ impl UploadError {
         !matches!(
             self,
             UploadError::Http { .. }
+                | UploadError::ImsUnavailable { .. }
                 | UploadError::RetriesExhausted { .. }
                 | UploadError::PollTimeout { .. }
                 | UploadError::InvalidResponse { .. }

@@ -121,15 +121,26 @@ impl OAuthClient {
             ("scope", self.scopes.as_str()),
         ];
         let body = form_body(&form);
+        let unavailable = |reason: String| UploadError::ImsUnavailable {
+            url: url.clone(),
+            client_id: client_id.masked(),
+            reason,
+        };
         let resp = http
             .post(&url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| unavailable(crate::net::describe_error(&e)))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| unavailable(crate::net::describe_error(&e)))?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
         if !status.is_success() {
             let detail = serde_json::from_slice::<TokenError>(&bytes)
                 .ok()

@@ -74,6 +74,28 @@ async fn a_refused_exchange_names_the_client_and_never_the_secret() {
     p.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ims_that_does_not_answer_is_an_outage_not_a_credentials_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = committed_batch(dir.path()).await;
+    let p = LoopbackPlatform::start(LoopbackConfig::default())
+        .await
+        .unwrap();
+    let mut cfg = config(&p);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    cfg.credentials.oauth.as_mut().unwrap().ims_url = url;
+    let err = upload_batch(&cfg, &batch, RUN).await.unwrap_err();
+    assert!(!err.is_usage(), "retry later (exit 1): {err}");
+    let text = err.to_string();
+    assert!(text.contains("connection failed"), "{text}");
+    assert!(text.contains("retry later"), "{text}");
+    assert_eq!(p.request_count(), 0, "nothing sent to Platform");
+    p.shutdown().await;
+}
+
 #[test]
 fn a_client_secret_stands_in_for_the_access_token() {
     let base = [
