@@ -470,3 +470,49 @@ async fn a_run_of_another_process_shows_on_the_live_list_until_it_ends() {
     );
     h.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataflow_on_a_tenant_dataset_gets_the_datasets_tenant_as_on_the_command_line() {
+    let (home, h, sim) = setup(50).await;
+    {
+        let mut cat = stripe_xdm::catalog::Catalog::open(home.path()).unwrap();
+        cat.create_dataset(&stripe_xdm::catalog::NewDataset {
+            name: "acme-charges".into(),
+            description: None,
+            schema_json: stripe_xdm::map::substitute_tenant(
+                stripe_xdm::defaults::xdm_schema_json(Resource::Charges),
+                "acme",
+            ),
+            profile_enabled: false,
+            error_diagnostics: true,
+            partial_ingestion_percent: Some(50.0),
+        })
+        .unwrap();
+    }
+    let api = Api::new(&h);
+    api.ok(
+        "POST",
+        "/api/accounts",
+        Some(json!({"name": "shop", "key": SIM_KEY, "base_url": sim.base_url()})),
+    )
+    .await;
+    // No `tenant` in the request (the console's page never sends one).
+    let check = api
+        .ok(
+            "POST",
+            "/api/mapping/check",
+            Some(json!({"resource": "charges", "dataset": "acme-charges"})),
+        )
+        .await;
+    assert_eq!(check["sound"], true, "{check}");
+    api.ok(
+        "POST",
+        "/api/dataflows",
+        Some(json!({"name": "c", "account": "shop", "resource": "charges",
+                    "dataset": "acme-charges", "frequency": "once"})),
+    )
+    .await;
+    let cat = stripe_xdm::catalog::Catalog::open(home.path()).unwrap();
+    let sql = cat.mapping("c", None).unwrap().sql;
+    assert!(sql.contains("_acme"), "{sql}");
+}

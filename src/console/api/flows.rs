@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    blank, mapping_of, own_thread, resource, to_json, ApiError, ApiResult, DatasetChoice,
-    ScheduleForm, Shared,
+    blank, mapping_of, own_thread, resource, tenant_for, to_json, ApiError, ApiResult,
+    DatasetChoice, ScheduleForm, Shared,
 };
 use crate::app;
 use crate::catalog::Alerts;
@@ -84,6 +84,7 @@ pub(crate) async fn create_dataflow(State(c): Shared, Json(d): Json<CreateDatafl
                 ))
             }
         };
+        let tenant = tenant_for(&cat, d.tenant.as_deref(), &dataset);
         let made = app::create_dataflows(
             &mut cat,
             app::NewDataflowRequest {
@@ -93,7 +94,7 @@ pub(crate) async fn create_dataflow(State(c): Shared, Json(d): Json<CreateDatafl
                 resource: r,
                 dataset,
                 new_dataset,
-                mapping: mapping_of(d.sql, r, d.tenant.as_deref()),
+                mapping: mapping_of(d.sql, r, &tenant),
                 alerts: d.alerts.into(),
                 schedule,
                 targets: app::Targets {
@@ -139,10 +140,10 @@ pub(crate) async fn update_dataflow(
             rename: blank(u.rename),
             description: u.description.map(|d| blank(Some(d))),
             interval: u.interval,
-            mapping: u
-                .sql
-                .filter(|s| !s.trim().is_empty())
-                .map(|sql| mapping_of(Some(sql), r, u.tenant.as_deref())),
+            mapping: u.sql.filter(|s| !s.trim().is_empty()).map(|sql| {
+                let tenant = tenant_for(&cat, u.tenant.as_deref(), &current.dataset);
+                mapping_of(Some(sql), r, &tenant)
+            }),
             alerts: u.alerts.map(Alerts::from),
             ..Default::default()
         };
@@ -327,11 +328,12 @@ pub(crate) async fn rejected_replay(State(c): Shared, Json(q): Json<SqlRequest>)
         let cat = c.catalog()?;
         let flow = cat.dataflow(&q.dataflow)?;
         let r = flow.resource;
+        let tenant = tenant_for(&cat, q.tenant.as_deref(), &flow.dataset);
         let report = app::rejected::replay_latest(
             &cat,
             &c.runner.out_dir,
             &q.dataflow,
-            mapping_of(Some(q.sql), r, q.tenant.as_deref()),
+            mapping_of(Some(q.sql), r, &tenant),
         )
         .await?;
         to_json(report)

@@ -288,10 +288,16 @@ pub(crate) async fn default_mapping(Query(q): Query<DefaultMapping>) -> ApiResul
     to_json(json!({ "sql": m.sql, "origin": m.origin }))
 }
 
-/// The mapping a request sends (`${tenant}` replaced by its `tenant`, as `--tenant` does), or
-/// the resource's built-in one.
-fn mapping_of(sql: Option<String>, r: Resource, tenant: Option<&str>) -> Mapping {
-    let tenant = tenant.unwrap_or(DEFAULT_TENANT);
+/// The tenant `${tenant}` stands for in a mapping writing to `dataset`: the request's `tenant`,
+/// else the one the dataset's schema names (a dataset made with `--tenant acme`), as the command
+/// line decides it ([`app::dataflows::mapping_tenant`]).
+fn tenant_for(cat: &crate::catalog::Catalog, given: Option<&str>, dataset: &str) -> String {
+    app::dataflows::mapping_tenant(cat, given.unwrap_or(DEFAULT_TENANT), dataset)
+}
+
+/// The mapping a request sends (`${tenant}` replaced by `tenant`, as `--tenant` does), or the
+/// resource's built-in one.
+fn mapping_of(sql: Option<String>, r: Resource, tenant: &str) -> Mapping {
     match sql.filter(|s| !s.trim().is_empty()) {
         Some(sql) => Mapping {
             sql: substitute_tenant(&sql, tenant),
@@ -315,7 +321,7 @@ pub(crate) async fn check_mapping(State(c): Shared, Json(m): Json<CheckMapping>)
     let r = resource(&m.resource)?;
     let cat = c.catalog()?;
     let (dataset, schema) = m.dataset.schema(&cat, r)?;
-    let mapping = mapping_of(m.sql, r, m.tenant.as_deref());
+    let mapping = mapping_of(m.sql, r, &tenant_for(&cat, m.tenant.as_deref(), &dataset));
     match app::dataflows::check_fits_schema("(new)", &mapping, r, &schema, &dataset).await {
         Ok(()) => to_json(json!({ "sound": true, "errors": [] })),
         Err(AppError::Misfit { problems, .. }) => {
@@ -341,12 +347,13 @@ pub(crate) async fn mapping_preview(State(c): Shared, Json(m): Json<MappingPrevi
     own_thread(move || async move {
         let r = resource(&m.resource)?;
         let cat = c.catalog()?;
-        let (_, schema) = m.dataset.schema(&cat, r)?;
+        let (dataset, schema) = m.dataset.schema(&cat, r)?;
+        let tenant = tenant_for(&cat, m.tenant.as_deref(), &dataset);
         let page = app::first_page(&cat, &m.account, r, &ApiOverrides::default()).await?;
         let rows = app::mapping_rows(
             r,
             &page,
-            mapping_of(m.sql, r, m.tenant.as_deref()),
+            mapping_of(m.sql, r, &tenant),
             &schema,
             m.rows.unwrap_or(5).clamp(1, 100),
         )
