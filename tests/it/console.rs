@@ -496,6 +496,21 @@ async fn a_dataflow_on_a_tenant_dataset_gets_the_datasets_tenant_as_on_the_comma
         Some(json!({"name": "shop", "key": SIM_KEY, "base_url": sim.base_url()})),
     )
     .await;
+    // The schedule rules apply as on the command line: nothing is silently dropped.
+    for (body, code) in [
+        (json!({"frequency": "once", "interval": 3}), "1361-400"),
+        (json!({"frequency": "once", "backfill": false}), "1364-400"),
+    ] {
+        let (status, v) = api.call("POST", "/api/schedule/check", Some(body)).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v.to_string().contains(code), "{v}");
+    }
+    api.ok(
+        "POST",
+        "/api/schedule/check",
+        Some(json!({"frequency": "hour", "interval": 1, "backfill": false})),
+    )
+    .await;
     // No `tenant` in the request (the console's page never sends one).
     let check = api
         .ok(

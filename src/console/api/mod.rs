@@ -384,19 +384,13 @@ impl ScheduleForm {
             Some(t) if !t.is_empty() => app::parse_time("start time", t)?,
             _ => now,
         };
+        // As given: the schedule rules refuse an interval or a backfill choice on a one-time
+        // dataflow (1361-400, 1364-400) here as on the command line, rather than dropping them.
         Ok(Schedule {
             frequency,
-            interval: if frequency == Frequency::Once {
-                None
-            } else {
-                self.interval
-            },
+            interval: self.interval,
             start_time,
-            backfill: if frequency == Frequency::Once {
-                None
-            } else {
-                self.backfill
-            },
+            backfill: self.backfill,
         })
     }
 }

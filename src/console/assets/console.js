@@ -226,8 +226,13 @@ function wizardPage() {
   };
   const schedule = () => {
     const f = v();
-    const s = { frequency: f.frequency, backfill: f.backfill };
-    if (f.frequency !== "once") s.interval = Number(f.interval);
+    // A one-time dataflow has neither an interval nor a backfill choice (Platform's rules,
+    // which the API applies as the command line does).
+    const s = { frequency: f.frequency };
+    if (f.frequency !== "once") {
+      s.interval = Number(f.interval);
+      s.backfill = f.backfill;
+    }
     if (f.start_time) s.start_time = f.start_time;
     return s;
   };
