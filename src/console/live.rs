@@ -70,11 +70,15 @@ impl LiveRuns {
         true
     }
 
-    /// Records how the run of `dataflow` ended.
-    pub fn end(&self, dataflow: &str, run_id: Option<i64>, outcome: String) {
+    /// Records how the run of `dataflow` ended: its final counts (the files and bytes written
+    /// are known only once it committed) when it was recorded.
+    pub fn end(&self, dataflow: &str, run: Option<&crate::catalog::Run>, outcome: String) {
         if let Some(r) = self.0.lock().expect("live runs lock").get_mut(dataflow) {
             r.done = true;
-            r.run_id = run_id;
+            r.run_id = run.map(|run| run.id);
+            if let Some(run) = run {
+                r.counts = run.counts.clone();
+            }
             r.outcome = Some(outcome);
         }
     }

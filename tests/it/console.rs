@@ -311,6 +311,9 @@ async fn the_wizard_api_creates_a_dataflow_that_runs_and_shows_its_counts() {
     assert_eq!(status, 202);
     let done = wait_done(&api, "Charges").await;
     assert_eq!(done["outcome"], "success", "{done}");
+    // The finished run shows what it wrote, as `runs show` does.
+    assert!(done["files"].as_u64().unwrap() >= 1, "{done}");
+    assert!(done["bytes_out"].as_u64().unwrap() > 0, "{done}");
     let runs = api.ok("GET", "/api/runs?dataflow=Charges", None).await;
     let run = &runs[0];
     let (received, ingested, failed) = (
@@ -523,8 +526,10 @@ async fn a_dataflow_on_a_tenant_dataset_gets_the_datasets_tenant_as_on_the_comma
     api.ok(
         "POST",
         "/api/dataflows",
-        Some(json!({"name": "c", "account": "shop", "resource": "charges",
-                    "dataset": "acme-charges", "frequency": "once"})),
+        Some(
+            json!({"name": "c", "account": "shop", "resource": "charges",
+                    "dataset": "acme-charges", "frequency": "once"}),
+        ),
     )
     .await;
     let cat = stripe_xdm::catalog::Catalog::open(home.path()).unwrap();

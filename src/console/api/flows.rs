@@ -212,7 +212,7 @@ pub(crate) async fn run_dataflow(
                     Some(e) => format!("{}: {e}", r.run.status.as_str()),
                     None => r.run.status.as_str().to_string(),
                 };
-                live.end(&flow_name, Some(r.run.id), outcome);
+                live.end(&flow_name, Some(&r.run), outcome);
             }
             Err(e) => live.end(&flow_name, None, format!("could not run: {e}")),
         }
@@ -249,7 +249,8 @@ pub(crate) async fn runs(State(c): Shared, Query(q): Query<RunsQuery>) -> ApiRes
                     "received": r.counts.fetched,
                     "ingested": r.ingested(),
                     "failed": r.counts.rejected,
-                    "rate": crate::console::pages::rate_of(r),
+                    "records_per_sec": crate::console::pages::rate_of(r),
+                    "ingested_rate": r.ingested_rate(),
                     "errors": r.counts.rejected_by_code,
                     "batch_id": r.batch_id,
                 })
