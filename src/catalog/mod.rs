@@ -162,7 +162,7 @@ pub enum CatalogError {
         found: usize,
     },
     /// Partial-ingestion threshold not in (0, 100].
-    #[error("dataset {dataset:?}: partial ingestion threshold {percent} must be a percentage above 0 and at most 100 (turn partial ingestion off instead of 0)")]
+    #[error("dataset {dataset:?}: partial ingestion threshold {percent} must be a percentage above 0 and at most 100{}", if *percent <= 0.0 { " (turn partial ingestion off instead of 0: --no-partial-ingestion)" } else { "" })]
     Threshold {
         /// The dataset.
         dataset: String,

@@ -26,7 +26,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub schema: Option<PathBuf>,
     /// Tenant id substituted for ${tenant}.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
 }
 

@@ -134,7 +134,7 @@ pub(super) struct DataflowCreateArgs {
     pub mapping: Option<PathBuf>,
     /// Tenant id substituted for ${tenant} in the mapping (default: the tenant of the dataset's
     /// schema, its one `_<tenant>` field, else `tenant`).
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
     /// Description.
     #[arg(long)]
@@ -218,7 +218,7 @@ struct DataflowUpdateArgs {
     mapping: Option<PathBuf>,
     /// Tenant id substituted for ${tenant} in the new mapping (default: the tenant of the
     /// dataset's schema, its one `_<tenant>` field, else `tenant`).
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     tenant: String,
     /// New alerts (repeatable; replaces the set).
     #[arg(long, value_enum)]

@@ -409,7 +409,7 @@ struct DatasetCreateArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "5", value_name = "PCT")]
     partial_ingestion: Option<f64>,
     /// Tenant id substituted for ${tenant} in the schema.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     tenant: String,
 }
 

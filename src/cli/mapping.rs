@@ -40,7 +40,7 @@ pub struct MappingPreviewArgs {
     #[arg(long)]
     pub schema: Option<PathBuf>,
     /// Tenant id substituted for ${tenant}.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
     /// Rows to show (at most 100).
     #[arg(long, default_value_t = 10)]
@@ -84,7 +84,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub schema: Option<PathBuf>,
     /// Tenant id substituted for ${tenant}.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
     /// Replay each row from its object's latest version in this mirror table
     /// (`<home>/mirror/<account>/<resource>`); a one-off run's `<out>/mirror/<resource>` is found

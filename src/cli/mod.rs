@@ -96,7 +96,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.01)]
     pub corrupt_rate: f64,
     /// Tenant id: custom fields go under `_<tenant>`.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = parse_tenant)]
     pub tenant: String,
     /// Print the reports as JSON.
     #[arg(long)]
@@ -149,7 +149,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub schema: Option<PathBuf>,
     /// Tenant id substituted for ${tenant} in the mapping and schema.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = parse_tenant)]
     pub tenant: String,
     /// Dataset name (output subfolder; default: the resource path).
     #[arg(long)]
@@ -250,6 +250,11 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
     stripe_xdm::source::rate::check_rate(r)
+}
+
+/// `--tenant`: a Platform tenant id (letters, digits, underscores).
+fn parse_tenant(s: &str) -> Result<String, String> {
+    stripe_xdm::map::check_tenant(s).map(|()| s.to_string())
 }
 
 /// `--concurrency`: `created` windows fetched at once, 1 to the pipeline's `MAX_CONCURRENCY`.

@@ -21,7 +21,7 @@ pub struct SchemaExportArgs {
     /// A resource (its built-in schema, `sql/<resource>.xdm.json`) or an XDM schema file.
     pub schema: String,
     /// Tenant id for `${tenant}`.
-    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT)]
+    #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
     /// Mark the schema for Real-Time Customer Profile (`meta:immutableTags: ["union"]`).
     #[arg(long)]

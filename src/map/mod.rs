@@ -44,6 +44,28 @@ pub const TENANT_PLACEHOLDER: &str = "${tenant}";
 /// The default tenant id (custom fields go under `_tenant`).
 pub const DEFAULT_TENANT: &str = "tenant";
 
+/// Checks a tenant id: Platform's are letters, digits and underscores (`_acme` holds a
+/// schema's custom fields), so it is one field name and one segment of the schema's `$id`.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty() {
+        return Err("the tenant id is empty: give your organization's (the name of its custom fields' object, without the leading _)".into());
+    }
+    if let Some(c) = tenant
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Err(format!(
+            "tenant id {tenant:?}: has {c:?}; a tenant id is letters, digits and underscores (give it without the leading _)"
+        ));
+    }
+    if tenant.starts_with('_') {
+        return Err(format!(
+            "tenant id {tenant:?}: give it without the leading _ (custom fields go under _<tenant>)"
+        ));
+    }
+    Ok(())
+}
+
 /// A mapping: SQL text over the resource table, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Mapping {

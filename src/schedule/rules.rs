@@ -97,6 +97,10 @@ impl FromStr for Frequency {
     }
 }
 
+/// The longest period between two runs: ten years. Platform gives no maximum; a larger interval
+/// is a typo, and its scheduled times would leave the range of timestamps.
+pub const MAX_PERIOD_SECS: i64 = 10 * 365 * 86_400;
+
 /// A violated schedule rule. Each message names the rule (and the Flow Service code it mirrors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
@@ -113,7 +117,7 @@ pub enum ScheduleError {
     BackfillWithOnce,
     /// A periodic frequency without interval.
     #[error(
-        "schedule rule `{frequency} requires an interval`: give an interval (minimum {minimum})"
+        "schedule rule `{frequency} requires an interval` (no Flow Service code: Platform's wizard always sends one): give an interval (minimum {minimum})"
     )]
     IntervalRequired {
         /// The frequency.
@@ -122,7 +126,7 @@ pub enum ScheduleError {
         minimum: u32,
     },
     /// Interval 0.
-    #[error("schedule rule `interval is never 0`: an interval of 0 {frequency}s is not allowed")]
+    #[error("schedule rule `interval is never 0` (1362-400): an interval of 0 {frequency}s is not allowed")]
     IntervalZero {
         /// The frequency.
         frequency: Frequency,
@@ -136,6 +140,16 @@ pub enum ScheduleError {
         interval: u32,
         /// The minimum.
         minimum: u32,
+    },
+    /// An interval whose period is longer than [`MAX_PERIOD_SECS`] (`1363-400`).
+    #[error("schedule rule `{frequency} interval ≤ {maximum}` (1363-400): interval {interval} is not allowed with frequency {frequency} (at most {maximum}, ten years)")]
+    IntervalTooLarge {
+        /// The frequency.
+        frequency: Frequency,
+        /// The interval given.
+        interval: u32,
+        /// The largest interval of the frequency.
+        maximum: u32,
     },
     /// Start time before now (`1360-400`).
     #[error("schedule rule `start time not in the past` (1360-400): the start time {start_time} is before the current UTC time {now}")]
@@ -236,7 +250,17 @@ impl Schedule {
                         minimum,
                     })
                 }
-                Some(_) => {}
+                Some(interval) => {
+                    let unit = frequency.unit_secs().unwrap_or(1).max(1);
+                    let maximum = u32::try_from(MAX_PERIOD_SECS / unit).unwrap_or(u32::MAX);
+                    if interval > maximum {
+                        return Err(ScheduleError::IntervalTooLarge {
+                            frequency,
+                            interval,
+                            maximum,
+                        });
+                    }
+                }
             },
         }
         Ok(())
@@ -415,6 +439,13 @@ mod tests {
         ));
         assert!(m(15).is_ok());
         assert!(matches!(m(0), Err(ScheduleError::IntervalZero { .. })));
+        let w = |i| Schedule::every(i, Frequency::Week, NOW).validate(NOW);
+        assert!(w(521).is_ok());
+        assert!(matches!(
+            w(u32::MAX),
+            Err(ScheduleError::IntervalTooLarge { maximum: 521, .. })
+        ));
+        assert!(w(522).unwrap_err().to_string().contains("1363-400"));
         for f in [Frequency::Hour, Frequency::Day, Frequency::Week] {
             assert!(Schedule::every(1, f, NOW).validate(NOW).is_ok());
             assert!(matches!(

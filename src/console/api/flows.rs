@@ -84,7 +84,7 @@ pub(crate) async fn create_dataflow(State(c): Shared, Json(d): Json<CreateDatafl
                 ))
             }
         };
-        let tenant = tenant_for(&cat, d.tenant.as_deref(), &dataset);
+        let tenant = tenant_for(&cat, d.tenant.as_deref(), &dataset)?;
         let made = app::create_dataflows(
             &mut cat,
             app::NewDataflowRequest {
@@ -136,14 +136,15 @@ pub(crate) async fn update_dataflow(
         let mut cat = c.catalog()?;
         let current = cat.dataflow(&name)?;
         let r = current.resource;
+        let tenant = tenant_for(&cat, u.tenant.as_deref(), &current.dataset)?;
         let mut changes = app::DataflowChanges {
             rename: blank(u.rename),
             description: u.description.map(|d| blank(Some(d))),
             interval: u.interval,
-            mapping: u.sql.filter(|s| !s.trim().is_empty()).map(|sql| {
-                let tenant = tenant_for(&cat, u.tenant.as_deref(), &current.dataset);
-                mapping_of(Some(sql), r, &tenant)
-            }),
+            mapping: u
+                .sql
+                .filter(|s| !s.trim().is_empty())
+                .map(|sql| mapping_of(Some(sql), r, &tenant)),
             alerts: u.alerts.map(Alerts::from),
             ..Default::default()
         };
@@ -329,7 +330,7 @@ pub(crate) async fn rejected_replay(State(c): Shared, Json(q): Json<SqlRequest>)
         let cat = c.catalog()?;
         let flow = cat.dataflow(&q.dataflow)?;
         let r = flow.resource;
-        let tenant = tenant_for(&cat, q.tenant.as_deref(), &flow.dataset);
+        let tenant = tenant_for(&cat, q.tenant.as_deref(), &flow.dataset)?;
         let report = app::rejected::replay_latest(
             &cat,
             &c.runner.out_dir,

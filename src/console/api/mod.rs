@@ -291,8 +291,19 @@ pub(crate) async fn default_mapping(Query(q): Query<DefaultMapping>) -> ApiResul
 /// The tenant `${tenant}` stands for in a mapping writing to `dataset`: the request's `tenant`,
 /// else the one the dataset's schema names (a dataset made with `--tenant acme`), as the command
 /// line decides it ([`app::dataflows::mapping_tenant`]).
-fn tenant_for(cat: &crate::catalog::Catalog, given: Option<&str>, dataset: &str) -> String {
-    app::dataflows::mapping_tenant(cat, given.unwrap_or(DEFAULT_TENANT), dataset)
+fn tenant_for(
+    cat: &crate::catalog::Catalog,
+    given: Option<&str>,
+    dataset: &str,
+) -> Result<String, ApiError> {
+    if let Some(t) = given {
+        crate::map::check_tenant(t).map_err(ApiError::bad)?;
+    }
+    Ok(app::dataflows::mapping_tenant(
+        cat,
+        given.unwrap_or(DEFAULT_TENANT),
+        dataset,
+    ))
 }
 
 /// The mapping a request sends (`${tenant}` replaced by `tenant`, as `--tenant` does), or the
@@ -321,7 +332,7 @@ pub(crate) async fn check_mapping(State(c): Shared, Json(m): Json<CheckMapping>)
     let r = resource(&m.resource)?;
     let cat = c.catalog()?;
     let (dataset, schema) = m.dataset.schema(&cat, r)?;
-    let mapping = mapping_of(m.sql, r, &tenant_for(&cat, m.tenant.as_deref(), &dataset));
+    let mapping = mapping_of(m.sql, r, &tenant_for(&cat, m.tenant.as_deref(), &dataset)?);
     match app::dataflows::check_fits_schema("(new)", &mapping, r, &schema, &dataset).await {
         Ok(()) => to_json(json!({ "sound": true, "errors": [] })),
         Err(AppError::Misfit { problems, .. }) => {
@@ -348,7 +359,7 @@ pub(crate) async fn mapping_preview(State(c): Shared, Json(m): Json<MappingPrevi
         let r = resource(&m.resource)?;
         let cat = c.catalog()?;
         let (dataset, schema) = m.dataset.schema(&cat, r)?;
-        let tenant = tenant_for(&cat, m.tenant.as_deref(), &dataset);
+        let tenant = tenant_for(&cat, m.tenant.as_deref(), &dataset)?;
         let page = app::first_page(&cat, &m.account, r, &ApiOverrides::default()).await?;
         let rows = app::mapping_rows(
             r,
