@@ -127,6 +127,16 @@ pub async fn create_dataflows(
             source,
         })?;
     req.targets.validate(&name)?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = req
+        .stripe_accounts
+        .iter()
+        .find(|a| !seen.insert(a.as_str()))
+    {
+        return Err(AppError::Invalid(format!(
+            "dataflow {name:?}: --stripe-account {twice} is given twice (one dataflow per connected account)"
+        )));
+    }
     match &req.new_dataset {
         Some(new) => {
             if new.name != req.dataset {

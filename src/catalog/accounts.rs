@@ -317,12 +317,15 @@ fn write_private(path: &Path, key: &Secret) -> Result<(), CatalogError> {
     })
 }
 
+/// Whether `id` is shaped like a Stripe account id: `acct_` and letters or digits.
+pub fn is_account_id(id: &str) -> bool {
+    id.strip_prefix("acct_")
+        .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 /// Refuses what is not a Stripe account id (`acct_` and letters or digits).
 pub(super) fn check_connected_account(id: &str) -> Result<(), CatalogError> {
-    let ok = id
-        .strip_prefix("acct_")
-        .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric()));
-    if ok {
+    if is_account_id(id) {
         Ok(())
     } else {
         Err(CatalogError::InvalidName {

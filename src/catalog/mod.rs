@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub use accounts::Account;
+pub use accounts::{is_account_id, Account};
 pub use alerts::{AlertDelivery, AlertKind};
 pub use dataflows::{
     mask_url, Alerts, Dataflow, DataflowUpdate, DeletedDataflow, MappingVersion, NewDataflow,

@@ -2,6 +2,7 @@
 //! windows, checkpoints in the catalog, progress — or with `--plan`, an estimate of its requests
 //! and duration under the current budget, from one sampled page per window, before it starts.
 
+use clap::builder::TypedValueParser as _;
 use clap::Args;
 use stripe_xdm::app;
 use stripe_xdm::catalog::Catalog;
@@ -21,8 +22,8 @@ pub struct BackfillArgs {
     /// the backfill needs at the request budget; nothing is written.
     #[arg(long)]
     plan: bool,
-    /// Windows sampled by --plan.
-    #[arg(long, default_value_t = 16)]
+    /// Windows sampled by --plan (1 to 256).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     sample_windows: usize,
 }
 

@@ -160,7 +160,7 @@ pub(super) struct DataflowCreateArgs {
     /// dataflow (default: the account's, else the key's own account). Its mirror is
     /// `<home>/mirror/<account>/<acct_…>/<resource>`. Repeat it to fan out: one dataflow
     /// `<name>.<acct_…>` per connected account, each with its own watermark and mirror.
-    #[arg(long, value_name = "ACCT")]
+    #[arg(long, value_name = "ACCT", value_parser = super::parse_account_id)]
     pub stripe_account: Vec<String>,
     /// Fan out over every connected account of the platform (`GET /v1/accounts`, read now):
     /// one dataflow `<name>.<acct_…>` each.

@@ -148,7 +148,7 @@ pub struct ApiArgs {
     pub endpoint_rate: Option<f64>,
     /// Read through this connected account (`Stripe-Account: acct_…`); default: the one the
     /// account was added with, else the key's own account.
-    #[arg(long, value_name = "ACCT")]
+    #[arg(long, value_name = "ACCT", value_parser = super::parse_account_id)]
     pub stripe_account: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! `stripe-xdm mapping …` and `stripe-xdm errors …`: writing mapping rules and analysing
 //! rejected rows locally.
 
+use clap::builder::TypedValueParser as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -42,8 +43,8 @@ pub struct MappingPreviewArgs {
     /// Tenant id substituted for ${tenant}.
     #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = super::parse_tenant)]
     pub tenant: String,
-    /// Rows to show (at most 100).
-    #[arg(long, default_value_t = 10)]
+    /// Rows to show (1 to 100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100).map(usize::from))]
     pub rows: usize,
     /// A recorded list page (a Stripe list envelope in a JSON file) as sample data.
     #[arg(long, conflicts_with = "account")]

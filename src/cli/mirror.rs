@@ -42,7 +42,7 @@ pub struct SqlArgs {
     pub account: Option<String>,
     /// The connected account (`acct_…`) whose mirror to query
     /// (`<home>/mirror/<account>/<acct_…>`); default: the account's own, as its runs use.
-    #[arg(long, value_name = "ACCT", conflicts_with = "out")]
+    #[arg(long, value_name = "ACCT", conflicts_with = "out", value_parser = super::parse_account_id)]
     pub stripe_account: Option<String>,
     /// A one-off run's output folder instead (`DIR/mirror/<resource>`, `DIR/<dataset>/batches`).
     #[arg(long, value_name = "DIR")]

@@ -93,7 +93,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Fraction of records the simulator corrupts (shows rejected rows at work).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
     pub corrupt_rate: f64,
     /// Tenant id: custom fields go under `_<tenant>`.
     #[arg(long, default_value = stripe_xdm::map::DEFAULT_TENANT, value_parser = parse_tenant)]
@@ -117,10 +117,10 @@ pub struct SourceArgs {
     #[arg(long)]
     pub base_url: Option<String>,
     /// Pinned Stripe-Version header.
-    #[arg(long, default_value = stripe_xdm::source::DEFAULT_STRIPE_VERSION)]
+    #[arg(long, default_value = stripe_xdm::source::DEFAULT_STRIPE_VERSION, value_parser = parse_stripe_version)]
     pub stripe_version: String,
     /// Stripe-Account header, to read a connected account.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_account_id)]
     pub stripe_account: Option<String>,
     /// Request budget per second (default: 25 for test keys, 100 for live keys).
     #[arg(long, value_parser = parse_rate)]
@@ -215,22 +215,22 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1000)]
     pub count: u64,
     /// Fraction of corrupt records.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub corrupt_rate: f64,
     /// Fraction of responses that are 429.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub rate_429: f64,
     /// Fraction of responses that are 5xx.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub rate_5xx: f64,
     /// Fraction of slow responses.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub slow_rate: f64,
     /// Delay of a slow response, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub slow_ms: u64,
     /// Enforce a request rate (requests/s) like Stripe's limiter: faster clients get 429s.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_rate)]
     pub rate_limit: Option<f64>,
     /// A connected account `GET /v1/accounts` lists (Stripe Connect; repeat for more): lists
     /// read through any `Stripe-Account` serve the same objects.
@@ -250,6 +250,47 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
     stripe_xdm::source::rate::check_rate(r)
+}
+
+/// A fraction of the simulator's (`--corrupt-rate`, `--rate-429`, …): a number from 0 to 1.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?}: a fraction of the responses, from 0 to 1")),
+    }
+}
+
+/// `--stripe-account`: a Stripe account id (`acct_` and letters or digits).
+fn parse_account_id(s: &str) -> Result<String, String> {
+    if stripe_xdm::catalog::is_account_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a Stripe account id is acct_ followed by letters and digits"
+        ))
+    }
+}
+
+/// `--stripe-version`: an API version, as Stripe names them (`2024-06-20`, `2025-03-31.basil`).
+fn parse_stripe_version(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() >= 10
+        && t.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && !t.contains(char::is_whitespace)
+    {
+        Ok(t.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a Stripe API version is a date, like {} (optionally with its name, 2025-03-31.basil)",
+            stripe_xdm::source::DEFAULT_STRIPE_VERSION
+        ))
+    }
 }
 
 /// `--tenant`: a Platform tenant id (letters, digits, underscores).

@@ -18,13 +18,17 @@ use tokio::time::Instant;
 /// The slowest request budget accepted, in requests per second: one request every 100 s.
 pub const MIN_RATE: f64 = 0.01;
 
-/// Checks a request budget in requests per second: a finite number of at least [`MIN_RATE`].
+/// The largest request budget: far above any limit Stripe grants, high enough for the
+/// simulator (a larger number is a typo: `1e308` was stored with an account).
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// Checks a request budget in requests per second: a number from [`MIN_RATE`] to [`MAX_RATE`].
 pub fn check_rate(per_sec: f64) -> Result<f64, String> {
-    if per_sec.is_finite() && per_sec >= MIN_RATE {
+    if per_sec.is_finite() && (MIN_RATE..=MAX_RATE).contains(&per_sec) {
         Ok(per_sec)
     } else {
         Err(format!(
-            "a request budget is in requests per second, a number of at least {MIN_RATE} (one request every 100 s); got {per_sec}"
+            "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec}"
         ))
     }
 }

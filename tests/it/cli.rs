@@ -869,3 +869,73 @@ async fn serve_checks_its_flags_before_it_schedules_anything() {
         assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_flags_are_refused_naming_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let home = home.to_str().unwrap();
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.xdm.json");
+    let mapping = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.sql");
+    for (args, named) in [
+        (vec!["demo", "--corrupt-rate", "2"], "from 0 to 1"),
+        (vec!["sim", "--rate-429", "1.5"], "from 0 to 1"),
+        (vec!["sim", "--corrupt-rate", "NaN"], "from 0 to 1"),
+        (vec!["sim", "--rate-limit", "0"], "requests per second"),
+        (
+            vec![
+                "preview",
+                "--resource",
+                "charges",
+                "--sim",
+                "--stripe-account",
+                "bogus",
+            ],
+            "acct_ followed by letters and digits",
+        ),
+        (
+            vec!["run", "--resource", "charges", "--stripe-version", ""],
+            "a Stripe API version is a date",
+        ),
+        (
+            vec!["run", "--resource", "charges", "--rate", "1e308"],
+            "to 100000",
+        ),
+        (
+            vec![
+                "mapping",
+                "preview",
+                mapping,
+                "--resource",
+                "charges",
+                "--rows",
+                "0",
+            ],
+            "--rows",
+        ),
+        (
+            vec![
+                "backfill",
+                "x",
+                "--plan",
+                "--sample-windows",
+                "0",
+                "--home",
+                home,
+            ],
+            "--sample-windows",
+        ),
+        (
+            vec![
+                "datasets", "create", "x", "--schema", schema, "--tenant", "a/b", "--home", home,
+            ],
+            "letters, digits and underscores",
+        ),
+        (vec!["demo", "--tenant", ""], "the tenant id is empty"),
+    ] {
+        let o = output(stripe_xdm(&args, None)).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
+    }
+    assert!(!Path::new(home).exists(), "nothing was created");
+}

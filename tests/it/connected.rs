@@ -217,6 +217,33 @@ async fn a_dataflow_fans_out_over_connected_accounts_each_with_its_own_watermark
     for a in accounts {
         assert!(t.contains(&format!("fan.{a}")), "{t}");
     }
+    // A connected account given twice is said so, not taken for a dataflow that exists.
+    let twice = output(command(
+        Some(h),
+        &[
+            "dataflows",
+            "create",
+            "dup",
+            "--account",
+            "platform",
+            "--resource",
+            "charges",
+            "--dataset",
+            "charges",
+            "--stripe-account",
+            "acct_A1",
+            "--stripe-account",
+            "acct_A1",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
+    assert!(
+        text(&twice).contains("acct_A1 is given twice"),
+        "{}",
+        text(&twice)
+    );
     ok(
         h,
         &[
