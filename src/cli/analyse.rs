@@ -102,8 +102,10 @@ pub fn mapping_import(a: ImportArgs) -> Result<u8> {
     let imported = import_mapping_set(&text, a.resource)
         .map_err(|e| CliError::usage(format!("{}: {e}", a.file.display())))?;
     match &a.output {
-        Some(path) => std::fs::write(path, &imported.sql)
-            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?,
+        // A path that cannot be written (a folder, a missing parent) is the caller's to fix.
+        Some(path) => std::fs::write(path, &imported.sql).map_err(|e| {
+            CliError::usage(format!("-o {}: cannot write the mapping: {e}", path.display()))
+        })?,
         None => print!("{}", imported.sql),
     }
     for u in &imported.untranslated {

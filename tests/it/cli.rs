@@ -323,6 +323,22 @@ async fn mapping_import_writes_sql_and_reports_what_it_cannot_translate() {
     );
     let sql = std::fs::read_to_string(&out).unwrap();
     assert!(sql.contains("amount"), "{sql}");
+    // A folder as -o is the caller's to fix: exit 2, naming it.
+    let o = output(stripe_xdm(
+        &[
+            "mapping",
+            "import",
+            set.to_str().unwrap(),
+            "--resource",
+            "charges",
+            "-o",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot write the mapping"), "{}", text(&o));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
