@@ -144,6 +144,23 @@ fn catalog_dataset(
     }
 }
 
+/// The tenant `${tenant}` stands for when replaying `batch`: `given` (`--tenant`) unless it is
+/// the default, else the tenant of the batch's catalog dataset's schema (a dataset made with
+/// `--tenant acme`), as `dataflows create` decides it.
+pub fn replay_tenant(batch: &Path, cat: Option<&Catalog>, given: &str) -> String {
+    let dataset = crate::sink::Manifest::read(&batch.join(crate::sink::MANIFEST_FILE))
+        .ok()
+        .map(|m| m.dataset);
+    match (cat, dataset) {
+        (Some(cat), Some(dataset))
+            if matches!(catalog_dataset(cat, batch, &dataset), Ok(Some(_))) =>
+        {
+            super::dataflows::mapping_tenant(cat, given, &dataset)
+        }
+        _ => given.to_string(),
+    }
+}
+
 /// Replays the rejected rows of the batch at `batch` (`<out>/<dataset>/{batches,failed}/<id>`)
 /// with `mapping` against `schema`, from `mirror`, or else the mirror beside the batch
 /// (`<out>/mirror/<resource>`) when there is one. Without `schema`, a batch of a dataset of

@@ -104,7 +104,10 @@ pub fn mapping_import(a: ImportArgs) -> Result<u8> {
     match &a.output {
         // A path that cannot be written (a folder, a missing parent) is the caller's to fix.
         Some(path) => std::fs::write(path, &imported.sql).map_err(|e| {
-            CliError::usage(format!("-o {}: cannot write the mapping: {e}", path.display()))
+            CliError::usage(format!(
+                "-o {}: cannot write the mapping: {e}",
+                path.display()
+            ))
         })?,
         None => print!("{}", imported.sql),
     }

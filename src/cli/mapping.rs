@@ -173,14 +173,16 @@ fn schema_label(schema: &stripe_xdm::xdm::XdmSchema) -> String {
 
 /// `stripe-xdm errors replay`.
 pub async fn errors_replay(a: ReplayArgs) -> Result<u8> {
-    let mapping = Mapping::from_file(&a.mapping, &a.tenant).map_err(CliError::usage)?;
-    // A batch of a catalog dataset is validated as its runs are (Profile's primary identity).
+    // A batch of a catalog dataset is validated as its runs are (Profile's primary identity),
+    // with the dataset's tenant.
     let cat = a.home.open_existing()?;
+    let tenant = app::rejected::replay_tenant(&a.batch, cat.as_ref(), &a.tenant);
+    let mapping = Mapping::from_file(&a.mapping, &tenant).map_err(CliError::usage)?;
     let report = app::rejected::replay_batch(
         &a.batch,
         mapping,
         a.schema.as_deref(),
-        &a.tenant,
+        &tenant,
         a.mirror.clone(),
         cat.as_ref(),
     )

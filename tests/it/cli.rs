@@ -338,7 +338,11 @@ async fn mapping_import_writes_sql_and_reports_what_it_cannot_translate() {
     ))
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("cannot write the mapping"), "{}", text(&o));
+    assert!(
+        text(&o).contains("cannot write the mapping"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

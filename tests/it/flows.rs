@@ -437,7 +437,8 @@ async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
         .unwrap_or(0);
     assert!(missing > 0, "{run}");
 
-    // The same mapping replayed over the batch's rejected rows lets none of them in.
+    // The same mapping replayed over the batch's rejected rows lets none of them in. No
+    // --tenant: the replay takes the dataset's, as the dataflow did.
     let mapping = files.path().join("same.sql");
     std::fs::write(
         &mapping,
@@ -457,8 +458,6 @@ async fn a_replay_into_a_profile_dataset_still_requires_the_primary_identity() {
             batch.to_str().unwrap(),
             "--mapping",
             mapping.to_str().unwrap(),
-            "--tenant",
-            "acme",
             "--json",
         ],
         None,
