@@ -257,6 +257,36 @@ fn top_projection(plan: &LogicalPlan) -> Option<(&[Expr], &LogicalPlan)> {
     }
 }
 
+/// True when `expr` is never NULL whatever the row: a non-null literal, a timestamp or date
+/// made of such constants (`to_timestamp(0)`, `now()`), or a COALESCE with such an argument.
+/// DataFusion's own nullability calls a function nullable when any argument may be, so
+/// `COALESCE(created, to_timestamp(0))` was warned about.
+fn never_null(expr: &Expr) -> bool {
+    const CONSTRUCTORS: [&str; 9] = [
+        "to_timestamp",
+        "to_timestamp_seconds",
+        "to_timestamp_millis",
+        "to_timestamp_micros",
+        "to_date",
+        "make_date",
+        "now",
+        "current_date",
+        "arrow_cast",
+    ];
+    let constant = |a: &Expr| matches!(a, Expr::Literal(v, _) if !v.is_null());
+    match expr {
+        Expr::Literal(v, _) => !v.is_null(),
+        Expr::Alias(a) => never_null(&a.expr),
+        Expr::Cast(c) => never_null(&c.expr),
+        Expr::ScalarFunction(sf) => match sf.func.name() {
+            "coalesce" | "nvl" | "ifnull" => sf.args.iter().any(never_null),
+            name if CONSTRUCTORS.contains(&name) => sf.args.iter().all(constant),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 struct Walker<'a> {
     input: &'a LogicalPlan,
     sql: &'a str,
@@ -267,7 +297,8 @@ impl Walker<'_> {
     /// `expr` is what the mapping puts into XDM field `f`.
     fn enter(&mut self, expr: &Expr, f: &XdmField) {
         if f.required() {
-            let nullable = expr.nullable(self.input.schema().as_ref()).unwrap_or(true);
+            let nullable =
+                !never_null(expr) && expr.nullable(self.input.schema().as_ref()).unwrap_or(true);
             if nullable {
                 let (line, column) = locate_name(self.sql, f.name());
                 self.out.push(CheckProblem {

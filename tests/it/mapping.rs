@@ -526,6 +526,25 @@ async fn builtin_mapping_is_sound_with_nullability_warnings() {
 }
 
 #[tokio::test]
+async fn a_coalesce_with_a_constant_default_is_never_null() {
+    let sql = r#"SELECT COALESCE(id, 'none') AS "_id",
+        COALESCE(created, to_timestamp(0)) AS "timestamp" FROM charges"#;
+    let report = check(sql).await;
+    assert!(
+        only(&report, CheckKind::Nullability).is_empty(),
+        "{:#?}",
+        report.problems
+    );
+    // A default that can itself be NULL still warns.
+    let sql = r#"SELECT COALESCE(id, description) AS "_id", created AS "timestamp" FROM charges"#;
+    let warned: Vec<_> = only(&check(sql).await, CheckKind::Nullability)
+        .iter()
+        .map(|p| p.path.clone().unwrap())
+        .collect();
+    assert_eq!(warned, vec!["_id".to_string(), "timestamp".to_string()]);
+}
+
+#[tokio::test]
 async fn a_mapping_that_is_not_a_projection_is_not_sound() {
     let builtin = Mapping::builtin(Resource::Charges, "acme").sql;
     let body = builtin.trim_end().trim_end_matches(';');
