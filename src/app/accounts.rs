@@ -30,6 +30,17 @@ pub fn stored_client(
     Ok((account, client))
 }
 
+/// A client for a connection test, which someone waits for: two retries, a few seconds of
+/// backoff and a 20 s timeout (a run's client retries for minutes), so an unreachable
+/// `--base-url` is said within seconds.
+fn test_client(key: Secret, account: Option<&Account>, api: &ApiOverrides) -> Result<StripeClient> {
+    let mut cfg = api.client_config(key, account);
+    cfg.max_retries = 2;
+    cfg.backoff_max = std::time::Duration::from_secs(2);
+    cfg.timeout = cfg.timeout.min(std::time::Duration::from_secs(20));
+    StripeClient::new(cfg).map_err(|source| AppError::stripe("the Stripe client", source))
+}
+
 /// Tests a key: `GET /v1/account`; the Stripe account id it belongs to.
 async fn test_key(client: &StripeClient, name: &str, base_url: &str) -> Result<String> {
     let info = client.get_account().await.map_err(|source| {
@@ -47,7 +58,9 @@ async fn test_key(client: &StripeClient, name: &str, base_url: &str) -> Result<S
 
 /// Tests the stored account `name`; the Stripe account id its key belongs to.
 pub async fn test_account(cat: &Catalog, name: &str, api: &ApiOverrides) -> Result<String> {
-    let (account, client) = stored_client(cat, name, api)?;
+    let key = cat.account_key(name)?;
+    let account = cat.account(name)?;
+    let client = test_client(key, Some(&account), api)?;
     test_key(&client, name, &api.base_url_for(Some(&account))).await
 }
 
@@ -74,7 +87,7 @@ pub async fn add_account(cat: &mut Catalog, new: NewAccount) -> Result<(Account,
             new.name
         )));
     }
-    let client = client_for(new.key.clone(), None, &new.api)?;
+    let client = test_client(new.key.clone(), None, &new.api)?;
     let stripe_id = test_key(&client, &new.name, &new.api.base_url_for(None)).await?;
     cat.add_account(&new.name, new.description.as_deref(), &new.key)?;
     // Nothing half-made stays: a refused setting removes the account again.

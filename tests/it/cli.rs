@@ -959,3 +959,32 @@ async fn out_of_range_flags_are_refused_naming_the_flag() {
     }
     assert!(!Path::new(home).exists(), "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_add_against_an_unreachable_api_says_so_and_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut cmd = stripe_xdm(
+        &[
+            "accounts",
+            "add",
+            "shop",
+            "--base-url",
+            &base,
+            "--api-key-env",
+            "STRIPE_API_KEY",
+            "--home",
+            home.to_str().unwrap(),
+        ],
+        Some(SIM_KEY),
+    );
+    cmd.stdin(Stdio::null());
+    let o = output(cmd).await;
+    // An outage: retry later (exit 1), after a short connection test, naming the server.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&base), "{}", text(&o));
+    assert!(!home.exists(), "nothing stored for an account that was not added");
+}
