@@ -392,6 +392,12 @@ impl Mirror {
                 })
             })
             .map_err(self.delta_err("planning the merge"))?
+            // The mirror's own file settings (ZSTD, row groups, statistics): Delta's default
+            // writer would write Snappy files unlike every other file of the table.
+            .with_writer_properties(files::writer_props(
+                &writer.schema,
+                &STATS_COLUMNS.split(',').collect::<Vec<_>>(),
+            ))
             .with_commit_properties(props)
             .await
             .map_err(self.delta_err("merging staged records"))?;

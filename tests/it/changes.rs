@@ -241,6 +241,31 @@ async fn updates_and_deletions_reach_the_mirror_and_the_next_batch() {
     assert!(!mirror[&c5].1);
     assert!(mirror[&c7].1, "customer 7 is a tombstone");
     assert!(mirror[&c7].0.is_some(), "its last known version is kept");
+    // Files the MERGE wrote have the mirror's settings (ZSTD), as every other file.
+    let table = home.path().join("mirror/main/customers");
+    let names: Vec<String> = std::fs::read_dir(&table)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    assert!(names.len() >= 2, "{names:?}");
+    for n in &names {
+        let file = std::fs::File::open(table.join(n)).unwrap();
+        let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&meta);
+        let codecs: Vec<_> = meta.row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| c.compression())
+            .collect();
+        assert!(
+            codecs.iter().all(|c| matches!(
+                c,
+                parquet::basic::Compression::ZSTD(_) | parquet::basic::Compression::UNCOMPRESSED
+            )),
+            "{n}: {codecs:?}"
+        );
+    }
     // A remap maps the current state only: the deleted customer is not in it.
     let remapped = stripe_xdm::runner::remap_dataflow(&cfg, "people")
         .await

@@ -986,5 +986,8 @@ async fn accounts_add_against_an_unreachable_api_says_so_and_stores_nothing() {
     // An outage: retry later (exit 1), after a short connection test, naming the server.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains(&base), "{}", text(&o));
-    assert!(!home.exists(), "nothing stored for an account that was not added");
+    assert!(
+        !home.exists(),
+        "nothing stored for an account that was not added"
+    );
 }
