@@ -272,7 +272,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
                 Err(e) => {
                     // Nothing of this attempt is staged yet: the run starts over next time.
                     if !resumed {
-                        let _ = std::fs::remove_dir_all(&staging);
+                        discard_staging(&staging);
                     }
                     return Err(e);
                 }
@@ -307,7 +307,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
         }
         Err(e) => {
             // No batch from a run that did not finish: drop its staging area.
-            let _ = std::fs::remove_dir_all(&staging);
+            discard_staging(&staging);
             return Err(e);
         }
     };
@@ -317,7 +317,7 @@ pub async fn run(client: &StripeClient, cfg: RunConfig) -> Result<RunReport, Pip
     let rejected: u64 = totals.counts.rejected;
     let ingested = totals.counts.ingested;
     if fetched != ingested + rejected || fetched != totals.counts.staged {
-        let _ = std::fs::remove_dir_all(&staging);
+        discard_staging(&staging);
         return Err(PipelineError::Internal(format!(
             "record accounting broke: fetched {fetched} != ingested {ingested} + rejected {rejected}, or != staged {}",
             totals.counts.staged
@@ -468,6 +468,20 @@ fn schema_name(schema: &XdmSchema) -> String {
         .or(schema.title())
         .unwrap_or("(untitled XDM schema)")
         .to_string()
+}
+
+/// Drops the staging area of a run that leaves no batch, and the folders above it that it
+/// leaves empty (`.staging`, the dataset's folder of a first run): a refused run (a wrong key)
+/// leaves no empty folders behind.
+pub(crate) fn discard_staging(staging: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(staging);
+    // `remove_dir` removes only empty folders: a dataset's batches or another run's staging
+    // stay.
+    for dir in staging.ancestors().skip(1).take(2) {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -30,14 +30,14 @@ pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let (writer, totals) = match cut::cut(&cfg, &mapper, &mirror, None, writer, true).await {
         Ok(ok) => ok,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
+            super::discard_staging(&staging);
             return Err(e);
         }
     };
     let read = totals.counts.staged;
     let rejected = totals.counts.rejected;
     if read != totals.counts.ingested + rejected {
-        let _ = std::fs::remove_dir_all(&staging);
+        super::discard_staging(&staging);
         return Err(PipelineError::Internal(format!(
             "record accounting broke: read {read} != ingested {} + rejected {rejected}",
             totals.counts.ingested

@@ -103,6 +103,8 @@ async fn a_wrong_key_exits_2_with_stripes_message_and_no_key() {
     assert!(t.contains("/v1/charges"), "{t}");
     assert!(t.contains("req_"), "names the Request-Id: {t}");
     assert!(!t.contains(wrong), "the key is never printed: {t}");
+    // No batch, and no empty folder where one would have been.
+    assert!(!out.path().join("charges").exists(), "{t}");
     sim.shutdown().await;
 }
 
