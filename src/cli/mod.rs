@@ -489,7 +489,8 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(e.contains("--rate") && e.contains("at least 0.01"), "{e}");
+        assert!(e.contains("--rate") && e.contains("from 0.01"), "{e}");
+        assert!(e.contains("got 1e-300"), "{e}");
     }
 
     #[test]

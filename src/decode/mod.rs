@@ -270,10 +270,12 @@ pub fn decode_pages(resource: Resource, pages: &[(&Bytes, &[Range<usize>])]) -> 
     concat(resource, parts)
 }
 
+/// A resource, the records of its last measured run, and its builders' lengths after them.
+type Measured = (Resource, usize, Arc<[usize]>);
+
 /// The builder lengths of the last run of records of each resource and its record count, the
 /// capacities the next runs reserve (scaled to their records).
-static LENGTHS: std::sync::Mutex<Vec<(Resource, usize, Arc<[usize]>)>> =
-    std::sync::Mutex::new(Vec::new());
+static LENGTHS: std::sync::Mutex<Vec<Measured>> = std::sync::Mutex::new(Vec::new());
 
 /// Runs of fewer records are not measured: their lengths say little about the next runs.
 const MIN_MEASURED_RECORDS: usize = 256;

@@ -28,7 +28,7 @@ pub fn check_rate(per_sec: f64) -> Result<f64, String> {
         Ok(per_sec)
     } else {
         Err(format!(
-            "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec}"
+            "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec:?}"
         ))
     }
 }

@@ -777,7 +777,7 @@ async fn run_refuses_a_non_positive_endpoint_rate() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("--endpoint-rate") && text(&o).contains("at least 0.01"),
+        text(&o).contains("--endpoint-rate") && text(&o).contains("from 0.01"),
         "{}",
         text(&o)
     );
