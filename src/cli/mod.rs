@@ -249,7 +249,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
-    stripe_xdm::source::rate::check_rate(r)
+    stripe_xdm::source::rate::check_rate_flag(r)
 }
 
 /// A fraction of the simulator's (`--corrupt-rate`, `--rate-429`, …): a number from 0 to 1.

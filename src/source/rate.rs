@@ -18,19 +18,33 @@ use tokio::time::Instant;
 /// The slowest request budget accepted, in requests per second: one request every 100 s.
 pub const MIN_RATE: f64 = 0.01;
 
-/// The largest request budget: far above any limit Stripe grants, high enough for the
-/// simulator (a larger number is a typo: `1e308` was stored with an account).
+/// The largest request budget a user gives (`--rate`, `--endpoint-rate`): far above any limit
+/// Stripe grants, high enough for the simulator (a larger number is a typo: `1e308` was stored
+/// with an account). A program may ask a client for more, as "no limit".
 pub const MAX_RATE: f64 = 100_000.0;
 
-/// Checks a request budget in requests per second: a number from [`MIN_RATE`] to [`MAX_RATE`].
+/// Checks a request budget in requests per second: a finite number of at least [`MIN_RATE`].
 pub fn check_rate(per_sec: f64) -> Result<f64, String> {
-    if per_sec.is_finite() && (MIN_RATE..=MAX_RATE).contains(&per_sec) {
+    if per_sec.is_finite() && per_sec >= MIN_RATE {
         Ok(per_sec)
     } else {
         Err(format!(
             "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec:?}"
         ))
     }
+}
+
+/// Checks a request budget a user gives: [`check_rate`], and at most [`MAX_RATE`].
+pub fn check_rate_flag(per_sec: f64) -> Result<f64, String> {
+    check_rate(per_sec).and_then(|r| {
+        if r <= MAX_RATE {
+            Ok(r)
+        } else {
+            Err(format!(
+                "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec:?}"
+            ))
+        }
+    })
 }
 
 /// A shared async GCRA limiter: `per_sec` requests per second, bursts of at most `burst`.
