@@ -87,6 +87,16 @@ pub async fn add_account(cat: &mut Catalog, new: NewAccount) -> Result<(Account,
             new.name
         )));
     }
+    // The budgets a user gives are bounded as flags are, before anything is tried or stored.
+    for (flag, rate) in [
+        ("--rate", new.api.rate),
+        ("--endpoint-rate", new.api.endpoint_rate),
+    ] {
+        if let Some(r) = rate {
+            crate::source::rate::check_rate_flag(r)
+                .map_err(|e| AppError::Invalid(format!("account {:?}: {flag}: {e}", new.name)))?;
+        }
+    }
     let client = test_client(new.key.clone(), None, &new.api)?;
     let stripe_id = test_key(&client, &new.name, &new.api.base_url_for(None)).await?;
     cat.add_account(&new.name, new.description.as_deref(), &new.key)?;

@@ -108,6 +108,21 @@ pub struct DatasetOptions {
     pub partial_ingestion_percent: Option<Option<f64>>,
 }
 
+/// Dataset `name`, read through `conn` (a transaction derefs to one).
+fn find(conn: &rusqlite::Connection, name: &str) -> Result<Dataset, CatalogError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
+        [name],
+        Dataset::from_row,
+    )
+    .optional()
+    .ctx(format!("read dataset {name:?}"))?
+    .ok_or_else(|| CatalogError::NotFound {
+        what: "dataset",
+        name: name.to_string(),
+    })
+}
+
 /// Sets dataset `name`'s ingestion options inside `tx`, checked as at creation (partial
 /// ingestion forces diagnostics on); nothing is written when they are refused.
 pub(super) fn set_options(
@@ -115,18 +130,7 @@ pub(super) fn set_options(
     name: &str,
     options: &DatasetOptions,
 ) -> Result<(), CatalogError> {
-    let current = tx
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
-            [name],
-            Dataset::from_row,
-        )
-        .optional()
-        .ctx(format!("read dataset {name:?}"))?
-        .ok_or_else(|| CatalogError::NotFound {
-            what: "dataset",
-            name: name.to_string(),
-        })?;
+    let current = find(tx, name)?;
     let partial = options
         .partial_ingestion_percent
         .unwrap_or(current.partial_ingestion_percent);
@@ -234,18 +238,7 @@ impl Catalog {
 
     /// One dataset.
     pub fn dataset(&self, name: &str) -> Result<Dataset, CatalogError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
-                [name],
-                Dataset::from_row,
-            )
-            .optional()
-            .ctx(format!("read dataset {name:?}"))?
-            .ok_or_else(|| CatalogError::NotFound {
-                what: "dataset",
-                name: name.to_string(),
-            })
+        find(&self.conn, name)
     }
 
     /// All datasets, by name.

@@ -273,13 +273,17 @@ impl Catalog {
                 std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
                     .map_err(io("cannot restrict the home folder", home))?;
             }
-            if !path.exists() {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io("cannot create the catalog", &path))?;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            match created {
+                // Another process made it first: it is the same catalog.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => {
+                    other.map_err(io("cannot create the catalog", &path))?;
+                }
             }
         }
         #[cfg(not(unix))]
@@ -305,6 +309,20 @@ impl Catalog {
         };
         migrations::migrate(&mut catalog.conn)?;
         Ok(catalog)
+    }
+
+    /// True when the catalog holds no account, dataset or dataflow (as a new home's does).
+    pub fn is_empty(&self) -> Result<bool, CatalogError> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM datasets)
+                      + (SELECT COUNT(*) FROM dataflows)",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("count the catalog's entries")?;
+        Ok(count == 0)
     }
 
     /// The home folder.

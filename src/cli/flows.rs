@@ -89,8 +89,16 @@ pub(super) struct FreshHome {
 
 impl FreshHome {
     /// Removes what the command created: the folder, or only the catalog in a folder that
-    /// existed before.
+    /// existed before. Nothing is removed once the catalog holds something: another process
+    /// (`console`, `serve`, a second `accounts add`) may have made the same new home meanwhile.
     pub(super) fn undo(self) {
+        let catalog = self.dir.join(stripe_xdm::catalog::CATALOG_FILE);
+        if catalog.exists() {
+            match Catalog::open(&self.dir).and_then(|c| c.is_empty()) {
+                Ok(true) => {}
+                _ => return,
+            }
+        }
         if !self.existed {
             let _ = std::fs::remove_dir_all(&self.dir);
             return;

@@ -78,6 +78,8 @@ impl LiveRuns {
             r.run_id = run.map(|run| run.id);
             if let Some(run) = run {
                 r.counts = run.counts.clone();
+                // A failed run ingested nothing (Run::ingested), as runs show says.
+                r.counts.ingested = run.ingested();
             }
             r.outcome = Some(outcome);
         }

@@ -74,7 +74,13 @@ pub(crate) async fn cut(
             Some(Ok(b)) => {
                 // A remap reads the whole mirror and keeps the dataflow's own span.
                 let b = match batch {
-                    None => within(b, &cfg.window)?,
+                    None => match within(b, &cfg.window) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    },
                     Some(_) => b,
                 };
                 read += b.num_rows() as u64;
@@ -288,8 +294,7 @@ fn within(b: RecordBatch, window: &crate::source::Window) -> Result<RecordBatch,
     };
     // The mirror keeps Delta's microseconds; the window is in seconds.
     let seconds = arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None);
-    let created = arrow::compute::cast(created, &seconds)
-        .map_err(|e| PipelineError::Internal(format!("the mirror's `created`: {e}")))?;
+    let created = arrow::compute::cast(created, &seconds).map_err(arrow_err)?;
     let Some(created) = created.as_primitive_opt::<TimestampSecondType>() else {
         return Err(PipelineError::Internal(format!(
             "the mirror's `created` is {}, not a timestamp",
@@ -306,6 +311,5 @@ fn within(b: RecordBatch, window: &crate::source::Window) -> Result<RecordBatch,
             )
         })
         .collect();
-    arrow::compute::filter_record_batch(&b, &keep)
-        .map_err(|e| PipelineError::Internal(format!("filtering the mirror's rows: {e}")))
+    arrow::compute::filter_record_batch(&b, &keep).map_err(arrow_err)
 }

@@ -273,16 +273,20 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
 }
 
 /// The `created` span dataflow `name` ingested: from its first committed run's lower bound
-/// (none for a backfill) to its last committed run's upper bound. The mirror it shares with
+/// (none for a backfill, or once a run took an update of an older object through change
+/// capture) to its last committed run's upper bound. The mirror it shares with
 /// other dataflows of the account may hold more (history a dataflow without backfill never
 /// read, objects created after its last run): a remap reproduces the dataflow's own rows.
 fn ingested_span(cat: &Catalog, name: &str) -> Result<Window, RunnerError> {
-    let runs: Vec<_> = cat
+    let committed: Vec<_> = cat
         .list_runs(Some(name), None)?
         .into_iter()
         .filter(|r| r.status == crate::catalog::RunStatus::Success)
-        .filter_map(|r| r.window)
         .collect();
+    // Change capture ingests objects updated after they were first read, whatever their
+    // `created`: once a run took one, the span has no lower bound.
+    let changed = committed.iter().any(|r| r.counts.updated > 0);
+    let runs: Vec<_> = committed.iter().filter_map(|r| r.window).collect();
     let (Some(first), Some(last)) = (
         runs.iter().map(|w| w.gte).min(),
         runs.iter().map(|w| w.lt).max(),
@@ -293,7 +297,7 @@ fn ingested_span(cat: &Catalog, name: &str) -> Result<Window, RunnerError> {
         });
     };
     Ok(Window {
-        gte: first,
+        gte: if changed { None } else { first },
         lt: Some(last),
     })
 }

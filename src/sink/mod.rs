@@ -116,7 +116,6 @@ impl Default for SinkOptions {
     }
 }
 
-/// The directory layout of one dataset's output.
 /// Checks that `name` can name a dataset's folder (`<out>/<name>`): one path component, so a
 /// dataset's files stay under the output folder. `Err` says why not.
 pub fn check_dataset_name(name: &str) -> Result<(), &'static str> {
@@ -129,6 +128,7 @@ pub fn check_dataset_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The directory layout of one dataset's output.
 #[derive(Debug, Clone)]
 pub struct DatasetDir {
     root: PathBuf,

@@ -55,7 +55,7 @@ pub(crate) struct CreateDataflow {
     #[serde(flatten)]
     dataset: DatasetChoice,
     sql: Option<String>,
-    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    /// Replaces `${tenant}` in `sql` (default: the dataset schema's tenant, else `tenant`).
     tenant: Option<String>,
     #[serde(default)]
     alerts: AlertsForm,
@@ -122,7 +122,7 @@ pub(crate) struct UpdateDataflow {
     interval: Option<u32>,
     start_time: Option<String>,
     sql: Option<String>,
-    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    /// Replaces `${tenant}` in `sql` (default: the dataset schema's tenant, else `tenant`).
     tenant: Option<String>,
     alerts: Option<AlertsForm>,
 }
@@ -296,7 +296,7 @@ pub(crate) async fn rejected_summary(State(c): Shared, Query(q): Query<FlowQuery
 pub(crate) struct SqlRequest {
     dataflow: String,
     sql: String,
-    /// Replaces `${tenant}` in a replay's mapping (default: `tenant`).
+    /// Replaces `${tenant}` in a replay's mapping (default: the dataset schema's tenant, else `tenant`).
     tenant: Option<String>,
 }
 

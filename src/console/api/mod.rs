@@ -324,7 +324,7 @@ pub(crate) struct CheckMapping {
     #[serde(flatten)]
     dataset: DatasetChoice,
     sql: Option<String>,
-    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    /// Replaces `${tenant}` in `sql` (default: the dataset schema's tenant, else `tenant`).
     tenant: Option<String>,
 }
 
@@ -350,7 +350,7 @@ pub(crate) struct MappingPreview {
     dataset: DatasetChoice,
     sql: Option<String>,
     rows: Option<usize>,
-    /// Replaces `${tenant}` in `sql` (default: `tenant`).
+    /// Replaces `${tenant}` in `sql` (default: the dataset schema's tenant, else `tenant`).
     tenant: Option<String>,
 }
 
