@@ -109,6 +109,7 @@ pub fn one_off_config(
         compaction: Default::default(),
         changes: None,
         stripe_account: req.stripe_account.clone(),
+        remap_batches: Vec::new(),
     })
 }
 

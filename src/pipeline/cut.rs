@@ -74,7 +74,7 @@ pub(crate) async fn cut(
             Some(Ok(b)) => {
                 // A remap reads the whole mirror and keeps the dataflow's own span.
                 let b = match batch {
-                    None => match within(b, &cfg.window) {
+                    None => match within(b, &cfg.window, &cfg.remap_batches) {
                         Ok(b) => b,
                         Err(e) => {
                             failure = Some(e);
@@ -281,9 +281,13 @@ fn arrow_err(e: arrow::error::ArrowError) -> PipelineError {
     })
 }
 
-/// The rows of `b` whose `created` falls in `window` (all of them for an unbounded window);
-/// rows without `created` are kept, as no window can place them.
-fn within(b: RecordBatch, window: &crate::source::Window) -> Result<RecordBatch, PipelineError> {
+/// The rows of `b` whose `created` falls in `window` or that one of `batches` staged (all of
+/// them for an unbounded window); rows without `created` are kept, as no window can place them.
+fn within(
+    b: RecordBatch,
+    window: &crate::source::Window,
+    batches: &[String],
+) -> Result<RecordBatch, PipelineError> {
     use arrow::array::{Array, AsArray, BooleanArray};
     use arrow::datatypes::TimestampSecondType;
     if window.gte.is_none() && window.lt.is_none() {
@@ -301,14 +305,22 @@ fn within(b: RecordBatch, window: &crate::source::Window) -> Result<RecordBatch,
             created.data_type()
         )));
     };
+    let staged_by = match b.column_by_name(stage::BATCH_COLUMN) {
+        Some(c) => {
+            Some(arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).map_err(arrow_err)?)
+        }
+        None => None,
+    };
+    let staged_by = staged_by.as_ref().map(|c| c.as_string::<i32>());
+    let batches: std::collections::HashSet<&str> = batches.iter().map(String::as_str).collect();
     let keep: BooleanArray = (0..created.len())
         .map(|i| {
-            Some(
-                created.is_null(i) || {
-                    let t = created.value(i);
-                    window.gte.is_none_or(|g| t >= g) && window.lt.is_none_or(|l| t < l)
-                },
-            )
+            let in_window = created.is_null(i) || {
+                let t = created.value(i);
+                window.gte.is_none_or(|g| t >= g) && window.lt.is_none_or(|l| t < l)
+            };
+            let ours = || staged_by.is_some_and(|s| s.is_valid(i) && batches.contains(s.value(i)));
+            Some(in_window || ours())
         })
         .collect();
     arrow::compute::filter_record_batch(&b, &keep).map_err(arrow_err)

@@ -89,6 +89,9 @@ pub struct RunConfig {
     /// The Stripe connected account the records are read through (`Stripe-Account`), for the
     /// mapping's `connected_account()`; `None` for the platform's own.
     pub stripe_account: Option<String>,
+    /// A remap's batches: rows they staged are mapped even when created outside `window`
+    /// (objects change capture took after they were first read).
+    pub remap_batches: Vec<String>,
 }
 
 impl RunConfig {
@@ -122,6 +125,7 @@ impl RunConfig {
             compaction: CompactPolicy::default(),
             changes: None,
             stripe_account: None,
+            remap_batches: Vec::new(),
         })
     }
 }

@@ -13,8 +13,8 @@ use crate::stage::Mirror;
 /// Maps and validates every object in `cfg`'s mirror (its latest version) and commits the
 /// result as new batch(es) under `<out_dir>/<dataset>/batches/`, exactly as a run would; no
 /// request reaches Stripe (`cfg.control` is not used). Only the objects created in `cfg.window`
-/// are mapped (a dataflow's remap: the span its runs ingested; objects without `created` are
-/// kept).
+/// or staged by one of `cfg.remap_batches` are mapped (a dataflow's remap: the span its runs
+/// ingested and the rows they staged; objects without `created` are kept).
 pub async fn remap(cfg: RunConfig) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();

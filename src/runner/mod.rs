@@ -235,7 +235,7 @@ fn load_flow(
 pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport, RunnerError> {
     let cat = Catalog::open(&cfg.home)?;
     let (flow, resource, dataset, schema) = load_flow(&cat, name)?;
-    let window = ingested_span(&cat, &flow.name)?;
+    let (window, batches) = ingested_span(&cat, &flow.name)?;
     let mapping = cat.mapping(&flow.name, None)?;
     let connected = connected_account(&flow, &cat.account(&flow.account)?);
     let run_cfg = RunConfig {
@@ -266,26 +266,29 @@ pub async fn remap_dataflow(cfg: &RunnerConfig, name: &str) -> Result<RunReport,
         compaction: Default::default(),
         changes: None,
         stripe_account: connected,
+        remap_batches: batches,
     };
     pipeline::remap(run_cfg)
         .await
         .map_err(|e| config_err(name, e))
 }
 
-/// The `created` span dataflow `name` ingested: from its first committed run's lower bound
-/// (none for a backfill, or once a run took an update of an older object through change
-/// capture) to its last committed run's upper bound. The mirror it shares with
-/// other dataflows of the account may hold more (history a dataflow without backfill never
+/// What dataflow `name` ingested, as a remap selects it from the mirror: the `created` span of
+/// its committed runs (from the first one's lower bound, none for a backfill, to the last one's
+/// upper bound) and the batches they committed, whose staged rows count whatever their
+/// `created` (objects change capture took after they were first read). The mirror it shares
+/// with other dataflows of the account may hold more (history a dataflow without backfill never
 /// read, objects created after its last run): a remap reproduces the dataflow's own rows.
-fn ingested_span(cat: &Catalog, name: &str) -> Result<Window, RunnerError> {
+fn ingested_span(cat: &Catalog, name: &str) -> Result<(Window, Vec<String>), RunnerError> {
     let committed: Vec<_> = cat
         .list_runs(Some(name), None)?
         .into_iter()
         .filter(|r| r.status == crate::catalog::RunStatus::Success)
         .collect();
-    // Change capture ingests objects updated after they were first read, whatever their
-    // `created`: once a run took one, the span has no lower bound.
-    let changed = committed.iter().any(|r| r.counts.updated > 0);
+    let batches = committed
+        .iter()
+        .filter_map(|r| r.batch_id.clone())
+        .collect();
     let runs: Vec<_> = committed.iter().filter_map(|r| r.window).collect();
     let (Some(first), Some(last)) = (
         runs.iter().map(|w| w.gte).min(),
@@ -296,10 +299,11 @@ fn ingested_span(cat: &Catalog, name: &str) -> Result<Window, RunnerError> {
             reason: "has no committed run: nothing was ingested to remap (run it first: stripe-xdm dataflows run NAME)".into(),
         });
     };
-    Ok(Window {
-        gte: if changed { None } else { first },
+    let window = Window {
+        gte: first,
         lt: Some(last),
-    })
+    };
+    Ok((window, batches))
 }
 
 /// Runs dataflow `name` for `scheduled_time` (or resumes its interrupted run), end to end.
@@ -411,6 +415,7 @@ pub async fn run_dataflow(
         compaction: Default::default(),
         changes,
         stripe_account: connected.clone(),
+        remap_batches: Vec::new(),
     };
     match pipeline::run(&client, run_cfg).await {
         Ok(report) => {

@@ -592,3 +592,15 @@ fn a_new_home_and_its_catalog_are_readable_by_their_owner_only() {
         }
     }
 }
+
+#[test]
+fn a_catalog_is_empty_until_something_is_added() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = Catalog::open(home.path()).unwrap();
+    assert!(c.is_empty().unwrap());
+    c.add_account("acme", None, &Secret::new(KEY)).unwrap();
+    assert!(!c.is_empty().unwrap());
+    // A second open of a new home's catalog (another process) finds the same one.
+    let other = Catalog::open(home.path()).unwrap();
+    assert!(!other.is_empty().unwrap());
+}

@@ -563,4 +563,21 @@ async fn a_remap_maps_only_what_the_dataflow_ingested() {
         .await
         .unwrap();
     assert_eq!(all.counts.fetched, CUSTOMERS);
+
+    // An object created before `recent` started, then updated: change capture ingests it, and
+    // the remap keeps it although its `created` is outside the span.
+    sim.simulator()
+        .update(Resource::Customers, 5, t - 90 * 60)
+        .unwrap();
+    let second = run_dataflow(&cfg, "recent", t - HOUR, None).await.unwrap();
+    assert_eq!(second.run.status, RunStatus::Success);
+    assert_eq!(second.run.counts.updated, 1, "{:?}", second.run.counts);
+    let remapped = stripe_xdm::runner::remap_dataflow(&cfg, "recent")
+        .await
+        .unwrap();
+    assert_eq!(
+        remapped.counts.fetched,
+        ingested + second.run.counts.fetched,
+        "its own span and the object it took through change capture"
+    );
 }
