@@ -388,18 +388,10 @@ pub fn mapping_tenant(cat: &Catalog, given: &str, dataset: &str) -> String {
 /// The tenant of an XDM schema: its one top-level `_<tenant>` object, leaving out Adobe's own
 /// underscore fields (`_id`, `_repo`, `_experience`, `_dc`, `_acp_system_metadata`).
 pub fn schema_tenant(schema_json: &str) -> Option<String> {
-    const ADOBE: [&str; 5] = ["_id", "_repo", "_experience", "_dc", "_acp_system_metadata"];
-    let root: serde_json::Value = serde_json::from_str(schema_json).ok()?;
-    let mut tenants = root
-        .get("properties")?
-        .as_object()?
-        .iter()
-        .filter(|(k, v)| {
-            k.starts_with('_') && !ADOBE.contains(&k.as_str()) && v.get("properties").is_some()
-        })
-        .map(|(k, _)| k[1..].to_string());
-    let tenant = tenants.next()?;
-    tenants.next().is_none().then_some(tenant)
+    crate::xdm::XdmSchema::from_json_str(schema_json)
+        .ok()?
+        .tenant()
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -61,6 +61,14 @@ pub struct Dedup {
 /// per endpoint, which a few windows already fill; more only split the range finer.
 pub const MAX_CONCURRENCY: usize = 64;
 
+impl RunControl {
+    /// The windows fetched at once: `concurrency` within 1 to [`MAX_CONCURRENCY`], whoever set
+    /// it (the command line refuses other values; a library caller gets the nearest).
+    pub fn windows_at_once(&self) -> usize {
+        self.concurrency.clamp(1, MAX_CONCURRENCY)
+    }
+}
+
 /// Outside controls of a run; the default is a plain run (one window, no checkpoints, no
 /// cancellation, no progress).
 #[derive(Clone)]
@@ -139,5 +147,22 @@ impl CheckpointStore for MemoryCheckpoints {
         self.saves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_at_once_stay_within_what_a_run_can_use() {
+        let at = |concurrency| {
+            RunControl {
+                concurrency,
+                ..RunControl::default()
+            }
+            .windows_at_once()
+        };
+        assert_eq!((at(0), at(4), at(100_000)), (1, 4, MAX_CONCURRENCY));
     }
 }

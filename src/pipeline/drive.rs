@@ -193,7 +193,7 @@ pub(crate) async fn drive(
         let client = client.clone();
         let resource = cfg.resource;
         let opts = WindowOptions {
-            concurrency: cfg.control.concurrency.max(1),
+            concurrency: cfg.control.windows_at_once(),
             ..WindowOptions::default()
         };
         let plan = plan.clone();

@@ -68,7 +68,7 @@ pub(super) async fn open(
     }
     let plan = drive::initial_plan(
         cfg.window,
-        cfg.control.concurrency.max(1),
+        cfg.control.windows_at_once(),
         chrono::Utc::now().timestamp(),
     );
     if committed.is_some() {

@@ -335,12 +335,18 @@ impl XdmSchema {
     pub fn behavior(&self) -> Behavior {
         self.behavior
     }
-    /// The tenant id: the name of the top-level object field `_<tenant>` (without `_`).
+    /// The tenant id: the name of the one top-level object field `_<tenant>` (without `_`) other
+    /// than Adobe's own (`_repo`, `_experience`, …); `None` when there is none, or several.
     pub fn tenant(&self) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|f| f.name.starts_with('_') && matches!(f.xdm_type, XdmType::Object(_)))
-            .map(|f| &f.name[1..])
+        // Adobe's own underscore fields; a tenant's is the one object left.
+        const ADOBE: [&str; 5] = ["_id", "_repo", "_experience", "_dc", "_acp_system_metadata"];
+        let mut tenants = self.fields.iter().filter(|f| {
+            f.name.starts_with('_')
+                && !ADOBE.contains(&f.name.as_str())
+                && matches!(f.xdm_type, XdmType::Object(_))
+        });
+        let tenant = tenants.next()?;
+        tenants.next().is_none().then(|| &tenant.name[1..])
     }
     /// The top-level fields, in schema order; sub-fields hang below them.
     pub fn fields(&self) -> &[XdmField] {
