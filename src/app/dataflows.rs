@@ -354,6 +354,26 @@ pub async fn update_dataflow(
     Ok(Updated { dataflow, dataset })
 }
 
+/// Deletes dataflow `name` ([`Catalog::delete_dataflow`]). With `cancel`, its active run is
+/// dropped with it, and that run's staging area under `data_dir` (`<home>/data`, where runs
+/// write by default) goes too: the run can never commit it.
+pub fn delete_dataflow(
+    cat: &mut Catalog,
+    name: &str,
+    cancel: bool,
+    data_dir: &std::path::Path,
+) -> Result<crate::catalog::DeletedDataflow> {
+    let active = if cancel { cat.active_run(name)? } else { None };
+    let dataset = cat.dataflow(name)?.dataset;
+    let deleted = cat.delete_dataflow(name, cancel)?;
+    if let Some(run) = active.filter(|r| deleted.cancelled_run == Some(r.id)) {
+        let dirs = crate::sink::DatasetDir::new(data_dir, &dataset);
+        let staging = dirs.staging(&crate::runner::batch_id_for(&run));
+        crate::pipeline::discard_staging(&staging);
+    }
+    Ok(deleted)
+}
+
 /// The upload target of dataflow `name` with its gateway and/or credentials file replaced by
 /// those given (`None` keeps the current one); refused when the dataflow uploads nowhere.
 pub fn upload_settings(

@@ -542,7 +542,9 @@ async fn dataflows_in(a: DataflowsArgs, creates: bool) -> Result<u8> {
             println!("dataflow {:?} disabled", x.name);
         }
         DataflowsCommand::Delete(x) => {
-            let d = cat.delete_dataflow(&x.name, x.cancel).map_err(cat_err)?;
+            let data = cat.home().join("data");
+            let d = app::dataflows::delete_dataflow(&mut cat, &x.name, x.cancel, &data)
+                .map_err(app_err)?;
             print!(
                 "dataflow {:?} deleted ({} run record(s) removed",
                 d.name, d.runs_removed

@@ -517,8 +517,17 @@ fn delete_removes_runs_and_refuses_while_running() {
             && refused.contains("--cancel"),
         "{refused}"
     );
-    let del = c.delete_dataflow("flow", true).unwrap();
+    // The cancelled run's staging area (what it wrote before it was interrupted) goes with it.
+    let data = home.path().join("data");
+    let staging = data
+        .join("customers/.staging")
+        .join(stripe_xdm::runner::batch_id_for(&r));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("part-00000.parquet"), b"PAR1").unwrap();
+    let del = stripe_xdm::app::dataflows::delete_dataflow(&mut c, "flow", true, &data).unwrap();
     assert_eq!((del.runs_removed, del.cancelled_run), (1, Some(r.id)));
+    assert!(!staging.exists());
+    assert!(!data.join("customers").exists(), "nothing else was there");
     assert!(matches!(
         c.dataflow("flow"),
         Err(CatalogError::NotFound { .. })
