@@ -28,16 +28,19 @@ pub struct Targets {
 
 impl Targets {
     fn validate(&self, flow: &str) -> Result<()> {
+        let of_flow = |source: Box<dyn std::error::Error + Send + Sync>| AppError::Dataflow {
+            dataflow: flow.to_string(),
+            source,
+        };
         if let Some(upload) = &self.upload {
-            super::upload::check_target(upload)
-                .map_err(|e| AppError::Invalid(format!("dataflow {flow:?}: {e}")))?;
+            super::upload::check_target(upload).map_err(|e| of_flow(Box::new(e)))?;
         }
         AlertTargets {
             webhook: self.alert_webhook.clone(),
             command: self.alert_command.clone(),
         }
         .validate()
-        .map_err(|e| AppError::Invalid(format!("dataflow {flow:?}: {e}")))
+        .map_err(|e| of_flow(Box::new(e)))
     }
 }
 
@@ -289,8 +292,10 @@ pub async fn update_dataflow(
         }
     }
     if let Some(Some(upload)) = &changes.upload {
-        super::upload::check_target(upload)
-            .map_err(|e| AppError::Invalid(format!("dataflow {name:?}: {e}")))?;
+        super::upload::check_target(upload).map_err(|source| AppError::Dataflow {
+            dataflow: name.to_string(),
+            source: Box::new(source),
+        })?;
     }
     let mut update = DataflowUpdate {
         name: changes.rename,

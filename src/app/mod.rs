@@ -105,6 +105,25 @@ pub enum AppError {
         #[source]
         source: crate::xdm::XdmError,
     },
+    /// A dataflow's setting that is refused (an upload or alert target), with the reason as
+    /// its source.
+    #[error("dataflow {dataflow:?}: {source}")]
+    Dataflow {
+        /// The dataflow.
+        dataflow: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A flag's value that is refused (a credentials file that cannot be read), with the reason.
+    #[error("{flag}: {source}")]
+    Flag {
+        /// The flag, e.g. `--platform-credentials-file`.
+        flag: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Bad input, with a message naming it.
     #[error("{0}")]
     Invalid(String),

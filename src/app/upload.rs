@@ -49,8 +49,12 @@ pub fn check_target(target: &crate::catalog::UploadTarget) -> Result<()> {
         check_base_url("--platform-url", url)?;
     }
     if let Some(file) = &target.credentials_file {
-        crate::upload::PlatformCredentials::from_file(Path::new(file))
-            .map_err(|e| AppError::Invalid(format!("--platform-credentials-file: {e}")))?;
+        crate::upload::PlatformCredentials::from_file(Path::new(file)).map_err(|e| {
+            AppError::Flag {
+                flag: "--platform-credentials-file",
+                source: Box::new(e),
+            }
+        })?;
     }
     Ok(())
 }

@@ -46,8 +46,11 @@ pub enum UploadError {
         url: String,
         /// The client id, masked.
         client_id: String,
-        /// What happened.
+        /// What happened, in words.
         reason: String,
+        /// The transport's error, when there was one (its causes: refused, timed out, …).
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// HTTP 401: the access token.
     #[error("{endpoint} failed: HTTP 401 Unauthorized: {message} — check the IMS access token (AEP_ACCESS_TOKEN / access_token): it is expired or invalid; generate a new one")]

@@ -121,25 +121,25 @@ impl OAuthClient {
             ("scope", self.scopes.as_str()),
         ];
         let body = form_body(&form);
-        let unavailable = |reason: String| UploadError::ImsUnavailable {
-            url: url.clone(),
-            client_id: client_id.masked(),
-            reason,
-        };
+        let unavailable =
+            |reason: String, source: Option<reqwest::Error>| UploadError::ImsUnavailable {
+                url: url.clone(),
+                client_id: client_id.masked(),
+                reason,
+                source,
+            };
+        let transport = |e: reqwest::Error| unavailable(crate::net::describe_error(&e), Some(e));
         let resp = http
             .post(&url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
-            .map_err(|e| unavailable(crate::net::describe_error(&e)))?;
+            .map_err(transport)?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| unavailable(crate::net::describe_error(&e)))?;
+        let bytes = resp.bytes().await.map_err(transport)?;
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(unavailable(format!("HTTP {status}")));
+            return Err(unavailable(format!("HTTP {status}"), None));
         }
         if !status.is_success() {
             let detail = serde_json::from_slice::<TokenError>(&bytes)
