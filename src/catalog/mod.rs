@@ -43,7 +43,7 @@ pub use datasets::{
 };
 pub use migrations::SCHEMA_VERSION;
 pub use recovery::{process_alive, Checkpoint};
-pub use runs::{Run, RunOutcome, RunStatus, RunUpload};
+pub use runs::{platform_counts, Run, RunOutcome, RunStatus, RunUpload};
 
 use crate::schedule::ScheduleError;
 

@@ -130,6 +130,14 @@ impl Run {
         }
     }
 
+    /// The run as JSON, with its records ingested as Platform counts them ([`Run::ingested`]):
+    /// a failed run's `ingested` is 0, and `passed_validation` says how many had passed.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        platform_counts(&mut v, self.ingested(), self.counts.ingested);
+        v
+    }
+
     /// Records ingested as Platform counts them: the accepted rows of a committed run; none
     /// for a run that failed (its batch was never committed, whatever passed validation) or
     /// has not ended (as of its last checkpoint, the rows accepted so far).
@@ -542,5 +550,16 @@ impl Catalog {
             .ctx(format!(
                 "read the last scheduled time of dataflow {dataflow:?}"
             ))
+    }
+}
+
+/// Sets a report's `ingested` (JSON) to what Platform ingested, and adds `passed_validation`
+/// when that differs from the rows that passed (a failed run or batch).
+pub fn platform_counts(v: &mut serde_json::Value, ingested: u64, passed: u64) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("ingested".into(), ingested.into());
+        if ingested != passed {
+            o.insert("passed_validation".into(), passed.into());
+        }
     }
 }

@@ -100,7 +100,10 @@ pub(super) fn print_reports(reports: &[RunReport], json: bool) {
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(reports).expect("reports serialize")
+            serde_json::to_string_pretty(
+                &reports.iter().map(RunReport::to_json).collect::<Vec<_>>()
+            )
+            .expect("reports serialize")
         );
         return;
     }

@@ -310,7 +310,7 @@ pub fn review(f: &Dataflow, d: &Dataset, schema_title: Option<&str>, columns: Op
 
 pub fn print_runs(list: &[Run], json: bool) {
     if json {
-        return print_json(list);
+        return print_json(&list.iter().map(Run::to_json).collect::<Vec<_>>());
     }
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -352,7 +352,7 @@ pub fn print_runs(list: &[Run], json: bool) {
 /// One run: its counts, window, batch and upload.
 pub fn run(r: &Run, json: bool) {
     if json {
-        return print_json(r);
+        return print_json(&r.to_json());
     }
     println!("Run:              {}", r.id);
     println!("Dataflow:         {}", r.dataflow);

@@ -240,6 +240,19 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report as JSON, with its records ingested as Platform counts them: none for a
+    /// failed batch (Platform ingests nothing of it), and `passed_validation` saying how many
+    /// had passed.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        let ingested = match self.status {
+            sink::BatchStatus::Failed => 0,
+            _ => self.counts.ingested,
+        };
+        crate::catalog::platform_counts(&mut v, ingested, self.counts.ingested);
+        v
+    }
+
     /// Ingested records per second of wall time.
     pub fn records_per_sec(&self) -> f64 {
         self.counts.fetched as f64 / self.duration.as_secs_f64().max(1e-9)

@@ -448,7 +448,16 @@ fn watermark_advances_only_on_success() {
     over.counts.ingested = 431;
     over.counts.rejected = 69;
     assert_eq!((over.ingested(), over.ingested_rate()), (0, 0.0));
+    let json = over.to_json();
+    assert_eq!(
+        (
+            json["ingested"].as_u64(),
+            json["passed_validation"].as_u64()
+        ),
+        (Some(0), Some(431))
+    );
     over.status = RunStatus::Success;
+    assert!(over.to_json().get("passed_validation").is_none());
     assert_eq!(over.ingested(), 431);
     assert!((over.ingested_rate() - 86.2).abs() < 1e-9);
     assert_eq!(c.watermark("flow").unwrap(), Some(t - 30));

@@ -157,6 +157,27 @@ async fn a_threshold_exceeded_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("threshold"), "{}", text(&o));
     assert!(!out.path().join("charges/batches").exists());
+    // In JSON too, the failed batch ingested nothing; what had passed validation is beside it.
+    let o = output(run_cmd(
+        &sim,
+        "charges",
+        out.path(),
+        &["--partial-ingestion", "--json"],
+        SIM_KEY,
+        true,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &report[0];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["ingested"], 0, "{r}");
+    let passed = r["passed_validation"].as_u64().unwrap();
+    assert_eq!(
+        r["fetched"].as_u64().unwrap(),
+        passed + r["rejected"].as_u64().unwrap(),
+        "{r}"
+    );
     sim.shutdown().await;
 }
 
