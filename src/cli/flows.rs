@@ -61,10 +61,20 @@ impl HomeArgs {
     /// What a command that creates the home would leave behind if it were refused: `None`
     /// when the home already has a catalog.
     pub(super) fn fresh(&self) -> Option<FreshHome> {
-        let dir = self.path().ok()?;
-        (!dir.join(stripe_xdm::catalog::CATALOG_FILE).exists()).then(|| FreshHome {
-            existed: dir.exists(),
-            dir,
+        let home = self.path().ok()?;
+        if home.join(stripe_xdm::catalog::CATALOG_FILE).exists() {
+            return None;
+        }
+        // The topmost folder the command will create (`a` of a new `a/b/home`), if any.
+        let created = home
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .last()
+            .map(std::path::Path::to_path_buf);
+        Some(FreshHome {
+            existed: created.is_none(),
+            dir: home.clone(),
+            top: created.unwrap_or(home),
         })
     }
 
@@ -85,6 +95,8 @@ impl HomeArgs {
 pub(super) struct FreshHome {
     dir: PathBuf,
     existed: bool,
+    /// The topmost folder that did not exist (the home itself, or a parent of it).
+    top: PathBuf,
 }
 
 impl FreshHome {
@@ -100,7 +112,7 @@ impl FreshHome {
             }
         }
         if !self.existed {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.top);
             return;
         }
         for suffix in ["", "-wal", "-shm", "-journal"] {

@@ -36,7 +36,8 @@ pub struct ServeArgs {
 
 /// `stripe-xdm serve`
 pub async fn serve(a: ServeArgs) -> Result<u8, CliError> {
-    let cat = a.home.open()?;
+    // Schedules what was created before: a home without a catalog is a mistyped one.
+    let cat = a.home.open_created()?;
     let mut cfg = RunnerConfig::new(cat.home());
     drop(cat);
     cfg.api_base_url = a.api.base_url.clone();

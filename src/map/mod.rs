@@ -438,7 +438,8 @@ async fn prepare(df: DataFrame) -> Option<Prepared> {
 /// order): the first node that is not a projection, an alias or the table scan, in words.
 pub(crate) fn not_projection(plan: &LogicalPlan) -> Option<String> {
     let mut found = None;
-    let _ = plan.apply(|node| {
+    // Subqueries too: `(SELECT max(id) FROM charges)` aggregates the chunk it sees.
+    let _ = plan.apply_with_subqueries(|node| {
         let what = match node {
             LogicalPlan::Projection(_)
             | LogicalPlan::SubqueryAlias(_)

@@ -856,6 +856,23 @@ async fn only_a_command_that_creates_something_leaves_a_home() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
         assert!(!typo.exists(), "{args:?} left {home}");
     }
+    // A new home several folders deep: every folder it made goes.
+    let deep = tmp.path().join("new/deeper/home");
+    let o = output(stripe_xdm(
+        &[
+            "datasets",
+            "create",
+            "x",
+            "--schema",
+            "/no/such/schema.json",
+            "--home",
+            deep.to_str().unwrap(),
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!tmp.path().join("new").exists(), "{}", text(&o));
     std::fs::create_dir(&typo).unwrap();
     std::fs::write(typo.join("notes.txt"), "mine").unwrap();
     let o = output(stripe_xdm(
@@ -898,6 +915,22 @@ async fn serve_checks_its_flags_before_it_schedules_anything() {
     let home = tmp.path().join("home");
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
+    // serve schedules what exists: without a catalog it stops, creating nothing.
+    let o = output(stripe_xdm(
+        &[
+            "serve",
+            "--home",
+            home.to_str().unwrap(),
+            "--max-ticks",
+            "1",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no catalog in"), "{}", text(&o));
+    assert!(!home.exists());
+    drop(stripe_xdm::catalog::Catalog::open(&home).unwrap());
     let home = home.to_str().unwrap();
     for (args, named) in [
         (vec!["--tick-secs", "1e30"], "from 0.05 to 3600"),

@@ -559,6 +559,16 @@ async fn a_mapping_that_is_not_a_projection_is_not_sound() {
         assert_eq!(found.len(), 1, "{tail}: {:#?}", report.problems);
         assert!(found[0].message.contains(what), "{}", found[0].message);
     }
+    // An aggregate in a scalar subquery sees one chunk at a time as well.
+    let sub = r#"SELECT id AS "_id", COALESCE(created, to_timestamp(0)) AS "timestamp",
+        (SELECT max(id) FROM charges) AS "eventType" FROM charges"#;
+    let report = check(sub).await;
+    assert_eq!(
+        only(&report, CheckKind::NotProjection).len(),
+        1,
+        "{:#?}",
+        report.problems
+    );
     let distinct = body.replacen("SELECT", "SELECT DISTINCT", 1);
     let report = check(&distinct).await;
     assert_eq!(only(&report, CheckKind::NotProjection).len(), 1);
