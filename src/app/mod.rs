@@ -205,16 +205,7 @@ mod tests {
     use crate::source::SourceError;
 
     fn stripe(status: u16) -> SourceError {
-        SourceError::Stripe {
-            status,
-            endpoint: "GET /v1/charges".into(),
-            error_type: Some("invalid_request_error".into()),
-            code: None,
-            message: "No such endpoint".into(),
-            param: None,
-            request_id: None,
-            hint: None,
-        }
+        SourceError::refused(status)
     }
 
     #[test]

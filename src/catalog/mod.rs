@@ -311,6 +311,16 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The catalog of `home` when it has one; `None` (nothing created) when it has none.
+    /// Commands that only read or change what was created before open it this way, so a
+    /// mistyped home is never turned into a new, empty one.
+    pub fn open_existing(home: &Path) -> Result<Option<Catalog>, CatalogError> {
+        if !home.join(CATALOG_FILE).is_file() {
+            return Ok(None);
+        }
+        Catalog::open(home).map(Some)
+    }
+
     /// True when the catalog holds no account, dataset or dataflow (as a new home's does).
     pub fn is_empty(&self) -> Result<bool, CatalogError> {
         let count: i64 = self

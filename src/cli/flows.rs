@@ -47,15 +47,16 @@ impl HomeArgs {
     /// folder).
     pub(super) fn open_created(&self) -> Result<Catalog> {
         let home = self.path()?;
-        if !home.join(stripe_xdm::catalog::CATALOG_FILE).is_file() {
-            return Err(CliError::usage(format!(
-                "no catalog in {} (nothing was created there): check --home or \
-                 STRIPE_XDM_HOME; `accounts add`, `datasets create` and `dataflows create` \
-                 create one",
-                home.display()
-            )));
-        }
-        self.open()
+        Catalog::open_existing(&home)
+            .map_err(cat_err)?
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "no catalog in {} (nothing was created there): check --home or \
+                     STRIPE_XDM_HOME; `accounts add`, `datasets create` and `dataflows create` \
+                     create one",
+                    home.display()
+                ))
+            })
     }
 
     /// What a command that creates the home would leave behind if it were refused: `None`

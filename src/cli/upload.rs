@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stripe_xdm::app;
-use stripe_xdm::catalog::{Catalog, CATALOG_FILE};
+use stripe_xdm::catalog::Catalog;
 use stripe_xdm::upload::{
     PlatformCredentials, UploadConfig, UploadError, UploadOptions, UploadReport,
 };
@@ -179,9 +179,6 @@ impl HomeArgs {
         let Ok(home) = self.path() else {
             return Ok(None);
         };
-        if !home.join(CATALOG_FILE).exists() {
-            return Ok(None);
-        }
-        self.open().map(Some)
+        Catalog::open_existing(&home).map_err(super::flows::cat_err)
     }
 }

@@ -506,16 +506,7 @@ mod tests {
     use super::*;
 
     fn stripe(status: u16) -> SourceError {
-        SourceError::Stripe {
-            status,
-            endpoint: "GET /v1/charges".into(),
-            error_type: None,
-            code: None,
-            message: "refused".into(),
-            param: None,
-            request_id: None,
-            hint: None,
-        }
+        SourceError::refused(status)
     }
 
     fn exhausted(last_status: Option<u16>) -> SourceError {

@@ -114,6 +114,21 @@ impl SourceError {
         }
     }
 
+    /// A Stripe refusal with `status`, as tests of the exit-code rules need one.
+    #[cfg(test)]
+    pub(crate) fn refused(status: u16) -> SourceError {
+        SourceError::Stripe {
+            status,
+            endpoint: "GET /v1/charges".into(),
+            error_type: None,
+            code: None,
+            message: "refused".into(),
+            param: None,
+            request_id: None,
+            hint: None,
+        }
+    }
+
     /// The HTTP status behind this error, if any.
     pub fn status(&self) -> Option<u16> {
         match self {

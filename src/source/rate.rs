@@ -25,26 +25,22 @@ pub const MAX_RATE: f64 = 100_000.0;
 
 /// Checks a request budget in requests per second: a finite number of at least [`MIN_RATE`].
 pub fn check_rate(per_sec: f64) -> Result<f64, String> {
-    if per_sec.is_finite() && per_sec >= MIN_RATE {
+    within_rate(per_sec, f64::INFINITY)
+}
+
+/// Checks a request budget a user gives: [`check_rate`], and at most [`MAX_RATE`].
+pub fn check_rate_flag(per_sec: f64) -> Result<f64, String> {
+    within_rate(per_sec, MAX_RATE)
+}
+
+fn within_rate(per_sec: f64, max: f64) -> Result<f64, String> {
+    if per_sec.is_finite() && per_sec >= MIN_RATE && per_sec <= max {
         Ok(per_sec)
     } else {
         Err(format!(
             "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec:?}"
         ))
     }
-}
-
-/// Checks a request budget a user gives: [`check_rate`], and at most [`MAX_RATE`].
-pub fn check_rate_flag(per_sec: f64) -> Result<f64, String> {
-    check_rate(per_sec).and_then(|r| {
-        if r <= MAX_RATE {
-            Ok(r)
-        } else {
-            Err(format!(
-                "a request budget is in requests per second, a number from {MIN_RATE} (one request every 100 s) to {MAX_RATE}; got {per_sec:?}"
-            ))
-        }
-    })
 }
 
 /// A shared async GCRA limiter: `per_sec` requests per second, bursts of at most `burst`.
