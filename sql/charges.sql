@@ -27,16 +27,11 @@
 SELECT
     id AS "_id",
     -- Platform's identity map: the paying customer's Stripe id (primary) and billing e-mail.
-    CASE
-        WHEN customer IS NOT NULL AND billing_details['email'] IS NOT NULL THEN map(
-            ['StripeCustomerId', 'Email'],
-            [[named_struct('id', customer, 'primary', true)],
-             [named_struct('id', billing_details['email'], 'primary', false)]])
-        WHEN customer IS NOT NULL THEN map(
-            ['StripeCustomerId'], [[named_struct('id', customer, 'primary', true)]])
-        WHEN billing_details['email'] IS NOT NULL THEN map(
-            ['Email'], [[named_struct('id', billing_details['email'], 'primary', false)]])
-    END AS "identityMap",
+    -- identity_map adds an identity only where its id is present (NULL when neither is).
+    identity_map(
+        'StripeCustomerId', customer, true,
+        'Email', billing_details['email'], false
+    ) AS "identityMap",
     created AS "timestamp",
     'stripe.charge.' || COALESCE(status, 'unknown') AS "eventType",
     named_struct(

@@ -28,13 +28,8 @@
 SELECT
     id AS "_id",
     -- Platform's identity map: the e-mail (primary) and the Stripe customer id.
-    CASE
-        WHEN email IS NOT NULL THEN map(
-            ['Email', 'StripeCustomerId'],
-            [[named_struct('id', email, 'primary', true)],
-             [named_struct('id', id, 'primary', false)]])
-        ELSE map(['StripeCustomerId'], [[named_struct('id', id, 'primary', false)]])
-    END AS "identityMap",
+    -- identity_map adds an identity only where its id is present (no e-mail: the id alone).
+    identity_map('Email', email, true, 'StripeCustomerId', id, false) AS "identityMap",
     named_struct(
         'customers', named_struct(
             'id', id,

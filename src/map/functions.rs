@@ -1,5 +1,8 @@
 //! stripe-xdm's own SQL functions for mappings (beside Data Prep's catalogue).
 //!
+//! `identity_map(namespace, id, primary, …)` builds Platform's `identityMap` from the ids a row
+//! has (see `src/map/identity.rs`).
+//!
 //! `connected_account()` is the Stripe connected account (`acct_…`) a run reads through, NULL
 //! for the platform account's own data.
 //!
@@ -23,6 +26,7 @@ use datafusion::prelude::SessionContext;
 /// Registers stripe-xdm's own functions on a session.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(ListProject::new()));
+    ctx.register_udf(ScalarUDF::from(super::identity::IdentityMap::new()));
     set_connected_account(ctx, None);
 }
 

@@ -12,6 +12,7 @@ mod columnar_map;
 pub mod currency;
 pub mod dataprep;
 pub mod functions;
+mod identity;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
