@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -25,7 +25,7 @@ use parquet::schema::types::ColumnPath;
 ///   detection alone (three `cpuid`s each, ~4 µs apiece on this virtual machine) costs more
 ///   than compressing the chunk (BENCHMARKS.md §2j, §2m).
 ///
-/// Columns inside lists keep the defaults.
+/// Columns inside lists and maps are judged the same way, by their items per sampled row.
 pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterProperties {
     let mut builder = props.clone().into_builder();
     let mut leaves = Vec::new();
@@ -36,6 +36,7 @@ pub fn fit_to_rows(props: WriterProperties, sample: &RecordBatch) -> WriterPrope
     let group = props.max_row_group_row_count().unwrap_or(1024 * 1024);
     for (path, array) in leaves {
         let path = ColumnPath::new(path);
+        let array = array.as_ref();
         let distinct = distinct_values(array);
         let dictionary = props.dictionary_enabled(&path);
         if dictionary && distinct.mostly_distinct {
@@ -147,21 +148,47 @@ fn is_bytes(t: &DataType) -> bool {
 }
 
 /// The string, binary, fixed-width (number, timestamp) and boolean leaves of `array` (through
-/// structs) with their column paths.
-fn value_leaves<'a>(
-    path: Vec<String>,
-    array: &'a dyn Array,
-    out: &mut Vec<(Vec<String>, &'a dyn Array)>,
-) {
+/// structs, lists and maps) with their Parquet column paths. A list's leaves are its items'
+/// (`<list>.list.<item>…`, as the Arrow writer names them), a map's its entries' keys and values
+/// (`<map>.<entries>.key`, `<map>.<entries>.value…`).
+fn value_leaves(path: Vec<String>, array: &dyn Array, out: &mut Vec<(Vec<String>, ArrayRef)>) {
+    let nested = |mut path: Vec<String>, names: &[&str], child: &dyn Array, out: &mut _| {
+        path.extend(names.iter().map(|n| n.to_string()));
+        value_leaves(path, child, out);
+    };
     match array.data_type() {
         DataType::Struct(fields) => {
             for (f, child) in fields.iter().zip(array.as_struct().columns()) {
-                let mut p = path.clone();
-                p.push(f.name().clone());
-                value_leaves(p, child.as_ref(), out);
+                nested(path.clone(), &[f.name()], child.as_ref(), out);
             }
         }
-        t if is_bytes(t) || t.is_primitive() || *t == DataType::Boolean => out.push((path, array)),
+        DataType::List(item) => {
+            let list = array.as_list::<i32>();
+            let (o, rows) = (list.offsets(), list.len());
+            let items = list
+                .values()
+                .slice(o[0] as usize, (o[rows] - o[0]) as usize);
+            nested(path, &["list", item.name()], items.as_ref(), out);
+        }
+        DataType::LargeList(item) => {
+            let list = array.as_list::<i64>();
+            let (o, rows) = (list.offsets(), list.len());
+            let items = list
+                .values()
+                .slice(o[0] as usize, (o[rows] - o[0]) as usize);
+            nested(path, &["list", item.name()], items.as_ref(), out);
+        }
+        DataType::Map(entries, _) => {
+            let map = array.as_map();
+            let (o, rows) = (map.offsets(), map.len());
+            let slice = map
+                .entries()
+                .slice(o[0] as usize, (o[rows] - o[0]) as usize);
+            nested(path, &[entries.name()], &slice, out);
+        }
+        t if is_bytes(t) || t.is_primitive() || *t == DataType::Boolean => {
+            out.push((path, arrow::array::make_array(array.to_data())))
+        }
         _ => {}
     }
 }
@@ -452,5 +479,107 @@ mod tests {
         assert!(has_range(4) && has_range(5), "numbers keep theirs");
         let back: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
         assert_eq!(back, vec![batch]);
+    }
+
+    #[test]
+    fn columns_inside_lists_and_maps_are_fitted_under_the_paths_the_file_gives_them() {
+        let n: usize = 8192;
+        // A map of two namespaces to lists of {id, primary}, as identityMap, and a list of
+        // unique strings.
+        let mut ids = arrow::array::StringBuilder::new();
+        let mut keys = arrow::array::StringBuilder::new();
+        let (mut items, mut entries) = (vec![0i32], vec![0i32]);
+        for i in 0..n {
+            for ns in ["StripeCustomerId", "Email"] {
+                keys.append_value(ns);
+                ids.append_value(format!("{ns}-{i}"));
+                items.push(items.len() as i32);
+            }
+            entries.push(2 * (i as i32 + 1));
+        }
+        let item_fields = arrow::datatypes::Fields::from(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("primary", DataType::Boolean, true),
+        ]);
+        let item = Arc::new(Field::new(
+            "item",
+            DataType::Struct(item_fields.clone()),
+            true,
+        ));
+        let primary = arrow::array::BooleanArray::from_iter((0..2 * n).map(|i| Some(i % 2 == 0)));
+        let values = arrow::array::ListArray::new(
+            item.clone(),
+            arrow::buffer::OffsetBuffer::new(items.into()),
+            Arc::new(StructArray::new(
+                item_fields,
+                vec![Arc::new(ids.finish()), Arc::new(primary)],
+                None,
+            )),
+            None,
+        );
+        let entry_fields = arrow::datatypes::Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", values.data_type().clone(), true),
+        ]);
+        let map: ArrayRef = Arc::new(arrow::array::MapArray::new(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(entry_fields.clone()),
+                false,
+            )),
+            arrow::buffer::OffsetBuffer::new(entries.into()),
+            StructArray::new(
+                entry_fields,
+                vec![Arc::new(keys.finish()), Arc::new(values)],
+                None,
+            ),
+            None,
+            false,
+        ));
+        let tags: ArrayRef = Arc::new(arrow::array::ListArray::from_iter_primitive::<
+            arrow::datatypes::Int64Type,
+            _,
+            _,
+        >(
+            (0..n as i64).map(|i| Some(vec![Some(i), Some(i + 1)]))
+        ));
+        let batch = RecordBatch::try_from_iter(vec![("identityMap", map), ("tags", tags)]).unwrap();
+        let zstd = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).unwrap());
+        let props = WriterProperties::builder()
+            .set_compression(zstd)
+            .set_max_row_group_row_count(Some(8192))
+            .build();
+        let fitted = fit_to_rows(props, &batch);
+        let mut w = ParallelWriter::try_new(Vec::new(), batch.schema(), fitted.clone()).unwrap();
+        w.write(&batch).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let rg = reader.metadata().row_group(0);
+        let chunk = |path: &str| {
+            (0..rg.num_columns())
+                .map(|i| rg.column(i))
+                .find(|c| c.column_path().string() == path)
+                .unwrap_or_else(|| panic!("no column {path}"))
+        };
+        let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_string).collect());
+        let key = "identityMap.entries.key";
+        let id = "identityMap.entries.value.list.item.id";
+        let primary = "identityMap.entries.value.list.item.primary";
+        // Two namespaces: a dictionary of two values, written uncompressed.
+        assert!(fitted.dictionary_enabled(&path(key)));
+        assert_eq!(chunk(key).compression(), Compression::UNCOMPRESSED);
+        assert_eq!(chunk(primary).compression(), Compression::UNCOMPRESSED);
+        // Unique ids: no dictionary, compressed.
+        assert!(!fitted.dictionary_enabled(&path(id)));
+        assert!(!chunk(id)
+            .encodings()
+            .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY));
+        assert_eq!(chunk(id).compression(), zstd);
+        assert!(!fitted.dictionary_enabled(&path("tags.list.item")));
+        let back: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(
+            arrow::compute::concat_batches(&batch.schema(), &back).unwrap(),
+            batch
+        );
     }
 }
