@@ -11,7 +11,8 @@
 //! is printed beside it. `E2E_SIM=inprocess` runs the simulator in this process instead (as
 //! before BENCHMARKS.md §2d). The child shares the two cores, as the in-process simulator did.
 //! `E2E_REMAP=0` skips the remap; `E2E_KEEP=1` keeps the output (mirror and batch) and prints
-//! where.
+//! where; `E2E_MAPPING=DIR` maps with `DIR/<resource>.sql` into `DIR/<resource>.xdm.json`
+//! instead of the built-in mapping (`benches/ratio.sh` uses it to run the baseline's mapping).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -19,9 +20,11 @@ use support::env;
 
 use std::time::Instant;
 
+use stripe_xdm::map::{substitute_tenant, Mapping};
 use stripe_xdm::pipeline::{self, RunConfig};
 use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::source::{ClientConfig, StripeClient};
+use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::{Resource, Secret};
 
 fn peak_rss_mib() -> f64 {
@@ -240,6 +243,16 @@ fn main() {
         run.control.concurrency = concurrency;
         run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
         run.sink.row_group_rows = env("E2E_ROW_GROUP", run.sink.row_group_rows);
+        if let Some(dir) = std::env::var_os("E2E_MAPPING").map(std::path::PathBuf::from) {
+            // Another mapping and its XDM schema: `DIR/<resource>.sql`, `DIR/<resource>.xdm.json`.
+            let path = resource.path();
+            run.mapping = Mapping::from_file(&dir.join(format!("{path}.sql")), "acme")
+                .expect("E2E_MAPPING: the resource's mapping");
+            let schema = std::fs::read_to_string(dir.join(format!("{path}.xdm.json")))
+                .expect("E2E_MAPPING: the resource's XDM schema");
+            run.schema = XdmSchema::from_json_str(&substitute_tenant(&schema, "acme"))
+                .expect("E2E_MAPPING: the XDM schema");
+        }
         let peaks = AllocatorPeaks::start();
         let cpu_before = (cpu_secs_of(std::process::id()), handle.cpu_secs());
         let started = Instant::now();

@@ -11,6 +11,12 @@
 # `cargo bench --bench e2e --no-run`. BASE_BIN or NEW_BIN (paths of e2e bench binaries) skip
 # either build. E2E_RECORDS and E2E_CONCURRENCY pass through.
 #
+# SAME_MAPPING=1 runs this tree with the baseline's own mapping and XDM schema (sql/charges.sql and
+# sql/charges.xdm.json of d61c6f7, through the bench's E2E_MAPPING): both engines then do the same
+# mapping work, and the ratio is the cost of the mirror alone. Without it, this tree maps with
+# today's built-in mapping, which writes more XDM fields (identityMap, connectedAccountId,
+# currencyCode and the *Major amounts came after d61c6f7).
+#
 # Prints one row per round: records/s and the CPU-seconds of the process (user + system,
 # engine and simulator, from /usr/bin/time) of each, and the throughput ratio.
 set -euo pipefail
@@ -43,26 +49,39 @@ for bin in "$BASE_BIN" "$NEW_BIN"; do
     [[ -x "$bin" ]] || { echo "ratio.sh: no bench binary at '$bin'" >&2; exit 1; }
 done
 
-# One run: "<records/s> <cpu-seconds>".
+new_env=()
+mapping_note="today's built-in mapping"
+if [[ -n "${SAME_MAPPING:-}" ]]; then
+    mapping_dir=$(mktemp -d)
+    trap 'rm -rf "$mapping_dir"' EXIT
+    for f in charges.sql charges.xdm.json; do
+        git show "$BASE_REV:sql/$f" >"$mapping_dir/$f"
+    done
+    new_env=("E2E_MAPPING=$mapping_dir")
+    mapping_note="$BASE_REV's mapping (SAME_MAPPING)"
+fi
+
+# One run: "<records/s> <cpu-seconds>"; arguments after the binary are extra environment.
 run() {
-    local out times rate
+    local out times rate bin=$1
+    shift
     out=$(mktemp)
     times=$(mktemp)
-    (cd "${TMPDIR:-/tmp}" && /usr/bin/time -o "$times" -f '%U %S' "$1" --bench >"$out" 2>&1)
+    (cd "${TMPDIR:-/tmp}" && env "$@" /usr/bin/time -o "$times" -f '%U %S' "$bin" --bench >"$out" 2>&1)
     rate=$(sed -n 's/.*= \([0-9]*\) records\/s.*/\1/p' "$out" | head -1)
     times=$(tail -1 "$times" && rm -f "$times")
     rm -f "$out"
-    [[ -n "$rate" ]] || { echo "ratio.sh: $1 printed no records/s" >&2; exit 1; }
+    [[ -n "$rate" ]] || { echo "ratio.sh: $bin printed no records/s" >&2; exit 1; }
     awk -v r="$rate" -v t="$times" 'BEGIN { split(t, a, " "); printf "%d %.1f\n", r, a[1] + a[2] }'
 }
 
-echo "$E2E_RECORDS charges, in-process simulator; base $BASE_REV: $BASE_BIN; this tree: $NEW_BIN"
+echo "$E2E_RECORDS charges, in-process simulator; base $BASE_REV: $BASE_BIN; this tree: $NEW_BIN, $mapping_note"
 echo
 echo "| round | before the mirror ($BASE_REV) | this tree | ratio |"
 echo "|---|---|---|---|"
 for ((i = 1; i <= rounds; i++)); do
     read -r base_rate base_cpu < <(run "$BASE_BIN")
-    read -r new_rate new_cpu < <(run "$NEW_BIN")
+    read -r new_rate new_cpu < <(run "$NEW_BIN" "${new_env[@]}")
     awk -v i="$i" -v br="$base_rate" -v bc="$base_cpu" -v nr="$new_rate" -v nc="$new_cpu" \
         'BEGIN { printf "| %d | %d records/s, %.1f CPU-s | %d records/s, %.1f CPU-s | %.2f |\n", i, br, bc, nr, nc, nr / br }'
 done
