@@ -81,18 +81,23 @@ pub async fn mapping_check(a: CheckArgs) -> Result<u8> {
     }
     if report.is_sound() {
         println!(
-            "{}: sound ({} warnings)",
+            "{}: sound ({})",
             a.file.display(),
-            report.warnings().count()
+            count(report.warnings().count(), "warning")
         );
         Ok(0)
     } else {
         Err(CliError::usage(format!(
-            "{}: {} errors",
+            "{}: {}",
             a.file.display(),
-            report.errors().count()
+            count(report.errors().count(), "error")
         )))
     }
+}
+
+/// `n` and `noun`, plural unless `n` is 1 ("1 error", "2 warnings").
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `stripe-xdm mapping import`.

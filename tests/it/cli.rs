@@ -304,6 +304,30 @@ async fn mapping_check_exits_0_only_for_a_sound_mapping() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("amout"), "{}", text(&o));
+    assert!(text(&o).contains("bad.sql: 1 error\n"), "{}", text(&o));
+    // identity_map's namespace and primary flag are literals, checked when the SQL is planned.
+    std::fs::write(
+        &bad,
+        "SELECT id AS \"_id\", identity_map('Email', receipt_email, paid) AS \"identityMap\" FROM charges",
+    )
+    .unwrap();
+    let o = output(stripe_xdm(
+        &[
+            "mapping",
+            "check",
+            bad.to_str().unwrap(),
+            "--resource",
+            "charges",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("identity_map: argument 3 (primary) must be true or false"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test]
