@@ -11,8 +11,9 @@
 //! is printed beside it. `E2E_SIM=inprocess` runs the simulator in this process instead (as
 //! before BENCHMARKS.md §2d). The child shares the two cores, as the in-process simulator did.
 //! `E2E_REMAP=0` skips the remap; `E2E_KEEP=1` keeps the output (mirror and batch) and prints
-//! where; `E2E_MAPPING=DIR` maps with `DIR/<resource>.sql` into `DIR/<resource>.xdm.json`
-//! instead of the built-in mapping (`benches/ratio.sh` uses it to run the baseline's mapping).
+//! where; `E2E_MAPPING=DIR` maps the run and the remap with `DIR/<resource>.sql` into
+//! `DIR/<resource>.xdm.json` instead of the built-in mapping (`benches/ratio.sh` uses it to run
+//! the baseline's mapping).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -26,6 +27,22 @@ use stripe_xdm::sim::{SimConfig, Simulator, SIM_KEY};
 use stripe_xdm::source::{ClientConfig, StripeClient};
 use stripe_xdm::xdm::XdmSchema;
 use stripe_xdm::{Resource, Secret};
+
+/// The run's configuration: the built-in mapping of `resource`, or with `E2E_MAPPING=DIR`
+/// `DIR/<resource>.sql` into `DIR/<resource>.xdm.json` (the run and the remap alike).
+fn run_config(resource: Resource, out: &std::path::Path) -> RunConfig {
+    let mut run = RunConfig::builtin(resource, "acme", out.to_path_buf()).unwrap();
+    if let Some(dir) = std::env::var_os("E2E_MAPPING").map(std::path::PathBuf::from) {
+        let path = resource.path();
+        run.mapping = Mapping::from_file(&dir.join(format!("{path}.sql")), "acme")
+            .expect("E2E_MAPPING: the resource's mapping");
+        let schema = std::fs::read_to_string(dir.join(format!("{path}.xdm.json")))
+            .expect("E2E_MAPPING: the resource's XDM schema");
+        run.schema = XdmSchema::from_json_str(&substitute_tenant(&schema, "acme"))
+            .expect("E2E_MAPPING: the XDM schema");
+    }
+    run
+}
 
 fn peak_rss_mib() -> f64 {
     peak_rss_of(std::process::id())
@@ -239,20 +256,10 @@ fn main() {
         } else {
             Some(out)
         };
-        let mut run = RunConfig::builtin(resource, "acme", out_path.clone()).unwrap();
+        let mut run = run_config(resource, &out_path);
         run.control.concurrency = concurrency;
         run.chunk_records = env("E2E_CHUNK", pipeline::DEFAULT_CHUNK_RECORDS);
         run.sink.row_group_rows = env("E2E_ROW_GROUP", run.sink.row_group_rows);
-        if let Some(dir) = std::env::var_os("E2E_MAPPING").map(std::path::PathBuf::from) {
-            // Another mapping and its XDM schema: `DIR/<resource>.sql`, `DIR/<resource>.xdm.json`.
-            let path = resource.path();
-            run.mapping = Mapping::from_file(&dir.join(format!("{path}.sql")), "acme")
-                .expect("E2E_MAPPING: the resource's mapping");
-            let schema = std::fs::read_to_string(dir.join(format!("{path}.xdm.json")))
-                .expect("E2E_MAPPING: the resource's XDM schema");
-            run.schema = XdmSchema::from_json_str(&substitute_tenant(&schema, "acme"))
-                .expect("E2E_MAPPING: the XDM schema");
-        }
         let peaks = AllocatorPeaks::start();
         let cpu_before = (cpu_secs_of(std::process::id()), handle.cpu_secs());
         let started = Instant::now();
@@ -297,7 +304,7 @@ fn main() {
         if std::env::var("E2E_REMAP").as_deref() == Ok("0") {
             return;
         }
-        let remap_cfg = RunConfig::builtin(resource, "acme", out_path.clone()).unwrap();
+        let remap_cfg = run_config(resource, &out_path);
         let started = Instant::now();
         let remapped = pipeline::remap(remap_cfg).await.expect("remap");
         let secs = started.elapsed().as_secs_f64();

@@ -81,7 +81,7 @@ echo "| round | before the mirror ($BASE_REV) | this tree | ratio |"
 echo "|---|---|---|---|"
 for ((i = 1; i <= rounds; i++)); do
     read -r base_rate base_cpu < <(run "$BASE_BIN")
-    read -r new_rate new_cpu < <(run "$NEW_BIN" "${new_env[@]}")
+    read -r new_rate new_cpu < <(run "$NEW_BIN" ${new_env[@]+"${new_env[@]}"})
     awk -v i="$i" -v br="$base_rate" -v bc="$base_cpu" -v nr="$new_rate" -v nc="$new_cpu" \
         'BEGIN { printf "| %d | %d records/s, %.1f CPU-s | %d records/s, %.1f CPU-s | %.2f |\n", i, br, bc, nr, nc, nr / br }'
 done

@@ -2,8 +2,9 @@
 //!
 //! DataFusion's `map` slices every row's key list and value list into arrays of their own,
 //! checks each row's keys for uniqueness on those slices, then concatenates them all again. The
-//! default mappings build `identityMap` with it, and it was 3 % of a charges run
-//! (BENCHMARKS.md §2j). [`ColumnarMap`] takes its place under the same name and builds the
+//! default mappings built `identityMap` with it, and it was 3 % of a charges run
+//! (BENCHMARKS.md §2j; they now use `identity_map`, §2n); mappings written by users still do.
+//! [`ColumnarMap`] takes its place under the same name and builds the
 //! same map from the lists' own child arrays when the input has the usual shape: `List` keys of
 //! strings and `List` values, as many values as keys in every row, no key null, no entries in a
 //! row whose key list is null, at most [`SMALL_ROW`] keys a row. Anything else goes to
