@@ -7,8 +7,8 @@
 //! and a map entry must not hold a null id, so a mapping would need a `CASE` over every
 //! combination of present ids. This function takes the triples instead:
 //!
-//! - `namespace` is a non-empty string literal, `primary` a boolean literal, `id` any expression
-//!   (cast to text);
+//! - `namespace` is a non-empty string literal, `primary` a boolean literal (`true` for one
+//!   triple at most: a record has one primary identity), `id` an expression of text or integers;
 //! - a triple whose id is null adds nothing; triples of the same namespace make one entry whose
 //!   list holds their identities in argument order;
 //! - a row with no id at all gets a null map.
@@ -64,7 +64,7 @@ fn triples(scalars: &[Option<&ScalarValue>]) -> Result<Vec<Triple>> {
             scalars.len()
         );
     }
-    scalars
+    let triples = scalars
         .chunks(3)
         .enumerate()
         .map(|(i, t)| {
@@ -96,7 +96,21 @@ fn triples(scalars: &[Option<&ScalarValue>]) -> Result<Vec<Triple>> {
                 id_arg: 3 * i + 1,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    // Platform takes one primary identity a record: two `true`s would both be sent whenever
+    // both ids are present.
+    if triples.iter().filter(|t| t.primary).count() > 1 {
+        return plan_err!(
+            "identity_map: only one identity can be primary (true), got {}",
+            triples
+                .iter()
+                .filter(|t| t.primary)
+                .map(|t| t.namespace.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(triples)
 }
 
 /// The type of the map: the shape DataFusion's `map(keys, [[named_struct('id', …, 'primary',
