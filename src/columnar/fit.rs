@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, OffsetSizeTrait, RecordBatch};
 use arrow::datatypes::DataType;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -173,21 +173,11 @@ fn value_leaves(
                 nested(path.clone(), &[f.name()], child.as_ref(), out);
             }
         }
-        DataType::List(item) => {
-            let list = array.as_list::<i32>();
-            let (o, rows) = (list.offsets(), list.len());
-            let items = list
-                .values()
-                .slice(o[0] as usize, (o[rows] - o[0]) as usize);
-            let item = if coerce { "element" } else { item.name() };
-            nested(path, &["list", item], items.as_ref(), out);
-        }
-        DataType::LargeList(item) => {
-            let list = array.as_list::<i64>();
-            let (o, rows) = (list.offsets(), list.len());
-            let items = list
-                .values()
-                .slice(o[0] as usize, (o[rows] - o[0]) as usize);
+        DataType::List(item) | DataType::LargeList(item) => {
+            let items = match array.data_type() {
+                DataType::List(_) => list_items::<i32>(array),
+                _ => list_items::<i64>(array),
+            };
             let item = if coerce { "element" } else { item.name() };
             nested(path, &["list", item], items.as_ref(), out);
         }
@@ -210,6 +200,14 @@ fn value_leaves(
         }
         _ => {}
     }
+}
+
+/// The items of a list array's rows (its values from the first row's start to the last row's end).
+fn list_items<O: OffsetSizeTrait>(array: &dyn Array) -> ArrayRef {
+    let list = array.as_list::<O>();
+    let offsets = list.offsets();
+    let (start, end) = (offsets[0].as_usize(), offsets[list.len()].as_usize());
+    list.values().slice(start, end - start)
 }
 
 /// What the first (up to 8,192) non-null values of a leaf array hold: how many were sampled,
