@@ -275,14 +275,18 @@ async fn mapping_preview_shows_each_row_with_its_errors() {
     assert!(text(&missing).contains("/no/such.sql"));
 }
 
-#[tokio::test]
-async fn mapping_check_exits_0_only_for_a_sound_mapping() {
-    let sound = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.sql");
-    let o = output(stripe_xdm(
-        &["mapping", "check", sound, "--resource", "charges"],
+/// `stripe-xdm mapping check FILE --resource charges`.
+async fn check_charges_mapping(file: &str) -> Output {
+    output(stripe_xdm(
+        &["mapping", "check", file, "--resource", "charges"],
         None,
     ))
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn mapping_check_exits_0_only_for_a_sound_mapping() {
+    let o = check_charges_mapping(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/charges.sql")).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.sql");
@@ -291,17 +295,7 @@ async fn mapping_check_exits_0_only_for_a_sound_mapping() {
         "SELECT id AS \"_id\",\n  amout AS \"timestamp\" FROM charges",
     )
     .unwrap();
-    let o = output(stripe_xdm(
-        &[
-            "mapping",
-            "check",
-            bad.to_str().unwrap(),
-            "--resource",
-            "charges",
-        ],
-        None,
-    ))
-    .await;
+    let o = check_charges_mapping(bad.to_str().unwrap()).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("amout"), "{}", text(&o));
     assert!(text(&o).contains("bad.sql: 1 error\n"), "{}", text(&o));
@@ -311,17 +305,7 @@ async fn mapping_check_exits_0_only_for_a_sound_mapping() {
         "SELECT id AS \"_id\", identity_map('Email', receipt_email, paid) AS \"identityMap\" FROM charges",
     )
     .unwrap();
-    let o = output(stripe_xdm(
-        &[
-            "mapping",
-            "check",
-            bad.to_str().unwrap(),
-            "--resource",
-            "charges",
-        ],
-        None,
-    ))
-    .await;
+    let o = check_charges_mapping(bad.to_str().unwrap()).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("identity_map: argument 3 (primary) must be true or false"),
